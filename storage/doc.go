@@ -1,0 +1,85 @@
+// Package storage is Skiff's partition log: Kafka's segmented log of record
+// batches, with sparse offset and time indexes, recovery after a crash,
+// retention, and a durability model built on group commit.
+//
+// It knows record batches only by their v2 header (protocol.ParseBatchHeader
+// and friends): it validates CRCs, assigns offsets by rewriting base offsets,
+// and stores the bytes exactly as the producer sent them.
+//
+// # Layout
+//
+// A Store owns a data directory with one directory per partition, named
+// "<topic>-<partition>", plus a lock file and, between a clean shutdown and
+// the next start, the marker ".skiff_cleanshutdown". A log directory holds
+// segments, each three files named by the segment's base offset, zero-padded
+// to 20 digits as in Kafka:
+//
+//	00000000000000000000.log        the batches, back to back
+//	00000000000000000000.index      sparse offset index: 4-byte offset relative to the
+//	                                base + 4-byte file position, one entry per
+//	                                index.interval.bytes of batches
+//	00000000000000000000.timeindex  8-byte timestamp + 4-byte relative offset, an entry
+//	                                whenever the largest timestamp grew at an index point
+//	log-start-offset                the log start offset, once DeleteRecordsBefore moved it
+//	                                past the first segment's base
+//
+// All but the last segment are immutable; appends go to the last, the active
+// segment, which rolls (a new segment starts at the log end offset) when an
+// append would exceed segment.bytes or segment.ms has passed since its first
+// batch's timestamp. Index entries are kept in memory and written to their
+// files, atomically (temp file, fsync, rename), when a segment rolls and when
+// the log closes. The indexes of segments found complete at start-up are
+// read from disk on first use only.
+//
+// # Usage
+//
+//	st, err := storage.OpenStore(dir, logger)
+//	lg, err := st.OpenLog("orders-0", storage.DefaultConfig())
+//	res, err := lg.Append(records, storage.AppendOptions{Sync: true}) // acks=1/all
+//	ch := lg.Wait()                                                   // long poll: Wait first,
+//	rr, err := lg.Read(offset, 1<<20, true)                           // then read, then <-ch
+//	err = st.Close()                                                  // fsync all, mark clean
+//
+// # Durability
+//
+// In Durable mode (the default) an append is written to the page cache under
+// the log's lock and made durable with fdatasync outside it. Appends with
+// Sync set wait for an fsync round that started after their write: one round
+// at a time runs, covering every append written before it started, and a
+// waiter covered by another's round returns without an fsync of its own
+// (group commit). Appends without Sync (acks=0) start a background flush and
+// return. The high watermark, and so what Read, FindTimestamp and
+// MaxTimestampBatch can see, covers only fsynced data; Wait wakes long polls
+// when it advances. When a segment rolls, it is fsynced, its indexes are
+// written and the directory is fsynced before the high watermark enters the
+// new segment. An fsync failure fails the log (ErrLogFailed) until reopened.
+//
+// With Durable=false the log behaves as Kafka does by default: the high
+// watermark is the log end offset, and data is fsynced only when
+// flush.messages records are unflushed (the appender waits, as in Kafka),
+// when flush.ms has passed, on roll and on close.
+//
+// # Recovery
+//
+// OpenStore removes the clean-shutdown marker durably, and Store.Close writes
+// it after every log was flushed, so its presence at start-up proves that all
+// data and index files are complete. After a clean stop a log opens without
+// scanning: only the active segment's tail past its last index entry (at most
+// about one index interval) is read to find the log end offset. After an
+// unclean stop every segment's tail past its last index entry is validated
+// with protocol.ValidateBatch (a segment with missing or inconsistent index
+// files is validated whole); at the first torn or corrupt batch the file is
+// truncated (logged as a warning), its indexes rebuilt, and any later
+// segments deleted, as Kafka does. Index files are only ever written from
+// memory, atomically, so on disk they always describe a prefix of their log
+// file; the tail scan is what catches data written after them.
+//
+// # Concurrency
+//
+// A Log is safe for concurrent use. Its mutable state sits in a mu struct
+// guarded by its mutex; methods that need the lock end in Locked. Reads hold
+// the lock only to capture positions, then pread without it, so they never
+// wait behind an fsync or a large append. Segments are reference counted so
+// that retention can delete a segment while a read of it is in flight. Every
+// goroutine the package starts belongs to a log and Close waits for it.
+package storage

@@ -1,0 +1,279 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// syncLocked returns once everything before offset target is durable. It
+// joins the fsync round in progress, if any, and otherwise runs one itself
+// (group commit: one round covers every append written before it started, so
+// a waiter covered by someone else's round returns without an fsync of its
+// own). Called and returns with l.mu held; drops it while waiting.
+func (l *Log) syncLocked(target int64) error {
+	for {
+		if l.mu.flushed.offset >= target {
+			return nil
+		}
+		if l.mu.failed != nil {
+			return l.mu.failed
+		}
+		if l.mu.flushing {
+			done := l.mu.flushDone
+			l.mu.Unlock()
+			<-done
+			l.mu.Lock()
+			continue
+		}
+		l.flushLocked()
+	}
+}
+
+// flushItem is a segment a flush round must make durable.
+type flushItem struct {
+	s         *segment
+	size      int64
+	saveIndex bool
+}
+
+// flushLocked runs one fsync round over everything written so far. The I/O
+// happens without l.mu, so appends and reads go on meanwhile. Called and
+// returns with l.mu held.
+func (l *Log) flushLocked() {
+	target := l.endPosLocked()
+	var items []flushItem
+	// Rounds run one at a time and each covers every dirty segment, so
+	// walking back from the active segment can stop at the first clean
+	// rolled one.
+	for i := len(l.mu.segs) - 1; i >= 0; i-- {
+		s := l.mu.segs[i]
+		saveIndex := s.rolled && !s.indexSaved
+		if s.synced >= s.size && !saveIndex {
+			if s.rolled {
+				break
+			}
+			continue
+		}
+		s.acquire()
+		items = append(items, flushItem{s: s, size: s.size, saveIndex: saveIndex})
+	}
+	syncDir := l.mu.dirDirty
+	l.mu.dirDirty = false
+	maxTs, maxTsOffset, msgs := l.mu.maxTs, l.mu.maxTsOffset, l.mu.appendedMsgs
+	sync := l.mu.fsync
+	done := make(chan struct{})
+	l.mu.flushing, l.mu.flushDone = true, done
+	l.mu.Unlock()
+
+	var err error
+	for i := len(items) - 1; i >= 0 && err == nil; i-- { // oldest first
+		it := items[i]
+		if err = sync(it.s.f); err != nil {
+			err = fmt.Errorf("storage: fsync %s: %w", it.s.f.Name(), err)
+			break
+		}
+		l.fsyncs.Add(1)
+		if it.saveIndex && !it.s.deleted.Load() {
+			err = it.s.writeIndexFiles()
+			syncDir = true
+		}
+	}
+	if err == nil && syncDir {
+		// New segment files and renamed index files must survive a crash
+		// before the high watermark moves into them.
+		err = syncDirectory(l.dir)
+	}
+	for _, it := range items {
+		it.s.release()
+	}
+
+	l.mu.Lock()
+	l.mu.flushing = false
+	close(done)
+	if err != nil {
+		l.mu.failed = fmt.Errorf("%w: %w", ErrLogFailed, err)
+		l.mu.dirDirty = l.mu.dirDirty || syncDir
+		l.logger.Error().Err(err).Str("dir", l.dir).Msg("storage: flush failed; log refuses appends until reopened")
+		return
+	}
+	for _, it := range items {
+		it.s.synced = max(it.s.synced, it.size)
+		if it.saveIndex {
+			it.s.indexSaved = true
+		}
+	}
+	l.mu.flushed = target
+	l.mu.flushedMsgs = msgs
+	l.mu.lastFlush = time.Now()
+	if l.mu.cfg.Durable {
+		l.advanceHWLocked(target, maxTs, maxTsOffset)
+	}
+}
+
+// flushSoonLocked makes sure data up to target is flushed promptly without
+// the caller waiting: it starts a background flusher unless one runs.
+func (l *Log) flushSoonLocked(target int64) {
+	l.mu.flushWanted = max(l.mu.flushWanted, target)
+	if l.mu.bgFlushing || l.mu.closed {
+		return // the running flusher, or Close, will cover target
+	}
+	l.mu.bgFlushing = true
+	l.wg.Add(1) // never concurrent with Close's Wait: closed is checked under the same lock
+	go l.backgroundFlush()
+}
+
+// backgroundFlush flushes until flushWanted is durable, however often it is
+// raised meanwhile. Owned by the log: Close waits for it.
+func (l *Log) backgroundFlush() {
+	defer l.wg.Done()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.mu.failed == nil && l.mu.flushed.offset < l.mu.flushWanted {
+		_ = l.syncLocked(l.mu.flushWanted)
+	}
+	l.mu.bgFlushing = false
+}
+
+// armFlushTimerLocked schedules the flush.ms flush of page-cache mode for
+// flush.ms after the last flush, unless one is scheduled already.
+func (l *Log) armFlushTimerLocked() {
+	ms, ok := l.mu.cfg.flushMs()
+	if !ok || l.mu.flushTimer != nil || l.mu.closed {
+		return
+	}
+	d := max(time.Until(l.mu.lastFlush.Add(time.Duration(ms)*time.Millisecond)), 0)
+	l.mu.flushTimer = time.AfterFunc(d, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.mu.flushTimer = nil
+		if !l.mu.closed && l.mu.flushed.offset < l.mu.leo {
+			l.flushSoonLocked(l.mu.leo)
+		}
+	})
+}
+
+// Close flushes and fsyncs everything, writes the active segment's indexes
+// (so the next open need not scan), and closes the files. Reads still in
+// flight finish first on their own references.
+func (l *Log) Close() error {
+	err := l.close(true)
+	if l.store != nil && !errors.Is(err, ErrClosed) {
+		l.store.forget(l)
+	}
+	return err
+}
+
+// Delete closes the log without flushing and removes its directory. The
+// directory is first renamed to a hidden name, so that a crash halfway
+// through never leaves a half-deleted log to be opened again; OpenStore
+// removes such leftovers.
+func (l *Log) Delete() error {
+	if err := l.close(false); err != nil && !errors.Is(err, ErrClosed) {
+		return err
+	}
+	parent := filepath.Dir(l.dir)
+	gone := filepath.Join(parent, fmt.Sprintf(".%s.%d%s", filepath.Base(l.dir), time.Now().UnixNano(), deletingSuffix))
+	err := os.Rename(l.dir, gone)
+	if err == nil {
+		_ = syncDirectory(parent)
+	}
+	if l.store != nil {
+		l.store.forget(l)
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("storage: delete log: %w", err)
+	}
+	if err := os.RemoveAll(gone); err != nil {
+		return fmt.Errorf("storage: delete log: %w", err)
+	}
+	return nil
+}
+
+func (l *Log) close(flush bool) error {
+	l.mu.Lock()
+	if l.mu.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.mu.closed = true
+	if l.mu.flushTimer != nil {
+		l.mu.flushTimer.Stop()
+		l.mu.flushTimer = nil
+	}
+	if l.mu.hwCh != nil {
+		close(l.mu.hwCh)
+		l.mu.hwCh = nil
+	}
+	l.mu.Unlock()
+	l.wg.Wait() // no new background flush can start: closed is set
+
+	l.mu.Lock()
+	var err error
+	if flush {
+		err = l.syncLocked(l.mu.leo)
+	}
+	for l.mu.flushing { // a Sync appender's round may still be running
+		done := l.mu.flushDone
+		l.mu.Unlock()
+		<-done
+		l.mu.Lock()
+	}
+	if l.mu.failed == nil {
+		// Sync appenders still waiting must not start a round on files
+		// about to be closed.
+		l.mu.failed = ErrClosed
+	}
+	segs := l.mu.segs
+	active := l.activeLocked()
+	if flush && err == nil {
+		// The final time index entry makes its last entry the segment's
+		// maximum, as for rolled segments.
+		active.maybeAppendTimeEntry()
+	}
+	l.mu.Unlock()
+
+	if flush && err == nil {
+		err = l.saveIndexes(segs, active)
+	}
+	for _, s := range segs {
+		s.release()
+	}
+	return err
+}
+
+// saveIndexes writes the index files not yet on disk, then fsyncs the
+// directory. Only for a closed log: nothing changes the entries anymore.
+func (l *Log) saveIndexes(segs []*segment, active *segment) error {
+	for _, s := range segs {
+		if s.indexSaved && s != active {
+			continue
+		}
+		if err := s.writeIndexFiles(); err != nil {
+			return err
+		}
+	}
+	return syncDirectory(l.dir)
+}
+
+// syncDirectory fsyncs a directory, making file creations, renames and
+// removals in it durable.
+func syncDirectory(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("storage: fsync %s: %w", dir, err)
+	}
+	return nil
+}

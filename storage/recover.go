@@ -1,0 +1,328 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/skiffmq/skiff/protocol"
+)
+
+// openLog opens (creating if needed) the log in dir. clean says whether the
+// previous process stopped cleanly (see Store): then every index file on
+// disk is complete and only the active segment's tail past its last index
+// entry is read. Otherwise every segment's tail past its last index entry is
+// validated, and the first torn or corrupt batch is truncated away, as
+// Kafka's recovery does for segments past its recovery point.
+func openLog(dir, name string, cfg Config, clean bool, logger zerolog.Logger) (*Log, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	l := &Log{dir: dir, name: name, logger: logger}
+	l.mu.cfg = cfg
+	l.mu.fsync = fdatasync
+	bases, err := listSegments(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.loadSegments(bases, clean); err != nil {
+		for _, s := range l.mu.segs {
+			s.release()
+		}
+		return nil, err
+	}
+	return l, nil
+}
+
+// listSegments returns the base offsets of the segment files in dir, after
+// removing leftover temp files and index files without a log file.
+func listSegments(dir string) ([]int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	var bases []int64
+	logs := map[string]bool{}
+	var indexes []string
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() {
+			continue
+		}
+		ext := filepath.Ext(name)
+		stem := strings.TrimSuffix(name, ext)
+		switch ext {
+		case tmpExt:
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				return nil, fmt.Errorf("storage: %w", err)
+			}
+		case logExt:
+			if base, err := strconv.ParseInt(stem, 10, 64); err == nil && len(stem) == 20 && base >= 0 {
+				bases = append(bases, base)
+				logs[stem] = true
+			}
+		case indexExt, timeIndexExt:
+			indexes = append(indexes, name)
+		}
+	}
+	for _, name := range indexes {
+		if !logs[strings.TrimSuffix(name, filepath.Ext(name))] {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				return nil, fmt.Errorf("storage: %w", err)
+			}
+		}
+	}
+	slices.Sort(bases)
+	return bases, nil
+}
+
+func (l *Log) loadSegments(bases []int64, clean bool) error {
+	now := time.Now().UnixMilli()
+	ckpt, err := readLogStart(l.dir)
+	if err != nil {
+		l.logger.Warn().Err(err).Str("dir", l.dir).Msg("storage: ignoring log start offset checkpoint")
+	}
+	for i, base := range bases {
+		f, err := os.OpenFile(filepath.Join(l.dir, segmentName(base)+logExt), os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("storage: %w", err)
+		}
+		s := newSegment(l.dir, base, f, now)
+		l.mu.segs = append(l.mu.segs, s)
+		last := i == len(bases)-1
+		nextBase := int64(-1)
+		if !last {
+			nextBase = bases[i+1]
+		}
+		truncated, err := l.loadSegment(s, nextBase, clean)
+		if err != nil {
+			return err
+		}
+		if truncated && !last {
+			// Kafka's rule: data after a corrupt batch cannot be trusted to
+			// continue the offset sequence, so later segments go.
+			l.logger.Warn().Str("dir", l.dir).Int("segments", len(bases)-i-1).
+				Msg("storage: deleting segments after a truncated one")
+			for _, b := range bases[i+1:] {
+				stem := filepath.Join(l.dir, segmentName(b))
+				for _, ext := range []string{logExt, indexExt, timeIndexExt} {
+					if err := os.Remove(stem + ext); err != nil && !errors.Is(err, os.ErrNotExist) {
+						return fmt.Errorf("storage: %w", err)
+					}
+				}
+			}
+			break
+		}
+	}
+	if len(l.mu.segs) == 0 {
+		s, err := createSegment(l.dir, max(ckpt, 0), now)
+		if err != nil {
+			return err
+		}
+		l.mu.segs = append(l.mu.segs, s)
+		l.mu.dirDirty = true
+	}
+	active := l.activeLocked()
+	active.rolled, active.indexSaved = false, false
+	l.mu.leo = active.next
+	l.mu.logStart = max(ckpt, l.mu.segs[0].base)
+	if l.mu.logStart > l.mu.leo {
+		// Everything on disk is below the checkpointed start (a restart
+		// right after DeleteRecordsBefore removed everything, with the
+		// segment deletions lost): start over empty at the start offset.
+		l.logger.Warn().Str("dir", l.dir).Int64("log_start_offset", l.mu.logStart).Int64("log_end_offset", l.mu.leo).
+			Msg("storage: log start offset beyond the data; starting empty")
+		for _, s := range l.mu.segs {
+			if err := s.removeFiles(); err != nil {
+				return err
+			}
+			s.release()
+		}
+		s, err := createSegment(l.dir, l.mu.logStart, now)
+		l.mu.segs = nil
+		if err != nil {
+			return err
+		}
+		l.mu.segs = []*segment{s}
+		l.mu.leo = l.mu.logStart
+		l.mu.dirDirty = true
+	}
+	if l.mu.dirDirty {
+		if err := syncDirectory(l.dir); err != nil {
+			return err
+		}
+		l.mu.dirDirty = false
+	}
+	end := l.endPosLocked()
+	l.mu.hw, l.mu.flushed, l.mu.flushWanted = end, end, end.offset
+	l.mu.lastFlush = time.Now()
+	l.mu.hwMaxTs, l.mu.hwMaxTsOffset = -1, -1
+	l.recomputeMaxLocked()
+	return nil
+}
+
+// loadSegment fills in s from its files. nextBase is the next segment's base
+// offset, or -1 for the last (active) segment. It reports whether the log
+// file was truncated.
+func (l *Log) loadSegment(s *segment, nextBase int64, clean bool) (truncated bool, err error) {
+	st, err := s.f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("storage: %w", err)
+	}
+	fileSize := st.Size()
+	s.modified = st.ModTime().UnixMilli()
+	if clean && nextBase >= 0 && l.loadLazy(s, fileSize, nextBase) {
+		return false, nil
+	}
+	maxRel := int64(maxRelOffset)
+	if nextBase >= 0 {
+		maxRel = nextBase - s.base - 1
+	}
+	offB, offOK, err := readIndexFile(s.path + indexExt)
+	if err != nil {
+		return false, err
+	}
+	timeB, timeOK, err := readIndexFile(s.path + timeIndexExt)
+	if err != nil {
+		return false, err
+	}
+	s.offIdx = decodeOffsetIndex(offB, fileSize)
+	s.timeIdx = decodeTimeIndex(timeB, maxRel)
+	offBefore, timeBefore := len(s.offIdx), len(s.timeIdx)
+	interval := l.mu.cfg.IndexIntervalBytes
+
+	validEnd, resumed := int64(-1), false
+	if n := len(s.offIdx); n > 0 && offOK && timeOK {
+		// Resume at the last indexed batch, if it is where the index says.
+		e := s.offIdx[n-1]
+		var hdr [protocol.BatchHeaderSize]byte
+		if _, err := s.f.ReadAt(hdr[:], int64(e.pos)); err == nil {
+			h, err := protocol.ParseBatchHeader(hdr[:])
+			if err == nil && h.LastOffset() == s.base+int64(e.rel) {
+				s.size, s.next = int64(e.pos), h.BaseOffset
+				if k := len(s.timeIdx); k > 0 {
+					s.maxTs, s.maxTsOffset = s.timeIdx[k-1].ts, s.base+int64(s.timeIdx[k-1].rel)
+				}
+				if validEnd, err = s.validateFrom(int64(e.pos), fileSize, interval); err != nil {
+					return false, err
+				}
+				l.scanned += validEnd - int64(e.pos)
+				resumed = validEnd == fileSize
+				if k := len(s.timeIdx); k > 0 && s.base+int64(s.timeIdx[k-1].rel) >= s.next {
+					resumed = false // the time index speaks of data that is not there
+				}
+			}
+		}
+	}
+	if !resumed {
+		// No usable index, or the tail is torn: rebuild from the start.
+		s.offIdx, s.timeIdx = nil, nil
+		s.size, s.next, s.maxTs, s.maxTsOffset, s.sinceIndex = 0, s.base, -1, -1, 0
+		if validEnd, err = s.validateFrom(0, fileSize, interval); err != nil {
+			return false, err
+		}
+		l.scanned += validEnd
+	} else if s.size > 0 {
+		if err := l.readFirstTimestamp(s); err != nil {
+			return false, err
+		}
+	}
+	if validEnd < fileSize {
+		l.logger.Warn().Str("dir", l.dir).Str("segment", filepath.Base(s.path)+logExt).
+			Int64("valid_bytes", validEnd).Int64("truncated_bytes", fileSize-validEnd).
+			Msg("storage: truncating torn or corrupt data after unclean shutdown")
+		if err := s.f.Truncate(validEnd); err != nil {
+			return false, fmt.Errorf("storage: %w", err)
+		}
+		truncated = true
+	}
+	if !clean || truncated {
+		// Make what is now the log durable, so the high watermark that
+		// covers it after open means what it says.
+		if err := fdatasync(s.f); err != nil {
+			return false, fmt.Errorf("storage: fsync %s: %w", s.f.Name(), err)
+		}
+	}
+	s.synced = s.size
+	if nextBase >= 0 && !truncated {
+		s.maybeAppendTimeEntry()
+		s.rolled = true
+	}
+	// Rewrite the index files when they no longer match, so that every
+	// index file on disk describes a prefix of its log file, and those of
+	// inactive segments all of it.
+	changed := len(s.offIdx) != offBefore || len(s.timeIdx) != timeBefore || !offOK || !timeOK
+	if truncated || !resumed || (s.rolled && changed) {
+		if err := s.writeIndexFiles(); err != nil {
+			return false, err
+		}
+		l.mu.dirDirty = true
+	}
+	s.indexSaved = true
+	if s.rolled {
+		// Read again on first use, like after a clean start.
+		s.lazy = &lazyIndex{path: s.path, base: s.base, logSize: s.size, maxRel: nextBase - s.base - 1}
+		s.offIdx, s.timeIdx = nil, nil
+	}
+	return truncated, nil
+}
+
+// loadLazy opens a complete, inactive segment after a clean stop without
+// reading its indexes, only the last time index entry (the segment's largest
+// timestamp, needed for retention). It returns false if the index files
+// look wrong, and the caller then rebuilds them.
+func (l *Log) loadLazy(s *segment, fileSize, nextBase int64) bool {
+	oi, err1 := os.Stat(s.path + indexExt)
+	ti, err2 := os.Stat(s.path + timeIndexExt)
+	if err1 != nil || err2 != nil || oi.Size()%offsetEntrySize != 0 || ti.Size()%timeEntrySize != 0 {
+		return false
+	}
+	if n := ti.Size(); n > 0 {
+		f, err := os.Open(s.path + timeIndexExt)
+		if err != nil {
+			return false
+		}
+		var b [timeEntrySize]byte
+		_, err = f.ReadAt(b[:], n-timeEntrySize)
+		_ = f.Close()
+		if err != nil && !errors.Is(err, io.EOF) {
+			return false
+		}
+		ts, rel := int64(binary.BigEndian.Uint64(b[:])), int64(binary.BigEndian.Uint32(b[8:]))
+		if ts < 0 || rel >= nextBase-s.base {
+			return false
+		}
+		s.maxTs, s.maxTsOffset = ts, s.base+rel
+	}
+	s.size, s.next, s.synced = fileSize, nextBase, fileSize
+	s.rolled, s.indexSaved = true, true
+	s.lazy = &lazyIndex{path: s.path, base: s.base, logSize: fileSize, maxRel: nextBase - s.base - 1}
+	return true
+}
+
+// readFirstTimestamp sets firstTs from the first batch (for segment.ms) when
+// the tail scan did not see it.
+func (l *Log) readFirstTimestamp(s *segment) error {
+	var hdr [protocol.BatchHeaderSize]byte
+	if _, err := s.f.ReadAt(hdr[:], 0); err != nil {
+		return fmt.Errorf("storage: read %s: %w", s.f.Name(), err)
+	}
+	h, err := protocol.ParseBatchHeader(hdr[:])
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", errCorruptSegment, s.f.Name(), err)
+	}
+	s.firstTs = h.MaxTimestamp
+	return nil
+}

@@ -1,0 +1,306 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/skiffmq/skiff/protocol"
+)
+
+// fillLog appends n batches of varying size with rising timestamps, the last
+// one synced, and returns the appended batches as written.
+func fillLog(t testing.TB, l *Log, n int, firstTs int64) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for i := 0; i < n; i++ {
+		b := makeBatch(1+i%4, 20+(i*37)%200, firstTs+int64(i), byte(i))
+		mustAppend(t, l, b, AppendOptions{Sync: i == n-1})
+		out = append(out, b)
+	}
+	return out
+}
+
+func reopen(t testing.TB, dir string, cfg Config) (*Store, *Log) {
+	t.Helper()
+	st := openTestStore(t, dir)
+	l, err := st.OpenLog("t-0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st, l
+}
+
+func checkSameBatches(t testing.TB, l *Log, want [][]byte) {
+	t.Helper()
+	rr, err := l.Read(l.LogStartOffset(), 1<<30, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all := bytes.Join(want, nil); !bytes.Equal(rr.Records, all) {
+		t.Fatalf("read back %d bytes, want %d", len(rr.Records), len(all))
+	}
+}
+
+func TestReopenAfterCleanCloseDoesNotScan(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	st, l := reopen(t, dir, cfg)
+	want := fillLog(t, l, 300, 1000)
+	leo := l.LogEndOffset()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, cleanShutdownFile)); err != nil {
+		t.Fatal("no clean-shutdown marker:", err)
+	}
+
+	st, l = reopen(t, dir, cfg)
+	if !st.CleanStart() {
+		t.Fatal("clean stop not detected")
+	}
+	if _, err := os.Stat(filepath.Join(dir, cleanShutdownFile)); !os.IsNotExist(err) {
+		t.Fatal("marker not removed at open:", err)
+	}
+	if l.scanned > int64(cfg.IndexIntervalBytes)+2*400 {
+		t.Fatalf("scanned %d bytes at a clean open", l.scanned)
+	}
+	l.mu.Lock()
+	for _, s := range l.mu.segs[:len(l.mu.segs)-1] {
+		if s.lazy == nil {
+			t.Fatalf("segment %d loaded eagerly", s.base)
+		}
+	}
+	l.mu.Unlock()
+	if got := l.LogEndOffset(); got != leo || l.HighWatermark() != leo {
+		t.Fatalf("log end %d, high watermark %d, want %d", got, l.HighWatermark(), leo)
+	}
+	checkSameBatches(t, l, want)
+	b, ok, err := l.FindTimestamp(1150)
+	if err != nil || !ok || batches(t, b)[0].MaxTimestamp != 1150 {
+		t.Fatalf("FindTimestamp on lazily loaded segments: %v %v", ok, err)
+	}
+	res := mustAppend(t, l, makeBatch(2, 5, 5000, 'z'), AppendOptions{Sync: true})
+	if res.BaseOffset != leo {
+		t.Fatalf("append after reopen at %d, want %d", res.BaseOffset, leo)
+	}
+	b, ok, err = l.MaxTimestampBatch()
+	if err != nil || !ok || batches(t, b)[0].BaseOffset != leo {
+		t.Fatalf("MaxTimestampBatch: %v %v", ok, err)
+	}
+}
+
+func TestRecoverUncleanTruncatesTornBatch(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	st, l := reopen(t, dir, cfg)
+	want := fillLog(t, l, 100, 1000)
+	leo := l.LogEndOffset()
+	crash(t, st)
+
+	logs := segmentFiles(t, l.Dir(), logExt)
+	active := logs[len(logs)-1]
+	before, _ := os.Stat(active)
+	half := makeBatch(3, 100, 9999, 'h')
+	appendToFile(t, active, half[:len(half)/2]) // a torn write
+	appendToFile(t, active, []byte("garbage after the torn batch"))
+
+	var logBuf bytes.Buffer
+	st2, err := OpenStore(dir, zerolog.New(&logBuf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st2.Close() })
+	if st2.CleanStart() {
+		t.Fatal("unclean stop not detected")
+	}
+	l, err = st2.OpenLog("t-0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.LogEndOffset(); got != leo {
+		t.Fatalf("log end %d after recovery, want %d", got, leo)
+	}
+	after, _ := os.Stat(active)
+	if after.Size() != before.Size() {
+		t.Fatalf("active segment is %d bytes, want %d", after.Size(), before.Size())
+	}
+	if !strings.Contains(logBuf.String(), "truncated_bytes") || !strings.Contains(logBuf.String(), `"level":"warn"`) {
+		t.Fatalf("no truncation warning logged: %s", logBuf.String())
+	}
+	checkSameBatches(t, l, want)
+	res := mustAppend(t, l, makeBatch(1, 1, 1, 'n'), AppendOptions{Sync: true})
+	if res.BaseOffset != leo {
+		t.Fatalf("new append at %d, want %d", res.BaseOffset, leo)
+	}
+	// And the recovered log closes and opens cleanly.
+	if err := st2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, l = reopen(t, dir, cfg)
+	if got := l.LogEndOffset(); got != leo+1 {
+		t.Fatalf("log end %d, want %d", got, leo+1)
+	}
+}
+
+// A clean stop, then more appends (the active segment's index file on disk is
+// now stale), a roll, and a crash: recovery must find everything, including
+// the data past the stale index.
+func TestRecoverStaleAndOverlongIndexFiles(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	st, l := reopen(t, dir, cfg)
+	want := fillLog(t, l, 50, 1000)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, l = reopen(t, dir, cfg)
+	want = append(want, fillLog(t, l, 50, 2000)...)
+	leo := l.LogEndOffset()
+	crash(t, st)
+
+	// Garbage index entries past the end of the log file, and a time index
+	// with a torn last entry.
+	idx := segmentFiles(t, l.Dir(), indexExt)
+	last := idx[len(idx)-1]
+	var junk []byte
+	junk = binary.BigEndian.AppendUint32(junk, 1<<20)
+	junk = binary.BigEndian.AppendUint32(junk, 1<<30)
+	appendToFile(t, last, junk)
+	tidx := segmentFiles(t, l.Dir(), timeIndexExt)
+	appendToFile(t, tidx[len(tidx)-1], []byte{1, 2, 3})
+
+	_, l = reopen(t, dir, cfg)
+	if got := l.LogEndOffset(); got != leo {
+		t.Fatalf("log end %d, want %d", got, leo)
+	}
+	checkSameBatches(t, l, want)
+	for _, ts := range []int64{1010, 2030} {
+		b, ok, err := l.FindTimestamp(ts)
+		if err != nil || !ok || batches(t, b)[0].MaxTimestamp != ts {
+			t.Fatalf("FindTimestamp(%d): %v %v", ts, ok, err)
+		}
+	}
+}
+
+// Corruption in the tail of an inactive segment: Kafka truncates there and
+// drops every later segment.
+func TestRecoverCorruptInactiveSegmentDropsLaterOnes(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	st, l := reopen(t, dir, cfg)
+	fillLog(t, l, 100, 1000)
+	crash(t, st)
+	logs := segmentFiles(t, l.Dir(), logExt)
+	if len(logs) < 4 {
+		t.Fatalf("%d segments", len(logs))
+	}
+	victim := logs[1]
+	b, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Find the last batch and flip a byte in its records.
+	var lastPos int
+	var lastH protocol.BatchHeader
+	for p := 0; p < len(b); {
+		h, _ := protocol.ValidateBatch(b[p:])
+		lastPos, lastH = p, h
+		p += h.Size()
+	}
+	b[lastPos+lastH.Size()-1] ^= 0x55
+	if err := os.WriteFile(victim, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, l = reopen(t, dir, cfg)
+	if got := len(segmentFiles(t, l.Dir(), logExt)); got != 2 {
+		t.Fatalf("%d segments after recovery, want 2", got)
+	}
+	if got := l.LogEndOffset(); got != lastH.BaseOffset {
+		t.Fatalf("log end %d, want %d", got, lastH.BaseOffset)
+	}
+	readAll(t, l)
+	res := mustAppend(t, l, makeBatch(1, 1, 1, 'n'), AppendOptions{Sync: true})
+	if res.BaseOffset != lastH.BaseOffset {
+		t.Fatalf("append at %d, want %d", res.BaseOffset, lastH.BaseOffset)
+	}
+}
+
+func TestRecoverMissingIndexFilesAfterCleanStop(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	st, l := reopen(t, dir, cfg)
+	want := fillLog(t, l, 80, 1000)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range append(segmentFiles(t, l.Dir(), indexExt), segmentFiles(t, l.Dir(), timeIndexExt)...) {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, l = reopen(t, dir, cfg)
+	checkSameBatches(t, l, want)
+	if len(segmentFiles(t, l.Dir(), indexExt)) == 0 {
+		t.Fatal("index files not rebuilt")
+	}
+	b, ok, err := l.FindTimestamp(1042)
+	if err != nil || !ok || batches(t, b)[0].MaxTimestamp != 1042 {
+		t.Fatalf("FindTimestamp: %v %v", ok, err)
+	}
+}
+
+func FuzzRecover(f *testing.F) {
+	f.Add([]byte{}, uint16(0))
+	f.Add([]byte("garbage"), uint16(3))
+	f.Add(makeBatch(2, 10, 5, 'f'), uint16(0))
+	f.Add(makeBatch(2, 10, 5, 'f')[:40], uint16(100))
+	f.Fuzz(func(t *testing.T, tail []byte, cut uint16) {
+		dir := t.TempDir()
+		cfg := testConfig()
+		st := openTestStore(t, dir)
+		l, err := st.OpenLog("t-0", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fillLog(t, l, 12, 1000)
+		crash(t, st)
+		logs := segmentFiles(t, l.Dir(), logExt)
+		active := logs[len(logs)-1]
+		fi, _ := os.Stat(active)
+		// Cut the active segment somewhere, then add the fuzzed tail.
+		keep := max(fi.Size()-int64(cut), 0)
+		if err := os.Truncate(active, keep); err != nil {
+			t.Fatal(err)
+		}
+		appendToFile(t, active, tail)
+
+		st2 := openTestStore(t, dir)
+		defer st2.Close()
+		l, err = st2.OpenLog("t-0", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := readAll(t, l)
+		// Every batch read back is one that was written, in order.
+		for i, h := range got {
+			if i < len(want) {
+				if w, _ := protocol.ParseBatchHeader(want[i]); w.BaseOffset != h.BaseOffset || w.CRC != h.CRC {
+					// A fuzzed tail may add valid batches only after the
+					// written ones.
+					t.Fatalf("batch %d: got offset %d crc %x, want %d %x", i, h.BaseOffset, h.CRC, w.BaseOffset, w.CRC)
+				}
+			}
+		}
+		leo := l.LogEndOffset()
+		if res := mustAppend(t, l, makeBatch(1, 1, 1, 'n'), AppendOptions{Sync: true}); res.BaseOffset != leo {
+			t.Fatalf("append at %d, want %d", res.BaseOffset, leo)
+		}
+	})
+}
