@@ -1,0 +1,211 @@
+package server
+
+import (
+	"errors"
+	"reflect"
+	"time"
+
+	"github.com/skiffmq/skiff/storage"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(kmsg.Fetch, 4, 18, (*Server).handleFetch) }
+
+// partitionLeaderEpoch is the leader epoch of every partition: a single
+// node is leader of everything and never changes.
+const partitionLeaderEpoch = 0
+
+func (s *Server) handleFetch(r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.FetchRequest)
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+
+	useIDs := req.Version >= 13
+	sess, incremental, code := s.fetchSessions.begin(req.SessionID, req.SessionEpoch, time.Now())
+	if code != 0 {
+		resp.ErrorCode = code
+		return resp, nil
+	}
+
+	// The partitions to answer for, in order: the request's for a full
+	// fetch, the session's (after applying the request) for an incremental.
+	var reqParts []fetchPartitionReq
+	for _, rt := range req.Topics {
+		name := rt.Topic
+		if useIDs {
+			if t, ok := s.meta.topicByID(rt.TopicID); ok {
+				name = t.name
+			} else {
+				name = ""
+			}
+		}
+		for _, rp := range rt.Partitions {
+			reqParts = append(reqParts, fetchPartitionReq{
+				key:         sessionKey{topic: name, topicID: rt.TopicID, partition: rp.Partition},
+				fetchOffset: rp.FetchOffset,
+				maxBytes:    rp.PartitionMaxBytes,
+			})
+			if rp.CurrentLeaderEpoch > partitionLeaderEpoch {
+				// Remembered below: the client knows a newer epoch than ours.
+				reqParts[len(reqParts)-1].maxBytes = -1
+			}
+		}
+	}
+	var parts []*sessionPart
+	if sess != nil {
+		sess.mu.Lock()
+		defer sess.mu.Unlock()
+		var forgotten []sessionKey
+		for _, ft := range req.ForgottenTopics {
+			name := ft.Topic
+			if useIDs {
+				if t, ok := s.meta.topicByID(ft.TopicID); ok {
+					name = t.name
+				} else {
+					name = ""
+				}
+			}
+			for _, p := range ft.Partitions {
+				forgotten = append(forgotten, sessionKey{topic: name, topicID: ft.TopicID, partition: p})
+			}
+		}
+		parts = sess.updateLocked(reqParts, forgotten)
+		resp.SessionID = sess.id
+		if incremental {
+			sess.epoch++
+		}
+	} else {
+		for i := range reqParts {
+			parts = append(parts, &sessionPart{key: reqParts[i].key, fetchOffset: reqParts[i].fetchOffset, maxBytes: reqParts[i].maxBytes})
+		}
+	}
+
+	readCommitted := req.IsolationLevel == 1
+	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	for {
+		results, waits, bytes, anyErr := s.readPartitions(parts, req.MaxBytes, readCommitted)
+		remaining := time.Until(deadline)
+		if bytes >= int(req.MinBytes) || anyErr || remaining <= 0 || !s.waitForData(r, waits, remaining) {
+			s.fillFetchResponse(resp, parts, results, incremental, useIDs, readCommitted)
+			return resp, nil
+		}
+	}
+}
+
+// fetchResult is what was read for one partition.
+type fetchResult struct {
+	err               int16
+	hw, lso, logStart int64
+	records           []byte
+}
+
+// readPartitions reads every partition once, honouring the response and
+// per-partition byte limits and Kafka's rule that the first batch of the
+// response is returned even if it exceeds them (so a consumer never stalls
+// on a large batch).
+func (s *Server) readPartitions(parts []*sessionPart, maxBytes int32, readCommitted bool) ([]fetchResult, []<-chan struct{}, int, bool) {
+	results := make([]fetchResult, len(parts))
+	waits := make([]<-chan struct{}, 0, len(parts))
+	total, anyErr := 0, false
+	if maxBytes <= 0 {
+		maxBytes = 1<<31 - 1
+	}
+	for i, sp := range parts {
+		res := &results[i]
+		res.hw, res.lso, res.logStart = -1, -1, -1
+		if sp.key.topic == "" {
+			res.err = kerr.UnknownTopicID.Code
+			anyErr = true
+			continue
+		}
+		p := s.meta.partition(sp.key.topic, sp.key.partition)
+		switch {
+		case p == nil:
+			res.err = kerr.UnknownTopicOrPartition.Code
+			anyErr = true
+			continue
+		case sp.maxBytes < 0:
+			res.err = kerr.UnknownLeaderEpoch.Code
+			anyErr = true
+			continue
+		}
+		waits = append(waits, p.log.Wait())
+		limit := min(int(sp.maxBytes), int(maxBytes)-total)
+		rr, err := p.log.Read(sp.fetchOffset, max(limit, 0), total == 0)
+		res.hw, res.lso, res.logStart = rr.HighWatermark, rr.HighWatermark, rr.LogStartOffset
+		if err != nil {
+			res.hw, res.lso, res.logStart = p.log.HighWatermark(), p.log.HighWatermark(), p.log.LogStartOffset()
+			res.err = fetchErrorCode(err)
+			anyErr = true
+			continue
+		}
+		if limit <= 0 && total > 0 {
+			continue // the response is full; the partition is still reported
+		}
+		res.records = rr.Records
+		total += len(rr.Records)
+	}
+	return results, waits, total, anyErr
+}
+
+func fetchErrorCode(err error) int16 {
+	switch {
+	case errors.Is(err, storage.ErrOffsetOutOfRange):
+		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, storage.ErrClosed):
+		return kerr.NotLeaderForPartition.Code
+	}
+	return kerr.KafkaStorageError.Code
+}
+
+// waitForData parks until any partition's high watermark advances, the
+// wait times out, or the request's context ends (the connection closes or
+// the server stops). It reports
+// whether the fetch should read again.
+func (s *Server) waitForData(r *request, waits []<-chan struct{}, d time.Duration) bool {
+	s.stats.parkedFetches.Add(1)
+	defer s.stats.parkedFetches.Add(-1)
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	cases := make([]reflect.SelectCase, 0, len(waits)+2)
+	cases = append(cases,
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(r.ctx.Done())},
+	)
+	for _, w := range waits {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w)})
+	}
+	chosen, _, _ := reflect.Select(cases)
+	return chosen >= 2
+}
+
+func (s *Server) fillFetchResponse(resp *kmsg.FetchResponse, parts []*sessionPart, results []fetchResult, incremental, useIDs, readCommitted bool) {
+	var st *kmsg.FetchResponseTopic
+	for i, sp := range parts {
+		res := &results[i]
+		if incremental && !sp.changed(res.hw, res.lso, res.logStart, len(res.records) > 0, res.err != 0) {
+			continue
+		} else if !incremental {
+			sp.changed(res.hw, res.lso, res.logStart, true, true)
+		}
+		if st == nil || st.Topic != sp.key.topic || st.TopicID != sp.key.topicID {
+			resp.Topics = append(resp.Topics, kmsg.NewFetchResponseTopic())
+			st = &resp.Topics[len(resp.Topics)-1]
+			st.Topic, st.TopicID = sp.key.topic, sp.key.topicID
+		}
+		rp := kmsg.NewFetchResponseTopicPartition()
+		rp.Partition = sp.key.partition
+		rp.ErrorCode = res.err
+		rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = res.hw, res.lso, res.logStart
+		rp.PreferredReadReplica = -1
+		if readCommitted {
+			rp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+		}
+		// Records are never null on the wire: librdkafka rejects a -1 size.
+		rp.RecordBatches = res.records
+		if rp.RecordBatches == nil {
+			rp.RecordBatches = []byte{}
+		}
+		st.Partitions = append(st.Partitions, rp)
+	}
+}

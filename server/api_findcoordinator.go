@@ -1,0 +1,61 @@
+package server
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(kmsg.FindCoordinator, 0, 6, (*Server).handleFindCoordinator) }
+
+// Coordinator key types.
+const (
+	coordinatorGroup       = 0
+	coordinatorTransaction = 1
+)
+
+// handleFindCoordinator answers with this node for every group and
+// transactional id: a single broker coordinates everything.
+func (s *Server) handleFindCoordinator(r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.FindCoordinatorRequest)
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+
+	// v4+ batch keys (KIP-699); earlier versions carry a single key.
+	if req.Version < 4 {
+		code := s.coordinatorKeyError(req.CoordinatorType, req.CoordinatorKey)
+		resp.ErrorCode = code
+		if code == 0 {
+			resp.NodeID, resp.Host, resp.Port = s.cfg.NodeID, s.cfg.advertHost, s.cfg.advertPort
+		} else {
+			resp.NodeID, resp.Port = -1, -1
+		}
+		return resp, nil
+	}
+	for _, key := range req.CoordinatorKeys {
+		c := kmsg.NewFindCoordinatorResponseCoordinator()
+		c.Key = key
+		c.ErrorCode = s.coordinatorKeyError(req.CoordinatorType, key)
+		if c.ErrorCode == 0 {
+			c.NodeID, c.Host, c.Port = s.cfg.NodeID, s.cfg.advertHost, s.cfg.advertPort
+		} else {
+			c.NodeID, c.Port = -1, -1
+		}
+		resp.Coordinators = append(resp.Coordinators, c)
+	}
+	return resp, nil
+}
+
+func (s *Server) coordinatorKeyError(keyType int8, key string) int16 {
+	switch keyType {
+	case coordinatorGroup:
+		if key == "" {
+			return kerr.InvalidRequest.Code
+		}
+		return 0
+	case coordinatorTransaction:
+		if key == "" {
+			return kerr.InvalidRequest.Code
+		}
+		return 0
+	}
+	return kerr.InvalidRequest.Code
+}

@@ -1,0 +1,120 @@
+package server
+
+import (
+	"github.com/skiffmq/skiff/protocol"
+	"github.com/skiffmq/skiff/storage"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(kmsg.ListOffsets, 1, 10, (*Server).handleListOffsets) }
+
+// Special timestamps of ListOffsets.
+const (
+	listLatest              = -1
+	listEarliest            = -2
+	listMaxTimestamp        = -3 // v7+
+	listEarliestLocal       = -4 // v8+, KIP-405
+	listEarliestPendingUpld = -5 // v9+, KIP-1023
+)
+
+func (s *Server) handleListOffsets(r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.ListOffsetsRequest)
+	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	readCommitted := req.IsolationLevel == 1
+
+	for _, rt := range req.Topics {
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewListOffsetsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
+			p := s.meta.partition(rt.Topic, rp.Partition)
+			switch {
+			case p == nil:
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case rp.CurrentLeaderEpoch > partitionLeaderEpoch:
+				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+			default:
+				sp.ErrorCode = listOffset(p.log, rp.Timestamp, readCommitted, &sp)
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}
+
+// listOffset resolves one partition's timestamp query into sp and returns
+// the error code.
+func listOffset(l *storage.Log, ts int64, readCommitted bool, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
+	switch ts {
+	case listLatest:
+		// read_committed consumers start from the last stable offset, which
+		// without open transactions is the high watermark.
+		sp.Offset, sp.LeaderEpoch = l.HighWatermark(), partitionLeaderEpoch
+		return 0
+	case listEarliest, listEarliestLocal:
+		sp.Offset, sp.LeaderEpoch = l.LogStartOffset(), partitionLeaderEpoch
+		return 0
+	case listEarliestPendingUpld:
+		// No tiered storage: nothing is pending upload.
+		return 0
+	case listMaxTimestamp:
+		batch, ok, err := l.MaxTimestampBatch()
+		if err != nil {
+			return kerr.KafkaStorageError.Code
+		}
+		if ok {
+			h, _ := protocol.ParseBatchHeader(batch)
+			return setRecordAtTimestamp(batch, h.MaxTimestamp, sp)
+		}
+		return 0
+	}
+	if ts < 0 {
+		return kerr.InvalidRequest.Code
+	}
+	batch, ok, err := l.FindTimestamp(ts)
+	if err != nil {
+		return kerr.KafkaStorageError.Code
+	}
+	if !ok {
+		return 0
+	}
+	return setRecordAtTimestamp(batch, ts, sp)
+}
+
+func setRecordAtTimestamp(batch []byte, ts int64, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
+	offset, t, found, err := recordAtTimestamp(batch, ts)
+	if err != nil {
+		return kerr.CorruptMessage.Code
+	}
+	if found {
+		sp.Offset, sp.Timestamp, sp.LeaderEpoch = offset, t, partitionLeaderEpoch
+	}
+	return 0
+}
+
+// recordAtTimestamp finds the first record in batch whose timestamp is at
+// least ts and returns its offset and timestamp. LogAppendTime batches carry
+// one timestamp for every record.
+func recordAtTimestamp(batch []byte, ts int64) (offset, timestamp int64, found bool, err error) {
+	h, err := protocol.ParseBatchHeader(batch)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	if h.IsLogAppendTime() {
+		return h.BaseOffset, h.MaxTimestamp, h.MaxTimestamp >= ts, nil
+	}
+	recs, err := protocol.DecodeRecords(batch, nil)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	for _, rec := range recs {
+		if t := h.BaseTimestamp + rec.TimestampDelta; t >= ts {
+			return h.BaseOffset + int64(rec.OffsetDelta), t, true, nil
+		}
+	}
+	return 0, 0, false, nil
+}

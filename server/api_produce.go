@@ -1,0 +1,216 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/skiffmq/skiff/protocol"
+	"github.com/skiffmq/skiff/storage"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Produce is advertised from v0 (see refusedVersion) but served from v3,
+// the first version that carries magic-2 record batches only.
+func init() { register(kmsg.Produce, 0, 13, (*Server).handleProduce) }
+
+func (s *Server) handleProduce(r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+
+	validAcks := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
+	// waits collects, per appended partition, what the response must wait
+	// for before it is sent: the batch becoming durable (and visible).
+	var waits []durableWait
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		name, topicCode := s.produceTopicName(req.Version, rt)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+			switch {
+			case !validAcks:
+				sp.ErrorCode = kerr.InvalidRequiredAcks.Code
+			case topicCode != 0:
+				sp.ErrorCode = topicCode
+			default:
+				p := s.meta.partition(name, rp.Partition)
+				if p == nil {
+					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+					break
+				}
+				if w, ok := s.producePartition(p, rp.Records, &sp); ok && req.Acks != 0 {
+					w.topicIdx, w.partIdx = len(resp.Topics), len(st.Partitions)
+					waits = append(waits, w)
+				}
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if req.Acks == 0 {
+		return nil, nil
+	}
+	if len(waits) == 0 {
+		return resp, nil
+	}
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	return &deferredResponse{Response: resp, wait: func() {
+		// Not r.ctx: a produce already appended is still acknowledged when
+		// the server begins a graceful stop.
+		ctx, cancel := context.WithTimeout(r.connCtx, max(timeout, time.Millisecond))
+		defer cancel()
+		for _, w := range waits {
+			if err := waitHighWatermark(ctx, w.log, w.lastOffset); err != nil {
+				resp.Topics[w.topicIdx].Partitions[w.partIdx].ErrorCode = kerr.RequestTimedOut.Code
+			}
+		}
+	}}, nil
+}
+
+type durableWait struct {
+	log        *storage.Log
+	lastOffset int64
+	// where the partition's answer sits in the response
+	topicIdx, partIdx int
+}
+
+// produceTopicName resolves the topic of a produce request: by name before
+// v13, by topic id from v13 (KIP-516).
+func (s *Server) produceTopicName(version int16, rt kmsg.ProduceRequestTopic) (string, int16) {
+	if version < 13 {
+		return rt.Topic, 0
+	}
+	t, ok := s.meta.topicByID(rt.TopicID)
+	if !ok {
+		return "", kerr.UnknownTopicID.Code
+	}
+	return t.name, 0
+}
+
+// producePartition validates and appends one partition's records, filling
+// sp. It reports whether the append happened (and so must be waited for).
+func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.ProduceResponseTopicPartition) (durableWait, bool) {
+	cfg := s.meta.produceConfig(p.topic)
+	if len(records) == 0 {
+		sp.ErrorCode = kerr.InvalidRecord.Code
+		return durableWait{}, false
+	}
+	now := time.Now().UnixMilli()
+	if code, msg := checkBatches(records, cfg, now); code != nil {
+		sp.ErrorCode = code.Code
+		if msg != "" {
+			sp.ErrorMessage = kmsg.StringPtr(msg)
+		}
+		return durableWait{}, false
+	}
+	opts := storage.AppendOptions{}
+	if cfg.logAppendTime {
+		opts.LogAppendTime = now
+	}
+	res, err := p.log.Append(records, opts)
+	if err != nil {
+		sp.ErrorCode = appendErrorCode(err).Code
+		s.log.Warn().Err(err).Str("topic", p.topic).Int32("partition", p.index).Msg("append rejected")
+		return durableWait{}, false
+	}
+	sp.BaseOffset = res.BaseOffset
+	sp.LogStartOffset = res.LogStartOffset
+	if cfg.logAppendTime {
+		sp.LogAppendTime = now
+	}
+	return durableWait{log: p.log, lastOffset: res.LastOffset}, true
+}
+
+// produceConfig is the subset of topic configs that produce validation needs.
+type produceConfig struct {
+	maxMessageBytes   int64
+	logAppendTime     bool
+	timestampAfterMs  int64
+	timestampBeforeMs int64
+}
+
+func (c *cluster) produceConfig(topicName string) produceConfig {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	t, ok := c.mu.topics[topicName]
+	if !ok {
+		return produceConfig{}
+	}
+	return produceConfig{
+		maxMessageBytes:   parseLong(c.topicConfigLocked(t, "max.message.bytes")),
+		logAppendTime:     c.topicConfigLocked(t, "message.timestamp.type") == "LogAppendTime",
+		timestampAfterMs:  parseLong(c.topicConfigLocked(t, "message.timestamp.after.max.ms")),
+		timestampBeforeMs: parseLong(c.topicConfigLocked(t, "message.timestamp.before.max.ms")),
+	}
+}
+
+// checkBatches applies the checks Kafka makes before appending: from
+// Produce v3 a partition carries exactly one magic-2 batch (else
+// INVALID_RECORD), with a valid CRC, no larger than max.message.bytes, and
+// CreateTime timestamps within the allowed window.
+func checkBatches(records []byte, cfg produceConfig, now int64) (*kerr.Error, string) {
+	size, err := protocol.PeekBatchSize(records)
+	switch {
+	case errors.Is(err, protocol.ErrBatchLength):
+		return kerr.CorruptMessage, "record batch length is below the minimum"
+	case err != nil || size > len(records):
+		return kerr.InvalidRecord, "Produce requests must have at least one complete record batch per partition"
+	case size < len(records):
+		return kerr.InvalidRecord, "Produce requests are only allowed to contain exactly one record batch per partition"
+	}
+	h, err := protocol.ValidateBatch(records)
+	if err != nil {
+		return appendErrorCode(err), ""
+	}
+	if int64(h.Size()) > cfg.maxMessageBytes {
+		return kerr.MessageTooLarge, fmt.Sprintf("The record batch size %d exceeds max.message.bytes %d", h.Size(), cfg.maxMessageBytes)
+	}
+	if h.NumRecords <= 0 {
+		return kerr.InvalidRecord, "record batch has no records"
+	}
+	if !cfg.logAppendTime {
+		if h.MaxTimestamp > now && h.MaxTimestamp-now > cfg.timestampAfterMs {
+			return kerr.InvalidTimestamp, fmt.Sprintf("timestamp %d is more than message.timestamp.after.max.ms ahead of broker time", h.MaxTimestamp)
+		}
+		if h.BaseTimestamp >= 0 && h.BaseTimestamp < now && now-h.BaseTimestamp > cfg.timestampBeforeMs {
+			return kerr.InvalidTimestamp, fmt.Sprintf("timestamp %d is more than message.timestamp.before.max.ms behind broker time", h.BaseTimestamp)
+		}
+	}
+	return nil, ""
+}
+
+// appendErrorCode maps a storage or batch error to its Kafka error code.
+func appendErrorCode(err error) *kerr.Error {
+	switch {
+	case errors.Is(err, protocol.ErrBatchMagic):
+		return kerr.InvalidRecord
+	case errors.Is(err, protocol.ErrBatchTruncated), errors.Is(err, protocol.ErrBatchLength),
+		errors.Is(err, protocol.ErrBatchCRC), errors.Is(err, protocol.ErrBatchCodec),
+		errors.Is(err, protocol.ErrBatchOffsetDelta):
+		return kerr.CorruptMessage
+	case errors.Is(err, storage.ErrClosed):
+		return kerr.NotLeaderForPartition
+	}
+	return kerr.KafkaStorageError
+}
+
+// waitHighWatermark blocks until the log's high watermark passes offset,
+// that is, until the record at offset is durable and visible to readers.
+func waitHighWatermark(ctx context.Context, l *storage.Log, offset int64) error {
+	for {
+		ch := l.Wait()
+		if l.HighWatermark() > offset {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,300 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/rs/zerolog"
+)
+
+// Config configures a Server. The zero value plus a DataDir is usable:
+// Validate fills defaults. Settings holds Kafka broker config names
+// (server.properties syntax) and is how everything Kafka-named is set.
+type Config struct {
+	// Listen is the address to accept clients on, host:port; port 0 picks a
+	// free port (see Server.Addr). Overridden by the listeners setting.
+	Listen string
+	// Advertise is the host:port clients are told to connect to. Empty
+	// means the listen address (after port 0 is resolved).
+	Advertise string
+	// DataDir holds the partition logs and cluster metadata (log.dirs).
+	DataDir string
+	// NodeID is this broker's node id (node.id).
+	NodeID int32
+	// Settings are Kafka broker configs by name, e.g. "num.partitions".
+	// Unknown names are an error.
+	Settings map[string]string
+	// Logger receives structured logs; the zero value discards them.
+	Logger zerolog.Logger
+
+	// Parsed by Validate.
+	listenHost, listenPort string
+	advertHost             string
+	advertPort             int32
+	explicitFlush          bool
+	numPartitions          int32
+	autoCreateTopics       bool
+	socketRequestMaxBytes  int32
+	retentionCheckMs       int64
+	offsetsTopicPartitions int32
+	defaultReplication     int16
+	topicDefaults          map[string]string // topic config name -> broker-level default
+	staticTopicDefaults    map[string]bool   // topic configs whose default was set in Settings
+}
+
+// brokerConfigDef describes a broker-level config that is not the synonym
+// of a topic config.
+type brokerConfigDef struct {
+	name  string
+	typ   configType
+	def   string
+	check func(string) error
+}
+
+var brokerConfigDefs = []brokerConfigDef{
+	{name: "node.id", typ: typeInt, def: "0", check: intRange(0, 1<<31-1)},
+	{name: "broker.id", typ: typeInt, def: "-1", check: intRange(-1, 1<<31-1)},
+	{name: "listeners", typ: typeList, def: "PLAINTEXT://localhost:9092"},
+	{name: "advertised.listeners", typ: typeList, def: ""},
+	{name: "log.dirs", typ: typeList, def: ""},
+	{name: "log.dir", typ: typeString, def: "./skiff-data"},
+	{name: "num.partitions", typ: typeInt, def: "1", check: intRange(1, 1<<31-1)},
+	{name: "default.replication.factor", typ: typeInt, def: "1", check: intRange(1, 1)},
+	{name: "auto.create.topics.enable", typ: typeBoolean, def: "true"},
+	{name: "delete.topic.enable", typ: typeBoolean, def: "true"},
+	{name: "socket.request.max.bytes", typ: typeInt, def: "104857600", check: intRange(1, 1<<31-1)},
+	{name: "log.retention.check.interval.ms", typ: typeLong, def: "300000", check: longMin(1)},
+	{name: "log.retention.minutes", typ: typeInt, def: "", check: intRange(-1, 1<<31-1)},
+	{name: "log.retention.hours", typ: typeInt, def: "168", check: intRange(-1, 1<<31-1)},
+	{name: "log.roll.hours", typ: typeInt, def: "168", check: intRange(1, 1<<31-1)},
+	{name: "offsets.topic.num.partitions", typ: typeInt, def: "50", check: intRange(1, 1<<31-1)},
+	{name: "offsets.topic.replication.factor", typ: typeShort, def: "1", check: intRange(1, 1)},
+	{name: "transaction.state.log.num.partitions", typ: typeInt, def: "50", check: intRange(1, 1<<31-1)},
+	{name: "transaction.state.log.replication.factor", typ: typeShort, def: "1", check: intRange(1, 1)},
+	{name: "transaction.state.log.min.isr", typ: typeInt, def: "1", check: intRange(1, 1)},
+	{name: "group.initial.rebalance.delay.ms", typ: typeInt, def: "3000", check: intRange(0, 1<<31-1)},
+	{name: "group.min.session.timeout.ms", typ: typeInt, def: "6000", check: intRange(0, 1<<31-1)},
+	{name: "group.max.session.timeout.ms", typ: typeInt, def: "1800000", check: intRange(0, 1<<31-1)},
+	{name: "group.max.size", typ: typeInt, def: "2147483647", check: intRange(1, 1<<31-1)},
+	{name: "group.consumer.heartbeat.interval.ms", typ: typeInt, def: "5000", check: intRange(1, 1<<31-1)},
+	{name: "group.consumer.session.timeout.ms", typ: typeInt, def: "45000", check: intRange(1, 1<<31-1)},
+	{name: "group.consumer.assignors", typ: typeList, def: "uniform,range", check: oneOfList("uniform", "range")},
+	{name: "offsets.retention.minutes", typ: typeInt, def: "10080", check: intRange(1, 1<<31-1)},
+	{name: "offsets.retention.check.interval.ms", typ: typeLong, def: "600000", check: longMin(1)},
+	{name: "offset.metadata.max.bytes", typ: typeInt, def: "4096", check: intRange(0, 1<<31-1)},
+	{name: "transactional.id.expiration.ms", typ: typeInt, def: "604800000", check: intRange(1, 1<<31-1)},
+	{name: "transaction.max.timeout.ms", typ: typeInt, def: "900000", check: intRange(1, 1<<31-1)},
+	{name: "producer.id.expiration.ms", typ: typeInt, def: "86400000", check: intRange(1, 1<<31-1)},
+}
+
+// ignoredBrokerConfigs are Kafka configs that appear in ordinary
+// server.properties files but have no meaning for a single-process broker
+// (threads, replication, KRaft quorum). They are accepted so that an
+// existing file works, and have no effect.
+var ignoredBrokerConfigs = []string{
+	"process.roles", "controller.quorum.voters", "controller.quorum.bootstrap.servers",
+	"controller.listener.names", "inter.broker.listener.name", "listener.security.protocol.map",
+	"num.network.threads", "num.io.threads", "num.replica.fetchers", "num.recovery.threads.per.data.dir",
+	"socket.send.buffer.bytes", "socket.receive.buffer.bytes", "replica.lag.time.max.ms",
+	"share.coordinator.state.topic.replication.factor", "share.coordinator.state.topic.min.isr",
+	"group.coordinator.rebalance.protocols", "auto.leader.rebalance.enable", "log.cleaner.enable",
+	"log.cleaner.threads", "zookeeper.connect", "confluent.support.metrics.enable",
+}
+
+// DefaultListen is where the broker listens when nothing else is said.
+const DefaultListen = "localhost:9092"
+
+// Validate checks the configuration, fills defaults and parses Settings.
+// An unknown config name or an invalid value is an error.
+func (c *Config) Validate() error {
+	var errs []error
+	set := func(name string) (string, bool) {
+		v, ok := c.Settings[name]
+		return strings.TrimSpace(v), ok
+	}
+	for name, v := range c.Settings {
+		if err := validateSetting(name, strings.TrimSpace(v)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	get := func(name string) string {
+		if v, ok := set(name); ok {
+			return v
+		}
+		for _, d := range brokerConfigDefs {
+			if d.name == name {
+				return d.def
+			}
+		}
+		return ""
+	}
+
+	if v, ok := set("node.id"); ok {
+		c.NodeID = int32(parseLong(v))
+	} else if v, ok := set("broker.id"); ok && parseLong(v) >= 0 {
+		c.NodeID = int32(parseLong(v))
+	}
+	if c.NodeID < 0 {
+		return fmt.Errorf("server: node id %d must not be negative", c.NodeID)
+	}
+	if v, ok := set("log.dirs"); ok && v != "" {
+		dirs := strings.Split(v, ",")
+		if len(dirs) > 1 {
+			return fmt.Errorf("server: log.dirs: only one directory is supported, got %d", len(dirs))
+		}
+		c.DataDir = strings.TrimSpace(dirs[0])
+	} else if v, ok := set("log.dir"); ok {
+		c.DataDir = v
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./skiff-data"
+	}
+
+	if v, ok := set("listeners"); ok {
+		addr, err := parseListener(v)
+		if err != nil {
+			return fmt.Errorf("server: listeners: %w", err)
+		}
+		c.Listen = addr
+	}
+	if v, ok := set("advertised.listeners"); ok && v != "" {
+		addr, err := parseListener(v)
+		if err != nil {
+			return fmt.Errorf("server: advertised.listeners: %w", err)
+		}
+		c.Advertise = addr
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("server: listen address %q: %w", c.Listen, err)
+	}
+	c.listenHost, c.listenPort = host, port
+	if c.Advertise != "" {
+		h, p, err := net.SplitHostPort(c.Advertise)
+		if err != nil {
+			return fmt.Errorf("server: advertised address %q: %w", c.Advertise, err)
+		}
+		pn, err := strconv.ParseInt(p, 10, 32)
+		if err != nil || pn <= 0 || pn > 65535 || h == "" || isWildcard(h) {
+			return fmt.Errorf("server: advertised address %q must be a concrete host:port", c.Advertise)
+		}
+		c.advertHost, c.advertPort = h, int32(pn)
+	} else if isWildcard(host) {
+		return fmt.Errorf("server: listening on %q needs an advertised address (--advertise or advertised.listeners) that clients can reach", c.Listen)
+	}
+
+	c.numPartitions = int32(parseLong(get("num.partitions")))
+	c.autoCreateTopics = get("auto.create.topics.enable") == "true"
+	c.socketRequestMaxBytes = int32(parseLong(get("socket.request.max.bytes")))
+	c.retentionCheckMs = parseLong(get("log.retention.check.interval.ms"))
+	c.offsetsTopicPartitions = int32(parseLong(get("offsets.topic.num.partitions")))
+	c.defaultReplication = int16(parseLong(get("default.replication.factor")))
+
+	// Topic defaults come from the broker-level synonyms, with Kafka's
+	// precedence for the hour/minute/ms forms of retention and roll.
+	c.topicDefaults = make(map[string]string, len(topicConfigDefs))
+	c.staticTopicDefaults = make(map[string]bool)
+	for _, d := range topicConfigDefs {
+		c.topicDefaults[d.name] = d.def
+		if v, ok := set(d.broker); ok && d.broker != "" {
+			c.topicDefaults[d.name] = v
+			c.staticTopicDefaults[d.name] = true
+		}
+	}
+	if _, ok := set("log.retention.ms"); !ok {
+		if v, ok := set("log.retention.minutes"); ok {
+			c.topicDefaults["retention.ms"] = strconv.FormatInt(minutesOrUnlimited(parseLong(v), 60_000), 10)
+			c.staticTopicDefaults["retention.ms"] = true
+		} else if v, ok := set("log.retention.hours"); ok {
+			c.topicDefaults["retention.ms"] = strconv.FormatInt(minutesOrUnlimited(parseLong(v), 3_600_000), 10)
+			c.staticTopicDefaults["retention.ms"] = true
+		}
+	}
+	if _, ok := set("log.roll.ms"); !ok {
+		if v, ok := set("log.roll.hours"); ok {
+			c.topicDefaults["segment.ms"] = strconv.FormatInt(parseLong(v)*3_600_000, 10)
+			c.staticTopicDefaults["segment.ms"] = true
+		}
+	}
+	_, fm := set("log.flush.interval.messages")
+	_, fms := set("log.flush.interval.ms")
+	c.explicitFlush = fm || fms
+	return nil
+}
+
+func minutesOrUnlimited(n, unit int64) int64 {
+	if n < 0 {
+		return -1
+	}
+	return n * unit
+}
+
+func validateSetting(name, v string) error {
+	for _, d := range brokerConfigDefs {
+		if d.name == name {
+			if err := checkType(d.typ, v); err != nil {
+				return fmt.Errorf("server: invalid value %q for %s: %w", v, name, err)
+			}
+			if d.check != nil {
+				if err := d.check(v); err != nil {
+					return fmt.Errorf("server: invalid value %q for %s: %w", v, name, err)
+				}
+			}
+			return nil
+		}
+	}
+	for _, d := range topicConfigDefs {
+		if d.broker == name {
+			if err := d.validateValue(v); err != nil {
+				return fmt.Errorf("server: %s: %w", name, err)
+			}
+			return nil
+		}
+	}
+	for _, n := range ignoredBrokerConfigs {
+		if n == name {
+			return nil
+		}
+	}
+	return fmt.Errorf("server: unknown config %q", name)
+}
+
+// parseListener takes Kafka's listeners syntax, NAME://host:port[,...],
+// and returns the host:port of the first listener.
+func parseListener(v string) (string, error) {
+	first := strings.TrimSpace(strings.Split(v, ",")[0])
+	_, addr, ok := strings.Cut(first, "://")
+	if !ok {
+		return "", fmt.Errorf("%q is not of the form NAME://host:port", first)
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return "", fmt.Errorf("%q: %w", first, err)
+	}
+	return addr, nil
+}
+
+func isWildcard(host string) bool {
+	return host == "" || host == "0.0.0.0" || host == "::"
+}
+
+// setting returns a broker setting's value, or its default.
+func (c *Config) setting(name string) string {
+	if v, ok := c.Settings[name]; ok {
+		return strings.TrimSpace(v)
+	}
+	for _, d := range brokerConfigDefs {
+		if d.name == name {
+			return d.def
+		}
+	}
+	return ""
+}

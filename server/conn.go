@@ -1,0 +1,207 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+
+	"github.com/rs/zerolog"
+	"github.com/skiffmq/skiff/protocol"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// conn serves one client connection with three goroutines: the reader
+// decodes frames, the handler runs them one at a time in arrival order (as
+// Kafka does, so a producer's pipelined batches are appended in order), and
+// the writer sends responses in request order, flushing when it has nothing
+// more to send. Requests are decoded while the previous one is handled, and
+// a deferred response (a produce waiting for its fsync) is awaited by the
+// writer, not the handler.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	log    zerolog.Logger
+	ctx    context.Context // the connection's life
+	cancel context.CancelFunc
+	// reqCtx is what handlers see: it also ends when the server begins to
+	// stop, so long polls and parked joins answer at once.
+	reqCtx context.Context
+}
+
+// inflight is one request on its way from the reader to the writer.
+type inflight struct {
+	hdr  protocol.RequestHeader
+	req  kmsg.Request
+	resp kmsg.Response // nil: no response (acks=0)
+}
+
+const pipelineDepth = 16
+
+func (s *Server) serveConn(nc net.Conn) {
+	// The connection's context is not derived from the server's: on a
+	// graceful stop the reader stops reading, but requests already read are
+	// still answered. Cancelling it (a broken connection, a forced stop)
+	// closes the socket, which unblocks the reader.
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+	s.trackConn(nc, cancel, true)
+	defer s.trackConn(nc, cancel, false)
+	c := &conn{
+		s:      s,
+		nc:     nc,
+		log:    s.log.With().Str("remote", nc.RemoteAddr().String()).Logger(),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	defer cancel()
+	defer nc.Close()
+	reqCtx, reqCancel := context.WithCancel(ctx)
+	defer reqCancel()
+	stopQuit := context.AfterFunc(s.quitCtx, reqCancel)
+	defer stopQuit()
+	c.reqCtx = reqCtx
+
+	decoded := make(chan inflight, pipelineDepth)
+	answered := make(chan inflight, pipelineDepth)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.writeLoop(answered)
+	}()
+	go func() {
+		defer close(answered)
+		c.handleLoop(decoded, answered)
+	}()
+	c.readLoop(decoded)
+	close(decoded)
+	<-done
+}
+
+// readLoop reads and decodes requests until the connection fails or a
+// request cannot be served, which closes the connection as Kafka does.
+func (c *conn) readLoop(out chan<- inflight) {
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	maxSize := c.s.cfg.socketRequestMaxBytes
+	for {
+		frame, err := protocol.ReadFrame(br, maxSize, nil)
+		if err != nil {
+			if !isClosedConnErr(err) {
+				c.log.Warn().Err(err).Msg("closing connection: bad frame")
+			}
+			c.cancel()
+			return
+		}
+		hdr, rest, err := protocol.ParseRequestHeader(frame)
+		if err != nil {
+			c.log.Warn().Err(err).Msg("closing connection: malformed request header")
+			c.cancel()
+			return
+		}
+		entry, known := apis[hdr.APIKey]
+		if !known || hdr.APIVersion < entry.min || hdr.APIVersion > entry.max || refusedVersion(hdr) {
+			if known && hdr.APIKey == protocol.ApiVersionsKey {
+				// Kafka answers an ApiVersions it cannot parse with v0 and
+				// the supported ranges, so the client can pick a version.
+				out <- inflight{hdr: hdr, resp: apiVersionsUnsupported()}
+				continue
+			}
+			c.log.Warn().Int16("api_key", hdr.APIKey).Int16("api_version", hdr.APIVersion).
+				Str("client_id", hdr.ClientID).Msg("closing connection: unsupported api or version")
+			c.cancel()
+			return
+		}
+		req, err := protocol.DecodeRequest(hdr, rest)
+		if err != nil {
+			c.log.Warn().Err(err).Str("client_id", hdr.ClientID).Msg("closing connection: malformed request")
+			c.cancel()
+			return
+		}
+		select {
+		case out <- inflight{hdr: hdr, req: req}:
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+// refusedVersion reports versions that are advertised but refused: Kafka 4
+// advertises Produce from v0 because old librdkafka versions require it,
+// yet no longer accepts v0-v2 (KIP-896).
+func refusedVersion(h protocol.RequestHeader) bool {
+	return h.APIKey == int16(kmsg.Produce) && h.APIVersion < 3
+}
+
+func (c *conn) handleLoop(in <-chan inflight, out chan<- inflight) {
+	for f := range in {
+		if f.req != nil {
+			f.resp = c.handle(f)
+			if f.resp == nil {
+				continue // acks=0: nothing to send
+			}
+		}
+		select {
+		case out <- f:
+		case <-c.ctx.Done():
+		}
+	}
+}
+
+func (c *conn) handle(f inflight) kmsg.Response {
+	entry := apis[f.hdr.APIKey]
+	r := &request{ctx: c.reqCtx, connCtx: c.ctx, kreq: f.req, version: f.hdr.APIVersion, clientID: f.hdr.ClientID, remote: c.nc.RemoteAddr()}
+	resp, err := entry.handle(c.s, r)
+	if err != nil {
+		// A handler error means the request was invalid in a way Kafka
+		// answers by closing the connection.
+		c.log.Warn().Err(err).Str("api", kmsg.NameForKey(f.hdr.APIKey)).Str("client_id", f.hdr.ClientID).
+			Msg("closing connection: request rejected")
+		c.cancel()
+		return nil
+	}
+	return resp
+}
+
+func (c *conn) writeLoop(in <-chan inflight) {
+	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	var buf []byte
+	for f := range in {
+		if c.ctx.Err() != nil {
+			continue // drain so the handler never blocks
+		}
+		resp := f.resp
+		if d, ok := resp.(*deferredResponse); ok {
+			d.wait()
+			resp = d.Response
+		}
+		buf = protocol.AppendResponse(buf[:0], f.hdr.CorrelationID, resp)
+		if _, err := bw.Write(buf); err != nil {
+			c.cancel()
+			continue
+		}
+		if len(in) == 0 {
+			if err := bw.Flush(); err != nil {
+				c.cancel()
+				continue
+			}
+		}
+		if cap(buf) > 1<<20 {
+			buf = nil // do not pin one large fetch response's buffer
+		}
+	}
+}
+
+func isClosedConnErr(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, context.Canceled) || isTimeout(err) || errors.Is(err, errConnReset)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+var errConnReset = syscall.ECONNRESET

@@ -1,0 +1,60 @@
+package server
+
+import (
+	"context"
+	"net"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// request is what a handler sees: the decoded request plus who sent it.
+type request struct {
+	ctx      context.Context // ends when the connection closes or the server begins to stop
+	connCtx  context.Context // ends when the connection closes
+	kreq     kmsg.Request
+	version  int16
+	clientID string
+	remote   net.Addr
+}
+
+// A handler answers one request. A nil response means no response is sent
+// (Produce with acks=0). A handler may instead return a deferred response,
+// built by the connection's writer once the wait completes, so that work
+// such as waiting for an fsync overlaps with the next request's handling
+// while responses still go out in request order.
+type handler func(s *Server, r *request) (kmsg.Response, error)
+
+// deferredResponse is returned (as the kmsg.Response) by handlers whose
+// answer depends on something that completes later.
+type deferredResponse struct {
+	kmsg.Response // the response that wait fills in
+	wait          func()
+}
+
+type apiEntry struct {
+	key      int16
+	min, max int16
+	handle   handler
+}
+
+// apis is filled by each api_*.go file's init, so ApiVersions is derived
+// from the handlers that exist and cannot drift from the code.
+var apis = map[int16]apiEntry{}
+
+func register(key kmsg.Key, min, max int16, h handler) {
+	if _, dup := apis[int16(key)]; dup {
+		panic("server: duplicate handler for " + kmsg.NameForKey(int16(key)))
+	}
+	apis[int16(key)] = apiEntry{key: int16(key), min: min, max: max, handle: h}
+}
+
+// supportedAPIs returns the registered APIs sorted by key.
+func supportedAPIs() []apiEntry {
+	out := make([]apiEntry, 0, len(apis))
+	for _, e := range apis {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	return out
+}

@@ -1,0 +1,251 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/skiffmq/skiff/coordinator"
+	"github.com/skiffmq/skiff/storage"
+)
+
+// Server is a Kafka-compatible broker. Create it with New, start it with
+// Start, and stop it with Close; it can run inside a test on port 0:
+//
+//	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
+//	if err != nil { ... }
+//	if err := srv.Start(); err != nil { ... }
+//	defer srv.Close()
+//	client, _ := kgo.NewClient(kgo.SeedBrokers(srv.Addr()))
+type Server struct {
+	cfg    Config
+	log    zerolog.Logger
+	store  *storage.Store
+	meta   *cluster
+	groups *coordinator.Groups
+
+	ln net.Listener
+	// quitCtx ends when Close begins; requests in progress then finish
+	// early (long polls answer with what they have).
+	quitCtx context.Context
+	quit    context.CancelFunc
+	started time.Time
+
+	fetchSessions *fetchSessions
+	stats         serverStats
+
+	wg sync.WaitGroup // every goroutine the server owns
+
+	mu struct {
+		sync.Mutex
+		conns  map[net.Conn]context.CancelFunc
+		closed bool
+	}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New validates cfg and opens the data directory, recovering the logs if
+// the previous stop was not clean. It does not listen yet.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:           cfg,
+		log:           cfg.Logger,
+		fetchSessions: newFetchSessions(),
+	}
+	s.mu.conns = make(map[net.Conn]context.CancelFunc)
+	s.quitCtx, s.quit = context.WithCancel(context.Background())
+	store, err := storage.OpenStore(cfg.DataDir, s.log)
+	if err != nil {
+		return nil, fmt.Errorf("server: opening data dir: %w", err)
+	}
+	s.store = store
+	meta, err := openCluster(&s.cfg, store, s.log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	s.meta = meta
+	if s.groups, err = s.newGroups(); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("server: loading consumer groups: %w", err)
+	}
+	return s, nil
+}
+
+// Start listens and begins serving clients in the background.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("server: listen: %w", err)
+	}
+	s.ln = ln
+	s.started = time.Now()
+	if s.cfg.advertHost == "" {
+		host, port, _ := net.SplitHostPort(ln.Addr().String())
+		if !isWildcard(s.cfg.listenHost) {
+			host = s.cfg.listenHost
+		}
+		p, _ := strconv.Atoi(port)
+		s.cfg.advertHost, s.cfg.advertPort = host, int32(p)
+	}
+	s.log.Info().Str("listen", ln.Addr().String()).
+		Str("advertise", net.JoinHostPort(s.cfg.advertHost, strconv.Itoa(int(s.cfg.advertPort)))).
+		Str("data_dir", s.cfg.DataDir).Bool("clean_start", s.store.CleanStart()).Msg("skiff started")
+	s.goTracked(s.acceptLoop)
+	s.goTracked(s.retentionLoop)
+	return nil
+}
+
+// Addr is the address the server listens on, host:port; with port 0 it has
+// the port the system picked. It is the advertised address unless
+// Config.Advertise says otherwise.
+func (s *Server) Addr() string {
+	return net.JoinHostPort(s.cfg.advertHost, strconv.Itoa(int(s.cfg.advertPort)))
+}
+
+// goTracked starts f in a goroutine the server waits for on Close.
+func (s *Server) goTracked(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+func (s *Server) acceptLoop() {
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			select {
+			case <-s.quitCtx.Done():
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			s.log.Error().Err(err).Msg("accept failed")
+			return
+		}
+		if tc, ok := nc.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+		}
+		s.mu.Lock()
+		closed := s.mu.closed
+		if !closed {
+			s.wg.Add(1)
+		}
+		s.mu.Unlock()
+		if closed {
+			nc.Close()
+			return
+		}
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(nc)
+		}()
+	}
+}
+
+func (s *Server) trackConn(nc net.Conn, cancel context.CancelFunc, add bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		s.mu.conns[nc] = cancel
+		if s.mu.closed {
+			// Accepted just as Close began: serve nothing more.
+			nc.SetReadDeadline(time.Now())
+		}
+	} else {
+		delete(s.mu.conns, nc)
+	}
+}
+
+// retentionLoop applies retention.ms / retention.bytes every
+// log.retention.check.interval.ms, as Kafka's log manager does.
+func (s *Server) retentionLoop() {
+	t := time.NewTicker(time.Duration(s.cfg.retentionCheckMs) * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quitCtx.Done():
+			return
+		case now := <-t.C:
+			s.meta.enforceRetention(now)
+		}
+	}
+}
+
+// gracePeriod bounds how long Close waits for in-flight requests.
+const gracePeriod = 5 * time.Second
+
+// Close stops accepting connections, lets in-flight requests finish (up to
+// a grace period), then flushes and closes every log. Safe to call twice.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.mu.closed = true
+		conns := make([]net.Conn, 0, len(s.mu.conns))
+		for nc := range s.mu.conns {
+			conns = append(conns, nc)
+		}
+		s.mu.Unlock()
+		s.quit()
+		if s.ln != nil {
+			s.ln.Close()
+		}
+		// Stop reading new requests; requests already read are answered.
+		for _, nc := range conns {
+			nc.SetReadDeadline(time.Now())
+		}
+		done := make(chan struct{})
+		go func() {
+			s.wg.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(gracePeriod):
+			s.log.Warn().Msg("in-flight requests did not finish in time; closing connections")
+			s.mu.Lock()
+			for _, cancel := range s.mu.conns {
+				cancel()
+			}
+			s.mu.Unlock()
+			<-done
+		}
+		s.groups.Close()
+		s.closeErr = s.store.Close()
+		s.log.Info().Msg("skiff stopped")
+	})
+	return s.closeErr
+}
+
+// Stats are counters about a running server.
+type Stats struct {
+	Connections   int   // open client connections
+	ParkedFetches int64 // fetches waiting for data (long polls)
+}
+
+type serverStats struct {
+	parkedFetches atomic.Int64
+}
+
+// Stats returns the server's current counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	conns := len(s.mu.conns)
+	s.mu.Unlock()
+	return Stats{Connections: conns, ParkedFetches: s.stats.parkedFetches.Load()}
+}
