@@ -3,7 +3,7 @@ module github.com/skiffmq/skiff
 go 1.26.0
 
 require (
-	github.com/klauspost/compress v1.20.3
+	github.com/klauspost/compress v1.20.4
 	github.com/pierrec/lz4/v4 v4.1.33
 	github.com/rs/zerolog v1.35.1
 	github.com/twmb/franz-go v1.22.3

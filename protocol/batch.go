@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 )
 
 // Record batch v2 (magic 2) layout, from the Kafka protocol guide. The broker
@@ -32,6 +33,11 @@ const (
 	// batchLengthOverhead is the part of the header the batchLength field
 	// does not count: baseOffset and batchLength themselves.
 	batchLengthOverhead = 12
+
+	// maxBatchLength is the largest batchLength accepted: it keeps Size()
+	// (Length + 12) within an int32, so that it cannot wrap negative on
+	// 32-bit platforms and defeat the bounds checks.
+	maxBatchLength = math.MaxInt32 - batchLengthOverhead
 )
 
 // Batch attribute bits.
@@ -130,7 +136,7 @@ func PeekBatchSize(b []byte) (int, error) {
 		return 0, ErrBatchTruncated
 	}
 	n := int32(binary.BigEndian.Uint32(b[offBatchLength:]))
-	if n < BatchHeaderSize-batchLengthOverhead {
+	if n < BatchHeaderSize-batchLengthOverhead || n > maxBatchLength {
 		return 0, ErrBatchLength
 	}
 	return int(n) + batchLengthOverhead, nil
@@ -160,7 +166,7 @@ func ParseBatchHeader(b []byte) (BatchHeader, error) {
 	if h.Magic != 2 {
 		return h, ErrBatchMagic
 	}
-	if h.Length < BatchHeaderSize-batchLengthOverhead {
+	if h.Length < BatchHeaderSize-batchLengthOverhead || h.Length > maxBatchLength {
 		return h, ErrBatchLength
 	}
 	return h, nil
