@@ -139,7 +139,7 @@ func newLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
 	switch format {
 	case "json":
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !isTerminal(w)}
 	default:
 		return zerolog.Logger{}, fmt.Errorf("invalid --log-format %q (json or console)", format)
 	}
@@ -174,4 +174,15 @@ func readProperties(path string, into map[string]string) error {
 		into[key] = strings.TrimSpace(val)
 	}
 	return nil
+}
+
+// isTerminal reports whether w is a character device, so that log colours
+// are only used where a person reads them.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
