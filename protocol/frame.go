@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // DefaultMaxRequestSize is Kafka's socket.request.max.bytes default (100 MiB).
@@ -34,14 +35,33 @@ func ReadFrame(r io.Reader, max int32, buf []byte) ([]byte, error) {
 	}
 	if cap(buf) >= int(n) {
 		buf = buf[:n]
-	} else {
-		buf = make([]byte, n)
-	}
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, unexpectedEOF(err)
 		}
-		return nil, err
+		return buf, nil
+	}
+	// Grow the buffer as the bytes arrive instead of allocating the
+	// declared size up front: a client that sends only a size prefix must
+	// not make the broker hold max bytes for it.
+	buf = buf[:0]
+	for len(buf) < int(n) {
+		chunk := min(int(n)-len(buf), frameChunk+len(buf))
+		buf = slices.Grow(buf, chunk)
+		got, err := io.ReadFull(r, buf[len(buf):len(buf)+chunk])
+		buf = buf[:len(buf)+got]
+		if err != nil {
+			return nil, unexpectedEOF(err)
+		}
 	}
 	return buf, nil
+}
+
+// frameChunk is how far ReadFrame allocates ahead of the bytes received.
+const frameChunk = 64 << 10
+
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/rs/zerolog"
@@ -87,6 +88,8 @@ func (c *conn) readLoop(out chan<- inflight) {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	maxSize := c.s.cfg.socketRequestMaxBytes
 	for {
+		// A fresh buffer per frame: decoded requests alias it (produce
+		// records are slices of the frame), so it must never be reused.
 		frame, err := protocol.ReadFrame(br, maxSize, nil)
 		if err != nil {
 			if !isClosedConnErr(err) {
@@ -150,9 +153,20 @@ func (c *conn) handleLoop(in <-chan inflight, out chan<- inflight) {
 	}
 }
 
-func (c *conn) handle(f inflight) kmsg.Response {
+func (c *conn) handle(f inflight) (resp kmsg.Response) {
+	// A handler bug must cost one connection, not the broker and every
+	// other client on it.
+	defer func() {
+		if v := recover(); v != nil {
+			c.log.Error().Str("api", kmsg.NameForKey(f.hdr.APIKey)).Int16("api_version", f.hdr.APIVersion).
+				Str("client_id", f.hdr.ClientID).Interface("panic", v).Bytes("stack", debug.Stack()).
+				Msg("closing connection: handler panicked")
+			c.cancel()
+			resp = nil
+		}
+	}()
 	entry := apis[f.hdr.APIKey]
-	r := &request{ctx: c.reqCtx, connCtx: c.ctx, kreq: f.req, version: f.hdr.APIVersion, clientID: f.hdr.ClientID, remote: c.nc.RemoteAddr()}
+	r := &request{ctx: c.reqCtx, connCtx: c.ctx, kreq: f.req, version: f.hdr.APIVersion, clientID: f.hdr.ClientID, remote: c.nc.RemoteAddr(), local: c.nc.LocalAddr()}
 	resp, err := entry.handle(c.s, r)
 	if err != nil {
 		// A handler error means the request was invalid in a way Kafka
@@ -172,12 +186,10 @@ func (c *conn) writeLoop(in <-chan inflight) {
 		if c.ctx.Err() != nil {
 			continue // drain so the handler never blocks
 		}
-		resp := f.resp
-		if d, ok := resp.(*deferredResponse); ok {
-			d.wait()
-			resp = d.Response
+		var ok bool
+		if buf, ok = c.encode(buf[:0], f); !ok {
+			continue
 		}
-		buf = protocol.AppendResponse(buf[:0], f.hdr.CorrelationID, resp)
 		if _, err := bw.Write(buf); err != nil {
 			c.cancel()
 			continue
@@ -192,6 +204,25 @@ func (c *conn) writeLoop(in <-chan inflight) {
 			buf = nil // do not pin one large fetch response's buffer
 		}
 	}
+}
+
+// encode completes a deferred response and encodes the response frame. A
+// panic there, like one in a handler, closes only this connection.
+func (c *conn) encode(buf []byte, f inflight) (_ []byte, ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.log.Error().Str("api", kmsg.NameForKey(f.hdr.APIKey)).Interface("panic", v).Bytes("stack", debug.Stack()).
+				Msg("closing connection: encoding a response panicked")
+			c.cancel()
+			ok = false
+		}
+	}()
+	resp := f.resp
+	if d, isDeferred := resp.(*deferredResponse); isDeferred {
+		d.wait()
+		resp = d.Response
+	}
+	return protocol.AppendResponse(buf, f.hdr.CorrelationID, resp), true
 }
 
 func isClosedConnErr(err error) bool {
