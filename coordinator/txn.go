@@ -1,14 +1,14 @@
 package coordinator
 
 // Transactional offset commits (KIP-98/KIP-447), as far as the group
-// coordinator is concerned. TxnOffsetCommit is not served yet; this is the
-// hook for it:
+// coordinator is concerned (see txn_offsets.go):
 //
 //   - TxnOffsetCommit writes OffsetCommit records in a transactional batch
 //     (producer id/epoch set) and, once durable, calls
 //     g.mu.txn.add(producerID, group, topic, partition, entry);
 //   - the transaction coordinator's COMMIT/ABORT marker on the
-//     __consumer_offsets partition ends in completeTxnLocked.
+//     __consumer_offsets partition (WriteTxnMarker) ends in
+//     completeTxnLocked.
 //
 // Until then, OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT
 // for the partitions involved, offset expiry spares them, and a group with

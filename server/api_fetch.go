@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/skiffmq/skiff/protocol"
 	"github.com/skiffmq/skiff/storage"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -97,6 +98,7 @@ type fetchResult struct {
 	err               int16
 	hw, lso, logStart int64
 	records           []byte
+	aborted           []storage.AbortedTxn // read_committed: aborted transactions overlapping records
 }
 
 // readPartitions reads every partition once, honouring the response and
@@ -132,7 +134,7 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int32, readCommit
 		waits = append(waits, p.log.Wait())
 		limit := min(int(sp.maxBytes), int(maxBytes)-total)
 		rr, err := p.log.Read(sp.fetchOffset, max(limit, 0), total == 0)
-		res.hw, res.lso, res.logStart = rr.HighWatermark, rr.HighWatermark, rr.LogStartOffset
+		res.hw, res.lso, res.logStart = rr.HighWatermark, min(p.log.LastStableOffset(), rr.HighWatermark), rr.LogStartOffset
 		if err != nil {
 			res.hw, res.lso, res.logStart = p.log.HighWatermark(), p.log.HighWatermark(), p.log.LogStartOffset()
 			res.err = fetchErrorCode(err)
@@ -143,7 +145,10 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int32, readCommit
 			continue // the response is full; the partition is still reported
 		}
 		res.records = rr.Records
-		total += len(rr.Records)
+		if readCommitted {
+			res.records, res.aborted = committedRecords(p, sp.fetchOffset, rr.Records, res.lso)
+		}
+		total += len(res.records)
 	}
 	return results, waits, total, anyErr
 }
@@ -199,7 +204,12 @@ func (s *Server) fillFetchResponse(resp *kmsg.FetchResponse, parts []*sessionPar
 		rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = res.hw, res.lso, res.logStart
 		rp.PreferredReadReplica = -1
 		if readCommitted {
-			rp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+			rp.AbortedTransactions = make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, 0, len(res.aborted))
+			for _, a := range res.aborted {
+				at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+				at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+				rp.AbortedTransactions = append(rp.AbortedTransactions, at)
+			}
 		}
 		// Records are never null on the wire: librdkafka rejects a -1 size.
 		rp.RecordBatches = res.records
@@ -208,4 +218,38 @@ func (s *Server) fillFetchResponse(resp *kmsg.FetchResponse, parts []*sessionPar
 		}
 		st.Partitions = append(st.Partitions, rp)
 	}
+}
+
+// committedRecords cuts records (whole batches from fetchOffset) at the
+// last stable offset, as a read_committed fetch must, and returns the
+// aborted transactions that overlap what is left, for the consumer to
+// skip their batches.
+func committedRecords(p *partition, fetchOffset int64, records []byte, lso int64) ([]byte, []storage.AbortedTxn) {
+	n := 0
+	for n < len(records) {
+		h, err := protocol.ParseBatchHeader(records[n:])
+		if err != nil || h.BaseOffset >= lso || h.Size() > len(records)-n {
+			break
+		}
+		n += h.Size()
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	last, _ := lastOffsetOf(records[:n])
+	return records[:n], p.log.AbortedTxns(fetchOffset, last+1)
+}
+
+// lastOffsetOf returns the last offset of the last batch in records.
+func lastOffsetOf(records []byte) (int64, bool) {
+	last, ok := int64(-1), false
+	for n := 0; n < len(records); {
+		h, err := protocol.ParseBatchHeader(records[n:])
+		if err != nil {
+			break
+		}
+		last, ok = h.LastOffset(), true
+		n += h.Size()
+	}
+	return last, ok
 }

@@ -24,7 +24,8 @@ func (s *Server) handleFindCoordinator(r *request) (kmsg.Response, error) {
 		code := s.coordinatorKeyError(req.CoordinatorType, req.CoordinatorKey)
 		resp.ErrorCode = code
 		if code == 0 {
-			resp.NodeID, resp.Host, resp.Port = s.cfg.NodeID, s.cfg.advertHost, s.cfg.advertPort
+			resp.NodeID = s.cfg.NodeID
+			resp.Host, resp.Port = s.advertisedFor(r)
 		} else {
 			resp.NodeID, resp.Port = -1, -1
 		}
@@ -35,7 +36,8 @@ func (s *Server) handleFindCoordinator(r *request) (kmsg.Response, error) {
 		c.Key = key
 		c.ErrorCode = s.coordinatorKeyError(req.CoordinatorType, key)
 		if c.ErrorCode == 0 {
-			c.NodeID, c.Host, c.Port = s.cfg.NodeID, s.cfg.advertHost, s.cfg.advertPort
+			c.NodeID = s.cfg.NodeID
+			c.Host, c.Port = s.advertisedFor(r)
 		} else {
 			c.NodeID, c.Port = -1, -1
 		}

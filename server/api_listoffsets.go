@@ -54,6 +54,9 @@ func listOffset(l *storage.Log, ts int64, readCommitted bool, sp *kmsg.ListOffse
 		// read_committed consumers start from the last stable offset, which
 		// without open transactions is the high watermark.
 		sp.Offset, sp.LeaderEpoch = l.HighWatermark(), partitionLeaderEpoch
+		if readCommitted {
+			sp.Offset = min(l.LastStableOffset(), sp.Offset)
+		}
 		return 0
 	case listEarliest, listEarliestLocal:
 		sp.Offset, sp.LeaderEpoch = l.LogStartOffset(), partitionLeaderEpoch

@@ -15,7 +15,8 @@ func (s *Server) handleMetadata(r *request) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 
 	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = s.cfg.NodeID, s.cfg.advertHost, s.cfg.advertPort
+	b.NodeID = s.cfg.NodeID
+	b.Host, b.Port = s.advertisedFor(r)
 	resp.Brokers = append(resp.Brokers, b)
 	clusterID := s.meta.clusterID()
 	resp.ClusterID = &clusterID

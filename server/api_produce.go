@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/skiffmq/skiff/coordinator/txn"
 	"github.com/skiffmq/skiff/protocol"
 	"github.com/skiffmq/skiff/storage"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -108,6 +109,10 @@ func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.Produce
 		}
 		return durableWait{}, false
 	}
+	if code := s.checkProducer(p, records); code != nil {
+		sp.ErrorCode = code.Code
+		return durableWait{}, false
+	}
 	opts := storage.AppendOptions{}
 	if cfg.logAppendTime {
 		opts.LogAppendTime = now
@@ -120,7 +125,7 @@ func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.Produce
 	}
 	sp.BaseOffset = res.BaseOffset
 	sp.LogStartOffset = res.LogStartOffset
-	if cfg.logAppendTime {
+	if cfg.logAppendTime && !res.Duplicate {
 		sp.LogAppendTime = now
 	}
 	return durableWait{log: p.log, lastOffset: res.LastOffset}, true
@@ -195,6 +200,10 @@ func appendErrorCode(err error) *kerr.Error {
 		return kerr.CorruptMessage
 	case errors.Is(err, storage.ErrClosed):
 		return kerr.NotLeaderForPartition
+	case errors.Is(err, storage.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber
+	case errors.Is(err, storage.ErrInvalidProducerEpoch):
+		return kerr.InvalidProducerEpoch
 	}
 	return kerr.KafkaStorageError
 }
@@ -213,4 +222,32 @@ func waitHighWatermark(ctx context.Context, l *storage.Log, offset int64) error 
 			return ctx.Err()
 		}
 	}
+}
+
+// checkProducer applies the producer rules that need more than the log:
+// clients may not write control batches (INVALID_RECORD), an idempotent
+// batch must carry a sequence, and a transactional batch must belong to an
+// open transaction that holds the partition (KIP-890 part 1 verification,
+// which keeps a late or zombie batch from opening a transaction no marker
+// will ever close). Sequence and epoch checks against the partition's
+// producer state happen in storage.Log.Append, under the partition lock.
+func (s *Server) checkProducer(p *partition, records []byte) *kerr.Error {
+	h, err := protocol.ParseBatchHeader(records)
+	if err != nil || !h.HasProducerID() && !h.IsTransactional() && !h.IsControl() {
+		return nil
+	}
+	switch {
+	case h.IsControl():
+		return kerr.InvalidRecord
+	case !h.HasProducerID():
+		return kerr.InvalidRecord // transactional without a producer id
+	case h.BaseSequence < 0:
+		return kerr.OutOfOrderSequenceNumber
+	case h.IsTransactional():
+		code := s.txn.VerifyProduce(h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: p.topic, Partition: p.index})
+		if code != 0 {
+			return kerr.ErrorForCode(code).(*kerr.Error)
+		}
+	}
+	return nil
 }

@@ -33,6 +33,7 @@ type cluster struct {
 		clusterID string
 		topics    map[string]*topic
 		byID      map[[16]byte]*topic
+		quotas    map[string]*clientQuota // by quotaEntityKey; see api_quotas.go
 	}
 }
 
@@ -53,8 +54,9 @@ type partition struct {
 
 // metaFile is the on-disk form of the cluster metadata.
 type metaFile struct {
-	ClusterID string      `json:"cluster_id"`
-	Topics    []metaTopic `json:"topics"`
+	ClusterID string        `json:"cluster_id"`
+	Topics    []metaTopic   `json:"topics"`
+	Quotas    []clientQuota `json:"client_quotas,omitempty"`
 }
 
 type metaTopic struct {
@@ -84,6 +86,11 @@ func openCluster(cfg *Config, store *storage.Store, logger zerolog.Logger) (*clu
 		}
 	}
 	c.mu.clusterID = mf.ClusterID
+	c.mu.quotas = make(map[string]*clientQuota, len(mf.Quotas))
+	for i := range mf.Quotas {
+		q := mf.Quotas[i]
+		c.mu.quotas[quotaEntityKey(q.Entity)] = &q
+	}
 	for _, mt := range mf.Topics {
 		idBytes, err := base64.RawURLEncoding.DecodeString(mt.ID)
 		if err != nil || len(idBytes) != 16 {
@@ -164,6 +171,7 @@ func (c *cluster) saveLocked() error {
 		})
 	}
 	sort.Slice(mf.Topics, func(i, j int) bool { return mf.Topics[i].Name < mf.Topics[j].Name })
+	mf.Quotas = c.quotasLocked()
 	data, err := json.MarshalIndent(mf, "", "  ")
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 
@@ -41,6 +40,7 @@ type Config struct {
 	retentionCheckMs       int64
 	offsetsTopicPartitions int32
 	defaultReplication     int16
+	listeners              []listenerSpec    // in the order given; the first is Listen/Advertise
 	topicDefaults          map[string]string // topic config name -> broker-level default
 	staticTopicDefaults    map[string]bool   // topic configs whose default was set in Settings
 }
@@ -59,6 +59,7 @@ var brokerConfigDefs = []brokerConfigDef{
 	{name: "broker.id", typ: typeInt, def: "-1", check: intRange(-1, 1<<31-1)},
 	{name: "listeners", typ: typeList, def: "PLAINTEXT://localhost:9092"},
 	{name: "advertised.listeners", typ: typeList, def: ""},
+	{name: "listener.security.protocol.map", typ: typeString, def: defaultSecurityProtocolMap},
 	{name: "log.dirs", typ: typeList, def: ""},
 	{name: "log.dir", typ: typeString, def: "./skiff-data"},
 	{name: "num.partitions", typ: typeInt, def: "1", check: intRange(1, 1<<31-1)},
@@ -87,6 +88,7 @@ var brokerConfigDefs = []brokerConfigDef{
 	{name: "offset.metadata.max.bytes", typ: typeInt, def: "4096", check: intRange(0, 1<<31-1)},
 	{name: "transactional.id.expiration.ms", typ: typeInt, def: "604800000", check: intRange(1, 1<<31-1)},
 	{name: "transaction.max.timeout.ms", typ: typeInt, def: "900000", check: intRange(1, 1<<31-1)},
+	{name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", typ: typeInt, def: "10000", check: intRange(1, 1<<31-1)},
 	{name: "producer.id.expiration.ms", typ: typeInt, def: "86400000", check: intRange(1, 1<<31-1)},
 }
 
@@ -96,7 +98,7 @@ var brokerConfigDefs = []brokerConfigDef{
 // existing file works, and have no effect.
 var ignoredBrokerConfigs = []string{
 	"process.roles", "controller.quorum.voters", "controller.quorum.bootstrap.servers",
-	"controller.listener.names", "inter.broker.listener.name", "listener.security.protocol.map",
+	"controller.listener.names", "inter.broker.listener.name",
 	"num.network.threads", "num.io.threads", "num.replica.fetchers", "num.recovery.threads.per.data.dir",
 	"socket.send.buffer.bytes", "socket.receive.buffer.bytes", "replica.lag.time.max.ms",
 	"share.coordinator.state.topic.replication.factor", "share.coordinator.state.topic.min.isr",
@@ -156,40 +158,8 @@ func (c *Config) Validate() error {
 		c.DataDir = "./skiff-data"
 	}
 
-	if v, ok := set("listeners"); ok {
-		addr, err := parseListener(v)
-		if err != nil {
-			return fmt.Errorf("server: listeners: %w", err)
-		}
-		c.Listen = addr
-	}
-	if v, ok := set("advertised.listeners"); ok && v != "" {
-		addr, err := parseListener(v)
-		if err != nil {
-			return fmt.Errorf("server: advertised.listeners: %w", err)
-		}
-		c.Advertise = addr
-	}
-	if c.Listen == "" {
-		c.Listen = DefaultListen
-	}
-	host, port, err := net.SplitHostPort(c.Listen)
-	if err != nil {
-		return fmt.Errorf("server: listen address %q: %w", c.Listen, err)
-	}
-	c.listenHost, c.listenPort = host, port
-	if c.Advertise != "" {
-		h, p, err := net.SplitHostPort(c.Advertise)
-		if err != nil {
-			return fmt.Errorf("server: advertised address %q: %w", c.Advertise, err)
-		}
-		pn, err := strconv.ParseInt(p, 10, 32)
-		if err != nil || pn <= 0 || pn > 65535 || h == "" || isWildcard(h) {
-			return fmt.Errorf("server: advertised address %q must be a concrete host:port", c.Advertise)
-		}
-		c.advertHost, c.advertPort = h, int32(pn)
-	} else if isWildcard(host) {
-		return fmt.Errorf("server: listening on %q needs an advertised address (--advertise or advertised.listeners) that clients can reach", c.Listen)
+	if err := c.parseListeners(set); err != nil {
+		return err
 	}
 
 	c.numPartitions = int32(parseLong(get("num.partitions")))
@@ -266,20 +236,6 @@ func validateSetting(name, v string) error {
 		}
 	}
 	return fmt.Errorf("server: unknown config %q", name)
-}
-
-// parseListener takes Kafka's listeners syntax, NAME://host:port[,...],
-// and returns the host:port of the first listener.
-func parseListener(v string) (string, error) {
-	first := strings.TrimSpace(strings.Split(v, ",")[0])
-	_, addr, ok := strings.Cut(first, "://")
-	if !ok {
-		return "", fmt.Errorf("%q is not of the form NAME://host:port", first)
-	}
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return "", fmt.Errorf("%q: %w", first, err)
-	}
-	return addr, nil
 }
 
 func isWildcard(host string) bool {

@@ -16,6 +16,7 @@ type request struct {
 	version  int16
 	clientID string
 	remote   net.Addr
+	local    net.Addr // which listener the connection came in on
 }
 
 // A handler answers one request. A nil response means no response is sent

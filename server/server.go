@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/skiffmq/skiff/coordinator"
+	"github.com/skiffmq/skiff/coordinator/txn"
 	"github.com/skiffmq/skiff/storage"
 )
 
@@ -29,8 +30,9 @@ type Server struct {
 	store  *storage.Store
 	meta   *cluster
 	groups *coordinator.Groups
+	txn    *txn.Coordinator // transactions and producer ids; see txn.go
 
-	ln net.Listener
+	lns []net.Listener // one per listener, in Config order
 	// quitCtx ends when Close begins; requests in progress then finish
 	// early (long polls answer with what they have).
 	quitCtx context.Context
@@ -79,30 +81,30 @@ func New(cfg Config) (*Server, error) {
 		store.Close()
 		return nil, fmt.Errorf("server: loading consumer groups: %w", err)
 	}
+	if s.txn, err = s.newTxnCoordinator(); err != nil {
+		s.groups.Close()
+		store.Close()
+		return nil, fmt.Errorf("server: loading transactions: %w", err)
+	}
 	return s, nil
 }
 
 // Start listens and begins serving clients in the background.
 func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.cfg.Listen)
+	lns, err := s.listen() // listeners.go
 	if err != nil {
-		return fmt.Errorf("server: listen: %w", err)
+		return err
 	}
-	s.ln = ln
+	s.lns = lns
 	s.started = time.Now()
-	if s.cfg.advertHost == "" {
-		host, port, _ := net.SplitHostPort(ln.Addr().String())
-		if !isWildcard(s.cfg.listenHost) {
-			host = s.cfg.listenHost
-		}
-		p, _ := strconv.Atoi(port)
-		s.cfg.advertHost, s.cfg.advertPort = host, int32(p)
-	}
-	s.log.Info().Str("listen", ln.Addr().String()).
+	s.log.Info().Str("listen", lns[0].Addr().String()).
 		Str("advertise", net.JoinHostPort(s.cfg.advertHost, strconv.Itoa(int(s.cfg.advertPort)))).
 		Str("data_dir", s.cfg.DataDir).Bool("clean_start", s.store.CleanStart()).Msg("skiff started")
-	s.goTracked(s.acceptLoop)
+	for _, ln := range lns {
+		s.goTracked(func() { s.acceptLoop(ln) })
+	}
 	s.goTracked(s.retentionLoop)
+	s.txn.Start()
 	return nil
 }
 
@@ -122,9 +124,9 @@ func (s *Server) goTracked(f func()) {
 	}()
 }
 
-func (s *Server) acceptLoop() {
+func (s *Server) acceptLoop(ln net.Listener) {
 	for {
-		nc, err := s.ln.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
 			select {
 			case <-s.quitCtx.Done():
@@ -202,8 +204,8 @@ func (s *Server) Close() error {
 		}
 		s.mu.Unlock()
 		s.quit()
-		if s.ln != nil {
-			s.ln.Close()
+		for _, ln := range s.lns {
+			ln.Close()
 		}
 		// Stop reading new requests; requests already read are answered.
 		for _, nc := range conns {
@@ -225,6 +227,7 @@ func (s *Server) Close() error {
 			s.mu.Unlock()
 			<-done
 		}
+		s.txn.Close()
 		s.groups.Close()
 		s.closeErr = s.store.Close()
 		s.log.Info().Msg("skiff stopped")

@@ -235,6 +235,8 @@ func (l *Log) close(flush bool) error {
 		// The final time index entry makes its last entry the segment's
 		// maximum, as for rolled segments.
 		active.maybeAppendTimeEntry()
+		// The producer state snapshot spares the next open a scan.
+		err = l.saveProducerStateLocked()
 	}
 	l.mu.Unlock()
 

@@ -82,6 +82,8 @@ type Log struct {
 		lastFlush    time.Time
 		flushTimer   *time.Timer          // flush.ms, armed while unflushed data waits
 		fsync        func(*os.File) error // fdatasync; tests inject failures
+
+		producers producerState // idempotent/transactional producers; see producerstate.go
 	}
 }
 
@@ -181,6 +183,10 @@ type AppendResult struct {
 	BaseOffset     int64 // offset assigned to the first record
 	LastOffset     int64
 	LogStartOffset int64
+	// Duplicate is set when the (single) batch repeats one of its
+	// producer's last five batches: nothing was written, and BaseOffset and
+	// LastOffset are where the original went.
+	Duplicate bool
 }
 
 // appendInfo is what Append learns about records before taking the lock.
@@ -202,6 +208,10 @@ type appendInfo struct {
 //
 // Beyond ValidateBatch, Append checks what Kafka checks of a client's v2
 // batch header: the record count is positive and matches the offset delta.
+// It also checks producer ids, epochs and sequences against the producer
+// state under the same lock as the write (see producerstate.go): errors
+// wrap ErrOutOfOrderSequence or ErrInvalidProducerEpoch, and a retried
+// batch is not written again but answered with AppendResult.Duplicate.
 func (l *Log) Append(records []byte, opts AppendOptions) (AppendResult, error) {
 	info, err := prepareBatches(records, opts)
 	if err != nil {
@@ -283,6 +293,13 @@ func (l *Log) appendLocked(records []byte, info appendInfo) (AppendResult, error
 	if l.mu.failed != nil {
 		return AppendResult{}, l.mu.failed
 	}
+	dup, isDup, err := l.checkProducersLocked(records)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	if isDup {
+		return AppendResult{BaseOffset: dup.FirstOffset, LastOffset: dup.LastOffset, LogStartOffset: l.mu.logStart, Duplicate: true}, nil
+	}
 	now := time.Now().UnixMilli()
 	seg := l.activeLocked()
 	if l.shouldRollLocked(seg, int64(len(records)), info, now) {
@@ -314,6 +331,7 @@ func (l *Log) appendLocked(records []byte, info appendInfo) (AppendResult, error
 	}
 	seg.size += int64(len(records))
 	seg.next = off
+	l.updateProducersLocked(records)
 	seg.modified = now
 	l.mu.leo = off
 	l.mu.appendedMsgs += info.msgs

@@ -170,7 +170,7 @@ func (l *Log) loadSegments(bases []int64, clean bool) error {
 	l.mu.lastFlush = time.Now()
 	l.mu.hwMaxTs, l.mu.hwMaxTsOffset = -1, -1
 	l.recomputeMaxLocked()
-	return nil
+	return l.loadProducerStateLocked()
 }
 
 // loadSegment fills in s from its files. nextBase is the next segment's base

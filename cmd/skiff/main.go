@@ -38,9 +38,13 @@ func run(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", envOr("SKIFF_LISTEN", server.DefaultListen), "address to accept clients on, host:port (env SKIFF_LISTEN)")
 	advertise := fs.String("advertise", os.Getenv("SKIFF_ADVERTISE"), "host:port clients are told to connect to; default the listen address (env SKIFF_ADVERTISE)")
+	listeners := fs.String("listeners", os.Getenv("SKIFF_LISTENERS"), "Kafka listeners, NAME://host:port,...; overrides --listen (env SKIFF_LISTENERS)")
+	advertisedListeners := fs.String("advertised-listeners", os.Getenv("SKIFF_ADVERTISED_LISTENERS"), "Kafka advertised.listeners, NAME://host:port,... (env SKIFF_ADVERTISED_LISTENERS)")
+	protocolMap := fs.String("listener-security-protocol-map", os.Getenv("SKIFF_LISTENER_SECURITY_PROTOCOL_MAP"), "Kafka listener.security.protocol.map, NAME:PLAINTEXT,... (env SKIFF_LISTENER_SECURITY_PROTOCOL_MAP)")
 	dataDir := fs.String("data-dir", envOr("SKIFF_DATA_DIR", "./skiff-data"), "directory for logs and metadata (env SKIFF_DATA_DIR)")
 	nodeID := fs.Int("node-id", 0, "this broker's node id")
 	configFile := fs.String("config", os.Getenv("SKIFF_CONFIG"), "Kafka server.properties-style config file (env SKIFF_CONFIG)")
+	health := fs.Bool("healthcheck", false, "check that the broker configured by the other flags and variables answers on its first listener, and exit 0 if so (for container health checks)")
 	var ovr overrides
 	fs.Var(&ovr, "override", "a Kafka config, key=value; repeatable")
 	logLevel := fs.String("log-level", envOr("SKIFF_LOG_LEVEL", "info"), "debug, info, warn or error (env SKIFF_LOG_LEVEL)")
@@ -76,14 +80,25 @@ func run(args []string, stderr io.Writer) int {
 		}
 		settings[strings.TrimSpace(k)] = strings.TrimSpace(v)
 	}
+	// --listeners and friends (or their SKIFF_* variables) win over the
+	// config file, as the flags below do.
+	for name, v := range map[string]string{
+		"listeners":                      *listeners,
+		"advertised.listeners":           *advertisedListeners,
+		"listener.security.protocol.map": *protocolMap,
+	} {
+		if v != "" {
+			settings[name] = v
+		}
+	}
 	cfg := server.Config{Settings: settings, Logger: logger, NodeID: int32(*nodeID)}
 	// Flags given on the command line win over the config file; flags left
 	// at their defaults yield to it.
-	if _, ok := settings["listeners"]; !ok || explicit["listen"] {
+	if _, ok := settings["listeners"]; !ok || explicit["listen"] && *listeners == "" {
 		cfg.Listen = *listen
 		delete(settings, "listeners")
 	}
-	if _, ok := settings["advertised.listeners"]; !ok || explicit["advertise"] {
+	if _, ok := settings["advertised.listeners"]; !ok || explicit["advertise"] && *advertisedListeners == "" {
 		cfg.Advertise = *advertise
 		delete(settings, "advertised.listeners")
 	}
@@ -100,6 +115,14 @@ func run(args []string, stderr io.Writer) int {
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "skiff: invalid configuration: %v\n", err)
 		return exitConfig
+	}
+
+	if *health {
+		if err := healthcheck(cfg.Listen, 3*time.Second); err != nil {
+			fmt.Fprintf(stderr, "skiff: unhealthy: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 
 	srv, err := server.New(cfg)

@@ -1,0 +1,73 @@
+package server
+
+import (
+	"path/filepath"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// DescribeLogDirs v0 was removed in Kafka 4.0 (KIP-896).
+func init() { register(kmsg.DescribeLogDirs, 1, 4, (*Server).handleDescribeLogDirs) }
+
+// handleDescribeLogDirs reports the one data directory with the size of
+// every requested partition's log (all partitions when topics is null) and,
+// from v4, the file system's total and usable bytes.
+func (s *Server) handleDescribeLogDirs(r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.DescribeLogDirsRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeLogDirsResponse)
+
+	dir := kmsg.NewDescribeLogDirsResponseDir()
+	dir.Dir = s.cfg.DataDir
+	if abs, err := filepath.Abs(s.cfg.DataDir); err == nil {
+		dir.Dir = abs
+	}
+	dir.TotalBytes, dir.UsableBytes = diskSpace(s.cfg.DataDir)
+
+	type want struct {
+		topic string
+		parts []int32 // nil: every partition
+	}
+	var wants []want
+	if req.Topics == nil {
+		for _, name := range s.meta.topicNames() {
+			wants = append(wants, want{topic: name})
+		}
+	} else {
+		for _, rt := range req.Topics {
+			wants = append(wants, want{topic: rt.Topic, parts: rt.Partitions})
+			if wants[len(wants)-1].parts == nil {
+				wants[len(wants)-1].parts = []int32{}
+			}
+		}
+	}
+	for _, w := range wants {
+		parts := s.meta.partitions(w.topic)
+		if parts == nil {
+			continue // Kafka leaves out what it does not host
+		}
+		dt := kmsg.NewDescribeLogDirsResponseDirTopic()
+		dt.Topic = w.topic
+		add := func(p *partition) {
+			dp := kmsg.NewDescribeLogDirsResponseDirTopicPartition()
+			dp.Partition = p.index
+			dp.Size = p.log.Size()
+			dt.Partitions = append(dt.Partitions, dp)
+		}
+		if w.parts == nil {
+			for _, p := range parts {
+				add(p)
+			}
+		} else {
+			for _, i := range w.parts {
+				if i >= 0 && int(i) < len(parts) {
+					add(parts[i])
+				}
+			}
+		}
+		if len(dt.Partitions) > 0 {
+			dir.Topics = append(dir.Topics, dt)
+		}
+	}
+	resp.Dirs = append(resp.Dirs, dir)
+	return resp, nil
+}

@@ -1,0 +1,112 @@
+package server
+
+import (
+	"errors"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/skiffmq/skiff/coordinator"
+	"github.com/skiffmq/skiff/coordinator/txn"
+	"github.com/skiffmq/skiff/protocol"
+	"github.com/skiffmq/skiff/storage"
+)
+
+// txnStateTopic is the internal topic the transaction coordinator
+// persists transaction state to.
+const txnStateTopic = "__transaction_state"
+
+// txnStateSegmentBytes is Kafka's transaction.state.log.segment.bytes default.
+const txnStateSegmentBytes = "104857600"
+
+// producerIDFile holds the end of the producer id block in use.
+const producerIDFile = "producer-ids.json"
+
+// newTxnCoordinator builds the transaction coordinator from the broker
+// settings and the existing __transaction_state partitions.
+func (s *Server) newTxnCoordinator() (*txn.Coordinator, error) {
+	ms := func(name string) time.Duration {
+		return time.Duration(parseLong(s.cfg.setting(name))) * time.Millisecond
+	}
+	var logs []txn.Log
+	for _, l := range s.internalLogs(txnStateTopic) {
+		logs = append(logs, l)
+	}
+	return txn.New(txn.Config{
+		MaxTimeout:    ms("transaction.max.timeout.ms"),
+		IDExpiration:  ms("transactional.id.expiration.ms"),
+		AbortInterval: ms("transaction.abort.timed.out.transaction.cleanup.interval.ms"),
+	}, txn.Deps{
+		Logger:       s.log.With().Str("component", "txn").Logger(),
+		Logs:         logs,
+		CreateLogs:   s.createTxnStateTopic,
+		WriteMarkers: s.writeTxnMarkers,
+		PartitionExists: func(topic string, partition int32) bool {
+			return s.meta.partition(topic, partition) != nil
+		},
+		IDFile: filepath.Join(s.cfg.DataDir, producerIDFile),
+	})
+}
+
+// createTxnStateTopic creates __transaction_state on the first
+// transactional write, compacted, with transaction.state.log.num.partitions
+// partitions.
+func (s *Server) createTxnStateTopic() ([]txn.Log, error) {
+	n := int32(parseLong(s.cfg.setting("transaction.state.log.num.partitions")))
+	_, err := s.meta.createTopic(txnStateTopic, n, map[string]string{
+		"cleanup.policy": "compact",
+		"segment.bytes":  txnStateSegmentBytes,
+	})
+	if err != nil && !errors.Is(err, errTopicExists) {
+		return nil, err
+	}
+	var logs []txn.Log
+	for _, l := range s.internalLogs(txnStateTopic) {
+		logs = append(logs, l)
+	}
+	return logs, nil
+}
+
+// writeTxnMarkers appends a COMMIT or ABORT marker to every partition of a
+// transaction, in parallel, each durably. __consumer_offsets partitions go
+// through the group coordinator, which applies the pending offsets. A
+// partition whose topic was deleted meanwhile is skipped; a marker older
+// than the partition's producer epoch (the producer was fenced by a later
+// marker already) is dropped, as Kafka does.
+func (s *Server) writeTxnMarkers(pid int64, epoch int16, commit bool, parts []txn.TopicPartition) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(parts))
+	now := time.Now().UnixMilli()
+	for i, tp := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if tp.Topic == offsetsTopic {
+				errs[i] = s.groups.WriteTxnMarker(tp.Partition, pid, epoch, commit)
+				return
+			}
+			p := s.meta.partition(tp.Topic, tp.Partition)
+			if p == nil {
+				return
+			}
+			batch, err := protocol.BuildControlBatch(nil, protocol.BatchHeader{
+				BaseTimestamp: now, MaxTimestamp: now, ProducerID: pid, ProducerEpoch: epoch,
+			}, commit, 0)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			_, err = p.log.Append(batch, storage.AppendOptions{LeaderEpoch: partitionLeaderEpoch, Sync: true})
+			if err != nil && !errors.Is(err, storage.ErrInvalidProducerEpoch) {
+				errs[i] = err
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// offsetsPartitionFor is the __consumer_offsets partition of a group.
+func (s *Server) offsetsPartitionFor(group string) int32 {
+	return coordinator.OffsetsPartitionFor(group, int(s.cfg.offsetsTopicPartitions))
+}
