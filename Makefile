@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     := ./...
 FUZZTIME ?= 60s
 
-.PHONY: build run test test-race lint bench fuzz docker clean
+.PHONY: build run test unit conformance test-race lint bench fuzz docker clean
 
 build:
 	$(GO) build -o bin/skiff ./cmd/skiff
@@ -11,12 +11,20 @@ build:
 run:
 	$(GO) run ./cmd/skiff
 
-# Unit and integration tests, race detector on. Real clients (kcat,
+# Everything CI runs: lint, our tests with the race detector, then
+# franz-go's own integration suite against Skiff. Real clients (kcat,
 # confluent-kafka, kafka-python, KafkaJS) must be installed: .ci/run does it.
-test: lint
+test: lint unit conformance
+
+# Unit and integration tests, race detector on.
+unit:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
-test-race: test
+test-race: unit
+
+# franz-go's kgo integration suite at the version pinned in go.mod.
+conformance:
+	bash integration/conformance/franz-go-suite.sh
 
 lint:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
