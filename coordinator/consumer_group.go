@@ -275,19 +275,17 @@ func (cg *consumerGroup) preferredAssignor(assignors []string) string {
 	return best
 }
 
-// internalTopics are never matched by subscription regexes.
-var internalTopics = map[string]bool{"__consumer_offsets": true, "__transaction_state": true, "__share_group_state": true}
-
 // resolveSubscription is the set of topic names a member subscribes to:
 // its names plus, for a regex (matched against whole names, like Java's
-// Matcher.matches), the existing topics it matches.
+// Matcher.matches), the existing topics it matches — internal topics
+// included, as Kafka resolves regexes against every topic.
 func (m *cmember) resolveSubscription(allTopics []string) []string {
 	if !m.hasRegex {
 		return m.topics
 	}
 	out := slices.Clone(m.topics)
 	for _, t := range allTopics {
-		if !internalTopics[t] && m.compiled.MatchString(t) {
+		if m.compiled.MatchString(t) {
 			out = append(out, t)
 		}
 	}

@@ -82,8 +82,10 @@ func (g *Groups) TxnOffsetCommit(ctx context.Context, req *kmsg.TxnOffsetCommitR
 		code = errCoordinatorNotAvailable
 	} else if req.Version >= 3 && (req.Generation >= 0 || req.MemberID != "" || req.InstanceID != nil) {
 		// KIP-447: a member of the group's current generation commits.
+		// Validated as an OffsetCommit v9 would be: transactional commits
+		// from KIP-848 members are not bound to OffsetCommit's v9 minimum.
 		code = g.validateCommitLocked(&kmsg.OffsetCommitRequest{
-			Version: 8, Group: req.Group, Generation: req.Generation, MemberID: req.MemberID, InstanceID: req.InstanceID,
+			Version: g.txnCommitVersionLocked(req.Group), Group: req.Group, Generation: req.Generation, MemberID: req.MemberID, InstanceID: req.InstanceID,
 		})
 	}
 	var w *logWriter
@@ -166,4 +168,14 @@ func (g *Groups) WriteTxnMarker(partition int32, producerID int64, epoch int16, 
 	g.completeTxnLocked(producerID, commit)
 	g.unlock()
 	return nil
+}
+
+// txnCommitVersionLocked is the OffsetCommit version a transactional commit
+// is validated as: 9 for a KIP-848 consumer group (member epochs), 8 for a
+// classic one (generations).
+func (g *Groups) txnCommitVersionLocked(group string) int16 {
+	if grp := g.mu.groups[group]; grp != nil && grp.kind == kindConsumer {
+		return 9
+	}
+	return 8
 }

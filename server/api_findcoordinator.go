@@ -46,18 +46,32 @@ func (s *Server) handleFindCoordinator(r *request) (kmsg.Response, error) {
 	return resp, nil
 }
 
+// coordinatorKeyError checks a coordinator key and, as Kafka does, makes
+// sure the internal topic behind that coordinator exists, so that tools
+// see __consumer_offsets once a group has looked up its coordinator.
 func (s *Server) coordinatorKeyError(keyType int8, key string) int16 {
-	switch keyType {
-	case coordinatorGroup:
-		if key == "" {
-			return kerr.InvalidRequest.Code
-		}
-		return 0
-	case coordinatorTransaction:
-		if key == "" {
-			return kerr.InvalidRequest.Code
-		}
+	if key == "" || (keyType != coordinatorGroup && keyType != coordinatorTransaction) {
+		return kerr.InvalidRequest.Code
+	}
+	if _, exists := s.meta.view(internalTopicFor(keyType)); exists {
 		return 0
 	}
-	return kerr.InvalidRequest.Code
+	var err error
+	if keyType == coordinatorGroup {
+		_, err = s.createOffsetsTopic()
+	} else {
+		_, err = s.createTxnStateTopic()
+	}
+	if err != nil {
+		s.log.Error().Err(err).Msg("creating an internal topic")
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	return 0
+}
+
+func internalTopicFor(keyType int8) string {
+	if keyType == coordinatorGroup {
+		return offsetsTopic
+	}
+	return txnStateTopic
 }

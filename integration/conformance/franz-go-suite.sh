@@ -47,8 +47,9 @@ passed=$(grep -cE '^[[:space:]]*--- PASS' "$work/suite.log" || true)
 failed=$(grep -cE '^[[:space:]]*--- FAIL' "$work/suite.log" || true)
 skipped=$(grep -cE '^[[:space:]]*--- SKIP' "$work/suite.log" || true)
 if [ "$status" -ne 0 ]; then
-	echo "franz-go suite failed (exit $status); its log and the broker's follow" >&2
-	tail -n 200 "$work/suite.log" >&2
+	echo "franz-go suite failed (exit $status): failure messages, the log's tail, the broker's warnings" >&2
+	grep -E '^[[:space:]]+[A-Za-z0-9_]+_test\.go:[0-9]+: ' "$work/suite.log" | head -n 200 >&2 || true
+	tail -n 100 "$work/suite.log" >&2
 	grep -E '"level":"(warn|error)"' "$work/broker.log" | tail -n 50 >&2 || true
 fi
 echo "franz-go kgo suite $version: $passed passed, $failed failed, $skipped skipped"
