@@ -32,24 +32,15 @@ func (s *Server) handleFetch(r *request) (kmsg.Response, error) {
 	// fetch, the session's (after applying the request) for an incremental.
 	var reqParts []fetchPartitionReq
 	for _, rt := range req.Topics {
-		name := rt.Topic
-		if useIDs {
-			if t, ok := s.meta.topicByID(rt.TopicID); ok {
-				name = t.name
-			} else {
-				name = ""
-			}
-		}
+		name := s.fetchTopicName(useIDs, rt.Topic, rt.TopicID)
 		for _, rp := range rt.Partitions {
 			reqParts = append(reqParts, fetchPartitionReq{
 				key:         sessionKey{topic: name, topicID: rt.TopicID, partition: rp.Partition},
 				fetchOffset: rp.FetchOffset,
 				maxBytes:    rp.PartitionMaxBytes,
+				// The client knows a newer leader epoch than ours.
+				unknownEpoch: rp.CurrentLeaderEpoch > partitionLeaderEpoch,
 			})
-			if rp.CurrentLeaderEpoch > partitionLeaderEpoch {
-				// Remembered below: the client knows a newer epoch than ours.
-				reqParts[len(reqParts)-1].maxBytes = -1
-			}
 		}
 	}
 	var parts []*sessionPart
@@ -58,14 +49,7 @@ func (s *Server) handleFetch(r *request) (kmsg.Response, error) {
 		defer sess.mu.Unlock()
 		var forgotten []sessionKey
 		for _, ft := range req.ForgottenTopics {
-			name := ft.Topic
-			if useIDs {
-				if t, ok := s.meta.topicByID(ft.TopicID); ok {
-					name = t.name
-				} else {
-					name = ""
-				}
-			}
+			name := s.fetchTopicName(useIDs, ft.Topic, ft.TopicID)
 			for _, p := range ft.Partitions {
 				forgotten = append(forgotten, sessionKey{topic: name, topicID: ft.TopicID, partition: p})
 			}
@@ -77,7 +61,8 @@ func (s *Server) handleFetch(r *request) (kmsg.Response, error) {
 		}
 	} else {
 		for i := range reqParts {
-			parts = append(parts, &sessionPart{key: reqParts[i].key, fetchOffset: reqParts[i].fetchOffset, maxBytes: reqParts[i].maxBytes})
+			parts = append(parts, &sessionPart{key: reqParts[i].key, fetchOffset: reqParts[i].fetchOffset,
+				maxBytes: reqParts[i].maxBytes, unknownEpoch: reqParts[i].unknownEpoch})
 		}
 	}
 
@@ -91,6 +76,18 @@ func (s *Server) handleFetch(r *request) (kmsg.Response, error) {
 			return resp, nil
 		}
 	}
+}
+
+// fetchTopicName resolves a fetched topic: by name before v13, by topic id
+// from v13 (KIP-516); "" for an unknown id.
+func (s *Server) fetchTopicName(useIDs bool, name string, id [16]byte) string {
+	if !useIDs {
+		return name
+	}
+	if t, ok := s.meta.topicByID(id); ok {
+		return t.name
+	}
+	return ""
 }
 
 // fetchResult is what was read for one partition.
@@ -126,7 +123,7 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int32, readCommit
 			res.err = kerr.UnknownTopicOrPartition.Code
 			anyErr = true
 			continue
-		case sp.maxBytes < 0:
+		case sp.unknownEpoch:
 			res.err = kerr.UnknownLeaderEpoch.Code
 			anyErr = true
 			continue

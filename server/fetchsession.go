@@ -50,6 +50,7 @@ type sessionPart struct {
 	key          sessionKey
 	fetchOffset  int64
 	maxBytes     int32
+	unknownEpoch bool // the client's leader epoch is newer than ours
 	lastHW       int64
 	lastLSO      int64
 	lastLogStart int64
@@ -58,9 +59,10 @@ type sessionPart struct {
 
 // fetchPartitionReq is one partition as named in a fetch request.
 type fetchPartitionReq struct {
-	key         sessionKey
-	fetchOffset int64
-	maxBytes    int32
+	key          sessionKey
+	fetchOffset  int64
+	maxBytes     int32
+	unknownEpoch bool
 }
 
 // sessionEpochInitial and sessionEpochFinal are KIP-227's special epochs: a
@@ -144,7 +146,7 @@ func (s *fetchSession) updateLocked(reqParts []fetchPartitionReq, forgotten []se
 			s.byKey[rp.key] = p
 			s.parts = append(s.parts, p)
 		}
-		p.fetchOffset, p.maxBytes = rp.fetchOffset, rp.maxBytes
+		p.fetchOffset, p.maxBytes, p.unknownEpoch = rp.fetchOffset, rp.maxBytes, rp.unknownEpoch
 	}
 	return s.parts
 }
