@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skiffmq/skiff/coordinator/internal/logscan"
 	"github.com/skiffmq/skiff/protocol"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -175,40 +176,18 @@ func appendErrorCode(err error) int16 {
 
 // replayLocked rebuilds state from one partition of __consumer_offsets.
 func (g *Groups) replayLocked(part int, l Log) error {
-	var offset int64
-	maxBytes := 1 << 20
-	for {
-		data, hwm, err := l.ReadRecords(offset, maxBytes)
+	err := logscan.Batches(l, func(b []byte, _ protocol.BatchHeader) error {
+		h, recs, err := decodeBatch(b)
 		if err != nil {
-			return fmt.Errorf("coordinator: reading __consumer_offsets-%d at offset %d: %w", part, offset, err)
+			return err
 		}
-		if offset >= hwm || len(data) == 0 {
-			return nil
-		}
-		consumed := 0
-		for len(data)-consumed >= protocol.BatchHeaderSize {
-			size, err := protocol.PeekBatchSize(data[consumed:])
-			if err != nil {
-				return fmt.Errorf("coordinator: __consumer_offsets-%d at offset %d: %w", part, offset, err)
-			}
-			if size > len(data)-consumed {
-				break // a partial batch cut by maxBytes; read it again whole
-			}
-			h, recs, err := decodeBatch(data[consumed : consumed+size])
-			if err != nil {
-				return fmt.Errorf("coordinator: __consumer_offsets-%d at offset %d: %w", part, offset, err)
-			}
-			g.replayBatchLocked(h, recs)
-			offset = h.LastOffset() + 1
-			consumed += size
-		}
-		if consumed == 0 {
-			if maxBytes >= 1<<28 {
-				return fmt.Errorf("coordinator: __consumer_offsets-%d at offset %d: batch larger than %d bytes", part, offset, maxBytes)
-			}
-			maxBytes *= 2
-		}
+		g.replayBatchLocked(h, recs)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("coordinator: replaying __consumer_offsets-%d: %w", part, err)
 	}
+	return nil
 }
 
 func (g *Groups) replayBatchLocked(h protocol.BatchHeader, recs []decodedRecord) {

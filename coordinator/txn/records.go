@@ -5,6 +5,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/skiffmq/skiff/coordinator/internal/logscan"
 	"github.com/skiffmq/skiff/protocol"
 )
 
@@ -55,49 +56,23 @@ func encodeRecord(m *txnMeta, ts int64) ([]byte, error) {
 
 // replay rebuilds state from one partition of __transaction_state.
 func (c *Coordinator) replay(part int, l Log) error {
-	var offset int64
-	maxBytes := 1 << 20
-	for {
-		data, hwm, err := l.ReadRecords(offset, maxBytes)
-		if err != nil {
-			return fmt.Errorf("txn: reading __transaction_state-%d at %d: %w", part, offset, err)
-		}
-		if offset >= hwm || len(data) == 0 {
+	err := logscan.Batches(l, func(b []byte, h protocol.BatchHeader) error {
+		if h.IsControl() {
 			return nil
 		}
-		consumed := 0
-		for len(data)-consumed >= protocol.BatchHeaderSize {
-			size, err := protocol.PeekBatchSize(data[consumed:])
-			if err != nil {
-				return fmt.Errorf("txn: __transaction_state-%d at %d: %w", part, offset, err)
-			}
-			if size > len(data)-consumed {
-				break
-			}
-			b := data[consumed : consumed+size]
-			h, err := protocol.ParseBatchHeader(b)
-			if err != nil {
-				return fmt.Errorf("txn: __transaction_state-%d at %d: %w", part, offset, err)
-			}
-			recs, err := protocol.DecodeRecords(b, nil)
-			if err != nil {
-				return fmt.Errorf("txn: __transaction_state-%d at %d: %w", part, offset, err)
-			}
-			if !h.IsControl() {
-				for _, r := range recs {
-					c.replayRecord(r.Key, r.Value)
-				}
-			}
-			offset = h.LastOffset() + 1
-			consumed += size
+		recs, err := protocol.DecodeRecords(b, nil)
+		if err != nil {
+			return err
 		}
-		if consumed == 0 {
-			if maxBytes >= 1<<28 {
-				return fmt.Errorf("txn: __transaction_state-%d at %d: batch larger than %d bytes", part, offset, maxBytes)
-			}
-			maxBytes *= 2
+		for _, r := range recs {
+			c.replayRecord(r.Key, r.Value)
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("txn: replaying __transaction_state-%d: %w", part, err)
 	}
+	return nil
 }
 
 func (c *Coordinator) replayRecord(key, value []byte) {
