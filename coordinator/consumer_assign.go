@@ -27,11 +27,13 @@ func assignorByName(name string) assignor {
 	return nil
 }
 
-// assignRange gives each subscriber of a topic a contiguous range of its
-// partitions, the first members (by member id) one more when they do not
-// divide evenly, like Kafka's range assignor. Members with the same
-// subscription get the same partition numbers on every topic, so
-// co-partitioned topics stay together.
+// assignRange is Kafka's server-side range assignor: each subscriber of a
+// topic gets n/k of its n partitions (the first n%k members by member id
+// one more), handed out in ascending ranges. Like Kafka's, it is sticky:
+// a member first keeps the lowest partitions of its previous target, up
+// to its share, and only the rest is handed out. Members with the same
+// subscription and history thus keep the same partition numbers on every
+// topic, so co-partitioned topics stay together.
 func assignRange(s assignSpec) map[string]topicParts {
 	out := emptyAssignment(s.members)
 	for _, t := range sortedKeys(s.topics) {
@@ -45,16 +47,46 @@ func assignRange(s assignSpec) map[string]topicParts {
 			continue
 		}
 		tm := s.topics[t]
-		n, k := int(tm.partitions), len(subs)
-		p := 0
-		for i, m := range subs {
-			size := n / k
-			if i < n%k {
-				size++
+		quota, extra := int(tm.partitions)/len(subs), int(tm.partitions)%len(subs)
+		taken := make(map[int32]bool)
+		type need struct {
+			member string
+			n      int // partitions still owed, before any extra one
+		}
+		var needs []need
+		for _, m := range subs {
+			var prev []int32
+			for _, p := range s.current[m][tm.id] {
+				if p < tm.partitions {
+					prev = append(prev, p)
+				}
 			}
-			for j := 0; j < size; j++ {
-				out[m].add(tm.id, int32(p))
-				p++
+			slices.Sort(prev)
+			keep := min(len(prev), quota)
+			if len(prev) > quota && extra > 0 {
+				keep++ // it already holds more than its share: one extra stays
+				extra--
+			} else {
+				needs = append(needs, need{m, quota - len(prev)})
+			}
+			for _, p := range prev[:keep] {
+				out[m].add(tm.id, p)
+				taken[p] = true
+			}
+		}
+		next := int32(0)
+		for _, nd := range needs {
+			n := nd.n
+			if extra > 0 {
+				n++
+				extra--
+			}
+			for ; n > 0; n-- {
+				for taken[next] {
+					next++
+				}
+				out[nd.member].add(tm.id, next)
+				taken[next] = true
 			}
 		}
 	}

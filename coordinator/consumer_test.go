@@ -562,3 +562,60 @@ func TestAssignorsCoverAndBalance(t *testing.T) {
 		}
 	}
 }
+
+// TestRangeAssignorKeepsPreviousPartitions is the regression test for the
+// range assignor recomputing contiguous ranges from scratch: when a member
+// joined, the others lost partitions that Kafka's (sticky) server-side
+// range assignor lets them keep, so more partitions moved than needed.
+func TestRangeAssignorKeepsPreviousPartitions(t *testing.T) {
+	x, y := topicIDFor("x"), topicIDFor("y")
+	for _, tc := range []struct {
+		name    string
+		members []string
+		topics  map[string]topicMeta
+		current map[string]topicParts
+		want    map[string]topicParts
+	}{{
+		name:    "a member joins",
+		members: []string{"a", "b", "c"},
+		topics:  map[string]topicMeta{"x": {id: x, partitions: 6}},
+		current: map[string]topicParts{"a": {x: {3, 4, 5}}, "b": {x: {0, 1, 2}}},
+		want:    map[string]topicParts{"a": {x: {3, 4}}, "b": {x: {0, 1}}, "c": {x: {2, 5}}},
+	}, {
+		name:    "the member with the extra partition keeps it",
+		members: []string{"a", "b"},
+		topics:  map[string]topicMeta{"x": {id: x, partitions: 7}},
+		current: map[string]topicParts{"b": {x: {0, 1, 2, 3, 4, 5, 6}}},
+		want:    map[string]topicParts{"a": {x: {4, 5, 6}}, "b": {x: {0, 1, 2, 3}}},
+	}, {
+		name:    "a member leaves",
+		members: []string{"a", "c"},
+		topics:  map[string]topicMeta{"x": {id: x, partitions: 6}},
+		current: map[string]topicParts{"a": {x: {2, 3}}, "b": {x: {0, 1}}, "c": {x: {4, 5}}},
+		want:    map[string]topicParts{"a": {x: {0, 2, 3}}, "c": {x: {1, 4, 5}}},
+	}, {
+		name:    "co-partitioned topics stay together",
+		members: []string{"a", "b"},
+		topics:  map[string]topicMeta{"x": {id: x, partitions: 4}, "y": {id: y, partitions: 4}},
+		current: map[string]topicParts{"a": {x: {2, 3}, y: {2, 3}}, "b": {x: {0, 1}, y: {0, 1}}},
+		want:    map[string]topicParts{"a": {x: {2, 3}, y: {2, 3}}, "b": {x: {0, 1}, y: {0, 1}}},
+	}, {
+		name:    "no history: ascending ranges by member id",
+		members: []string{"a", "b", "c"},
+		topics:  map[string]topicMeta{"x": {id: x, partitions: 7}},
+		want:    map[string]topicParts{"a": {x: {0, 1, 2}}, "b": {x: {3, 4}}, "c": {x: {5, 6}}},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			subs := make(map[string][]string)
+			for _, m := range tc.members {
+				subs[m] = sortedKeys(tc.topics)
+			}
+			got := assignRange(assignSpec{members: tc.members, subs: subs, topics: tc.topics, current: tc.current})
+			for _, m := range tc.members {
+				if !got[m].equal(tc.want[m]) {
+					t.Errorf("member %s: got %v, want %v (all: %v)", m, got[m], tc.want[m], got)
+				}
+			}
+		})
+	}
+}
