@@ -52,5 +52,6 @@ if [ "$status" -ne 0 ]; then
 	tail -n 100 "$work/suite.log" >&2
 	grep -E '"level":"(warn|error)"' "$work/broker.log" | tail -n 50 >&2 || true
 fi
-echo "franz-go kgo suite $version: $passed passed, $failed failed, $skipped skipped"
+echo "franz-go kgo suite $version against Skiff, tests and subtests:"
+echo "conformance: $passed passed, $failed failed, $skipped skipped"
 exit "$status"
