@@ -383,6 +383,12 @@ func (l *Log) rollLocked(now int64) error {
 	l.mu.segs = append(l.mu.segs, s)
 	l.mu.dirDirty = true
 	l.flushSoonLocked(l.mu.leo)
+	// A producer state snapshot at each roll bounds what an open after a
+	// crash must scan to the active segment (Kafka snapshots on roll too).
+	// Failing to write one only costs that scan.
+	if err := l.saveProducerStateLocked(); err != nil {
+		l.logger.Warn().Err(err).Str("dir", l.dir).Msg("storage: writing the producer state snapshot at roll")
+	}
 	return nil
 }
 
