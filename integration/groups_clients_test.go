@@ -20,7 +20,6 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Classic consumer groups run by other clients than franz-go: sarama,
@@ -100,14 +99,7 @@ func testResume(t *testing.T, c groupClient) {
 	adm := newAdmin(t, b.Addr())
 	topic, group := "resume-"+c.name, "resume-"+c.name
 	const partitions, perPartition = 3, 30
-	createTopic(t, adm, topic, partitions, nil)
-	var recs []*kgo.Record
-	for p := range int32(partitions) {
-		for i := range perPartition {
-			recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: []byte(strconv.Itoa(i))})
-		}
-	}
-	produceSync(t, newClient(t, b.Addr(), kgo.RecordPartitioner(kgo.ManualPartitioner())), recs...)
+	seedNumberedTopic(t, b, adm, topic, partitions, perPartition)
 
 	round := 0
 	run := func(addr string, adm *kadm.Client, start, commit map[int32]int64) {
@@ -570,14 +562,7 @@ func TestKcatGroupResume(t *testing.T) {
 	b := startBroker(t, groupSettings(), dir)
 	adm := newAdmin(t, b.Addr())
 	const topic, group, partitions, perPartition = "kcat-resume", "kcat-resume", 3, 10
-	createTopic(t, adm, topic, partitions, nil)
-	var recs []*kgo.Record
-	for p := range int32(partitions) {
-		for i := range perPartition {
-			recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: []byte(strconv.Itoa(i))})
-		}
-	}
-	produceSync(t, newClient(t, b.Addr(), kgo.RecordPartitioner(kgo.ManualPartitioner())), recs...)
+	seedNumberedTopic(t, b, adm, topic, partitions, perPartition)
 
 	next := map[int32]int64{0: 0, 1: 0, 2: 0} // where each partition must resume
 	consume := func(addr string, adm *kadm.Client, count int) {

@@ -723,14 +723,7 @@ func TestGroupOffsetsResume(t *testing.T) {
 			b := startBroker(t, groupSettings(), dir)
 			adm := newAdmin(t, b.Addr())
 			const topic, group, partitions, perPartition = "resume", "resume", 3, 30
-			createTopic(t, adm, topic, partitions, nil)
-			var recs []*kgo.Record
-			for p := range int32(partitions) {
-				for i := range perPartition {
-					recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: []byte(strconv.Itoa(i))})
-				}
-			}
-			produceSync(t, newClient(t, b.Addr(), kgo.RecordPartitioner(kgo.ManualPartitioner())), recs...)
+			seedNumberedTopic(t, b, adm, topic, partitions, perPartition)
 
 			// run starts two members, checks they consume exactly from
 			// start to the end of every partition, then has each commit
@@ -869,4 +862,18 @@ func testKgoLogLevel() kgo.LogLevel {
 		return kgo.LogLevelDebug
 	}
 	return kgo.LogLevelInfo
+}
+
+// seedNumberedTopic creates topic and writes values "0".."perPartition-1"
+// to each of its partitions, so a record's value is its offset.
+func seedNumberedTopic(t *testing.T, b *broker, adm *kadm.Client, topic string, partitions int32, perPartition int) {
+	t.Helper()
+	createTopic(t, adm, topic, partitions, nil)
+	var recs []*kgo.Record
+	for p := range partitions {
+		for i := range perPartition {
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: []byte(strconv.Itoa(i))})
+		}
+	}
+	produceSync(t, newClient(t, b.Addr(), kgo.RecordPartitioner(kgo.ManualPartitioner())), recs...)
 }
