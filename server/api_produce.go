@@ -102,18 +102,21 @@ func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.Produce
 		return durableWait{}, false
 	}
 	now := time.Now().UnixMilli()
-	if code, msg := checkBatches(records, cfg, now); code != nil {
+	h, code, msg := checkBatches(records, cfg, now)
+	if code != nil {
 		sp.ErrorCode = code.Code
 		if msg != "" {
 			sp.ErrorMessage = kmsg.StringPtr(msg)
 		}
 		return durableWait{}, false
 	}
-	if code := s.checkProducer(p, records); code != nil {
+	if code := s.checkProducer(p, &h); code != nil {
 		sp.ErrorCode = code.Code
 		return durableWait{}, false
 	}
-	opts := storage.AppendOptions{}
+	// checkBatches ran protocol.ValidateBatch (CRC included): storage need
+	// not checksum the batch a second time.
+	opts := storage.AppendOptions{Validated: true}
 	if cfg.logAppendTime {
 		opts.LogAppendTime = now
 	}
@@ -158,35 +161,36 @@ func (c *cluster) produceConfig(topicName string) produceConfig {
 // Produce v3 a partition carries exactly one magic-2 batch (else
 // INVALID_RECORD), with a valid CRC, no larger than max.message.bytes, and
 // CreateTime timestamps within the allowed window.
-func checkBatches(records []byte, cfg produceConfig, now int64) (*kerr.Error, string) {
+func checkBatches(records []byte, cfg produceConfig, now int64) (protocol.BatchHeader, *kerr.Error, string) {
+	var none protocol.BatchHeader
 	size, err := protocol.PeekBatchSize(records)
 	switch {
 	case errors.Is(err, protocol.ErrBatchLength):
-		return kerr.CorruptMessage, "record batch length is below the minimum"
+		return none, kerr.CorruptMessage, "record batch length is below the minimum"
 	case err != nil || size > len(records):
-		return kerr.InvalidRecord, "Produce requests must have at least one complete record batch per partition"
+		return none, kerr.InvalidRecord, "Produce requests must have at least one complete record batch per partition"
 	case size < len(records):
-		return kerr.InvalidRecord, "Produce requests are only allowed to contain exactly one record batch per partition"
+		return none, kerr.InvalidRecord, "Produce requests are only allowed to contain exactly one record batch per partition"
 	}
 	h, err := protocol.ValidateBatch(records)
 	if err != nil {
-		return appendErrorCode(err), ""
+		return none, appendErrorCode(err), ""
 	}
 	if int64(h.Size()) > cfg.maxMessageBytes {
-		return kerr.MessageTooLarge, fmt.Sprintf("The record batch size %d exceeds max.message.bytes %d", h.Size(), cfg.maxMessageBytes)
+		return none, kerr.MessageTooLarge, fmt.Sprintf("The record batch size %d exceeds max.message.bytes %d", h.Size(), cfg.maxMessageBytes)
 	}
 	if h.NumRecords <= 0 {
-		return kerr.InvalidRecord, "record batch has no records"
+		return none, kerr.InvalidRecord, "record batch has no records"
 	}
 	if !cfg.logAppendTime {
 		if h.MaxTimestamp > now && h.MaxTimestamp-now > cfg.timestampAfterMs {
-			return kerr.InvalidTimestamp, fmt.Sprintf("timestamp %d is more than message.timestamp.after.max.ms ahead of broker time", h.MaxTimestamp)
+			return none, kerr.InvalidTimestamp, fmt.Sprintf("timestamp %d is more than message.timestamp.after.max.ms ahead of broker time", h.MaxTimestamp)
 		}
 		if h.BaseTimestamp >= 0 && h.BaseTimestamp < now && now-h.BaseTimestamp > cfg.timestampBeforeMs {
-			return kerr.InvalidTimestamp, fmt.Sprintf("timestamp %d is more than message.timestamp.before.max.ms behind broker time", h.BaseTimestamp)
+			return none, kerr.InvalidTimestamp, fmt.Sprintf("timestamp %d is more than message.timestamp.before.max.ms behind broker time", h.BaseTimestamp)
 		}
 	}
-	return nil, ""
+	return h, nil, ""
 }
 
 // appendErrorCode maps a storage or batch error to its Kafka error code.
@@ -231,9 +235,8 @@ func waitHighWatermark(ctx context.Context, l *storage.Log, offset int64) error 
 // which keeps a late or zombie batch from opening a transaction no marker
 // will ever close). Sequence and epoch checks against the partition's
 // producer state happen in storage.Log.Append, under the partition lock.
-func (s *Server) checkProducer(p *partition, records []byte) *kerr.Error {
-	h, err := protocol.ParseBatchHeader(records)
-	if err != nil || !h.HasProducerID() && !h.IsTransactional() && !h.IsControl() {
+func (s *Server) checkProducer(p *partition, h *protocol.BatchHeader) *kerr.Error {
+	if !h.HasProducerID() && !h.IsTransactional() && !h.IsControl() {
 		return nil
 	}
 	switch {

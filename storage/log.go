@@ -176,6 +176,10 @@ type AppendOptions struct {
 	LogAppendTime int64 // if > 0, every batch is rewritten as LogAppendTime with this timestamp (protocol.SetLogAppendTime)
 	LeaderEpoch   int32 // written into each batch's partition leader epoch
 	Sync          bool  // return only once the appended data is durable (acks=1/all); ignored when !Durable
+	// Validated says the caller already ran protocol.ValidateBatch on every
+	// batch (the produce path does, to answer with Kafka's error codes), so
+	// Append skips the second CRC pass and only parses the headers.
+	Validated bool
 }
 
 // AppendResult describes where an Append put the records.
@@ -252,8 +256,12 @@ func prepareBatches(records []byte, opts AppendOptions) (appendInfo, error) {
 	if len(records) > math.MaxInt32 {
 		return info, fmt.Errorf("storage: append of %d bytes: %w", len(records), protocol.ErrBatchLength)
 	}
+	check := protocol.ValidateBatch
+	if opts.Validated {
+		check = parseWholeBatch
+	}
 	for p := 0; p < len(records); {
-		h, err := protocol.ValidateBatch(records[p:])
+		h, err := check(records[p:])
 		if err != nil {
 			return info, fmt.Errorf("storage: batch at byte %d: %w", p, err)
 		}
@@ -282,6 +290,17 @@ func prepareBatches(records []byte, opts AppendOptions) (appendInfo, error) {
 }
 
 // Header field readers for batches that were already validated.
+// parseWholeBatch is ValidateBatch without the CRC: the header parses and
+// the batch fits in b. Offsets and sizes are still checked here because
+// everything after relies on them.
+func parseWholeBatch(b []byte) (protocol.BatchHeader, error) {
+	h, err := protocol.ParseBatchHeader(b)
+	if err == nil && h.Size() > len(b) {
+		err = protocol.ErrBatchTruncated
+	}
+	return h, err
+}
+
 func batchSize(b []byte) int              { return int(int32(binary.BigEndian.Uint32(b[8:]))) + 12 }
 func batchLastOffsetDelta(b []byte) int32 { return int32(binary.BigEndian.Uint32(b[23:])) }
 func batchMaxTimestamp(b []byte) int64    { return int64(binary.BigEndian.Uint64(b[35:])) }

@@ -572,3 +572,21 @@ func TestSetConfigDurableToPageCache(t *testing.T) {
 		t.Fatalf("invalid config applied: segment.bytes %d", got)
 	}
 }
+
+// TestAppendValidatedSkipsOnlyTheCRC: with Validated the caller vouches for
+// the CRC, but a batch that overruns the input is still refused.
+func TestAppendValidatedSkipsOnlyTheCRC(t *testing.T) {
+	_, l := openTestLog(t, testConfig())
+	bad := makeBatch(2, 10, 1000, 'v')
+	bad[len(bad)-1] ^= 0xff // breaks the CRC
+	if _, err := l.Append(append([]byte(nil), bad...), AppendOptions{}); err == nil {
+		t.Fatal("a batch with a bad CRC was appended without Validated")
+	}
+	if _, err := l.Append(append([]byte(nil), bad...), AppendOptions{Validated: true}); err != nil {
+		t.Fatalf("Validated append re-checked the CRC: %v", err)
+	}
+	cut := makeBatch(2, 10, 1000, 'v')
+	if _, err := l.Append(cut[:len(cut)-3], AppendOptions{Validated: true}); err == nil {
+		t.Fatal("a truncated batch was appended with Validated")
+	}
+}
