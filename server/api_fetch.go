@@ -130,16 +130,22 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int32, readCommit
 		}
 		waits = append(waits, p.log.Wait())
 		limit := min(int(sp.maxBytes), int(maxBytes)-total)
-		rr, err := p.log.Read(sp.fetchOffset, max(limit, 0), total == 0)
-		res.hw, res.lso, res.logStart = rr.HighWatermark, min(p.log.LastStableOffset(), rr.HighWatermark), rr.LogStartOffset
-		if err != nil {
-			res.hw, res.lso, res.logStart = p.log.HighWatermark(), p.log.HighWatermark(), p.log.LogStartOffset()
-			res.err = fetchErrorCode(err)
-			anyErr = true
+		if limit <= 0 && total > 0 {
+			// The response is full: report the partition without reading it.
+			res.hw, res.logStart = p.log.HighWatermark(), p.log.LogStartOffset()
+			res.lso = min(p.log.LastStableOffset(), res.hw)
 			continue
 		}
-		if limit <= 0 && total > 0 {
-			continue // the response is full; the partition is still reported
+		rr, err := p.log.Read(sp.fetchOffset, max(limit, 0), total == 0)
+		if err != nil {
+			rr.HighWatermark, rr.LogStartOffset = p.log.HighWatermark(), p.log.LogStartOffset()
+			res.err = fetchErrorCode(err)
+			anyErr = true
+		}
+		res.hw, res.logStart = rr.HighWatermark, rr.LogStartOffset
+		res.lso = min(p.log.LastStableOffset(), rr.HighWatermark)
+		if err != nil {
+			continue
 		}
 		res.records = rr.Records
 		if readCommitted {
