@@ -99,10 +99,12 @@ func (l *Log) flushLocked() {
 		l.logger.Error().Err(err).Str("dir", l.dir).Msg("storage: flush failed; log refuses appends until reopened")
 		return
 	}
+	rolledDurable := false
 	for _, it := range items {
 		it.s.synced = max(it.s.synced, it.size)
 		if it.saveIndex {
 			it.s.indexSaved = true
+			rolledDurable = true
 		}
 	}
 	l.mu.flushed = target
@@ -110,6 +112,11 @@ func (l *Log) flushLocked() {
 	l.mu.lastFlush = time.Now()
 	if l.mu.cfg.Durable {
 		l.advanceHWLocked(target, maxTs, maxTsOffset)
+	}
+	if rolledDurable && l.onDurableRoll != nil {
+		// The recovery point just passed a whole segment: checkpoint it so
+		// that a crash does not make the next start validate it again.
+		l.onDurableRoll()
 	}
 }
 
@@ -161,7 +168,11 @@ func (l *Log) armFlushTimerLocked() {
 func (l *Log) Close() error {
 	err := l.close(true)
 	if l.store != nil && !errors.Is(err, ErrClosed) {
-		l.store.forget(l)
+		rp := int64(-1) // after a failed close, recover it whole
+		if err == nil {
+			rp = l.RecoveryPoint()
+		}
+		l.store.forget(l, rp)
 	}
 	return err
 }
@@ -181,7 +192,12 @@ func (l *Log) Delete() error {
 		_ = syncDirectory(parent)
 	}
 	if l.store != nil {
-		l.store.forget(l)
+		l.store.forget(l, -1)
+		// A log created again under this name must not inherit the old
+		// recovery point, which could skip validating its new segments.
+		if cerr := l.store.CheckpointRecoveryPoints(); cerr != nil {
+			l.logger.Warn().Err(cerr).Msg("storage: writing the recovery point checkpoint after a delete")
+		}
 	}
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {

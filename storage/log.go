@@ -53,6 +53,9 @@ type Log struct {
 	fsyncs  atomic.Int64   // fdatasync calls on segment files (tests, metrics)
 	scanned int64          // bytes validated while opening; set before the log is shared
 
+	now           func() time.Time // clock for producer expiry
+	onDurableRoll func()           // see logEnv; nil outside a store
+
 	mu struct {
 		sync.Mutex
 		cfg      Config
@@ -317,7 +320,7 @@ func (l *Log) appendLocked(records []byte, info appendInfo) (AppendResult, error
 		return AppendResult{}, err
 	}
 	if isDup {
-		return AppendResult{BaseOffset: dup.FirstOffset, LastOffset: dup.LastOffset, LogStartOffset: l.mu.logStart, Duplicate: true}, nil
+		return AppendResult{BaseOffset: dup.firstOffset, LastOffset: dup.lastOffset(), LogStartOffset: l.mu.logStart, Duplicate: true}, nil
 	}
 	now := time.Now().UnixMilli()
 	seg := l.activeLocked()

@@ -5,16 +5,24 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/skiffmq/skiff/protocol"
 )
 
 // idempotentBatch is a one-record batch from producer pid at epoch 0 with
-// the given base sequence.
+// the given base sequence, stamped now (an old timestamp would make the
+// producer expire at once).
 func idempotentBatch(pid int64, seq int32) []byte {
-	b := makeBatch(1, 200, 1000, 'p')
+	return producerBatchAt(pid, 0, seq, time.Now().UnixMilli())
+}
+
+// producerBatchAt is a one-record batch from producer pid at epoch with
+// the given base sequence and timestamp.
+func producerBatchAt(pid int64, epoch int16, seq int32, ts int64) []byte {
+	b := makeBatch(1, 200, ts, 'p')
 	binary.BigEndian.PutUint64(b[43:], uint64(pid))
-	binary.BigEndian.PutUint16(b[51:], 0)
+	binary.BigEndian.PutUint16(b[51:], uint16(epoch))
 	binary.BigEndian.PutUint32(b[53:], uint32(seq))
 	protocol.UpdateCRC(b)
 	return b
@@ -40,7 +48,7 @@ func TestProducerStateSnapshotAtRollSurvivesCrash(t *testing.T) {
 	if len(segmentFiles(t, l.Dir(), ".log")) < 3 {
 		t.Fatal("expected several rolled segments")
 	}
-	if _, err := os.Stat(filepath.Join(l.Dir(), producerStateFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(l.Dir(), producerSnapshotFile)); err != nil {
 		t.Fatalf("no producer state snapshot after rolls: %v", err)
 	}
 	crash(t, st)
