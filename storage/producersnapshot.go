@@ -130,7 +130,7 @@ func decodeProducerSnapshot(b []byte, ps *producerState) (int64, error) {
 		e.coordEpoch = int32(be.Uint32(p[34:]))
 		e.txnFirst = int64(be.Uint64(p[38:]))
 		if lastSeq >= 0 && lastOffset >= 0 && delta >= 0 {
-			e.addBatch(producerBatch{firstSeq: incrementSequence(lastSeq, -delta), delta: delta, firstOffset: lastOffset - int64(delta)})
+			e.addBatch(producerBatch{firstSeq: decrementSequence(lastSeq, delta), delta: delta, firstOffset: lastOffset - int64(delta)})
 		}
 		ps.producers[pid] = e
 		if e.txnFirst >= 0 {
