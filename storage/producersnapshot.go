@@ -12,26 +12,27 @@ import (
 )
 
 // The producer state snapshot, modelled on Kafka's .snapshot files: a
-// versioned header with a CRC32C over the rest, then fixed-size entries,
-// so writing it costs a few dozen bytes per live producer however long the
-// log's history is (expired producers are gone from it).
+// versioned header with a CRC32C over the rest, then compact binary
+// entries, so writing it costs a few dozen bytes per live producer however
+// long the log's history is (expired producers are not in it).
 //
 //	version          int16   producerSnapshotVersion
 //	crc              uint32  CRC32C of every byte after this field
 //	offset           int64   the state is that after every batch below it
 //	producers        int32   count
 //	aborted          int32   count
-//	producers × 46 bytes:
-//	  producer id int64, epoch int16, last sequence int32,
-//	  last offset int64, last offset delta int32, last timestamp int64,
-//	  coordinator epoch int32, open transaction's first offset int64
-//	aborted × 32 bytes:
+//	producers, each 31 bytes plus 16 per remembered batch:
+//	  producer id int64, epoch int16, last timestamp int64,
+//	  coordinator epoch int32, open transaction's first offset int64,
+//	  batches uint8 (0-5), then per batch, oldest first:
+//	    first sequence int32, last offset delta int32, first offset int64
+//	aborted, each 32 bytes:
 //	  producer id int64, first offset int64, last offset int64,
 //	  last stable offset int64
 //
-// As in Kafka, only each producer's last batch is kept: after a restart a
-// retry of that batch is still answered as a duplicate, and the batches
-// appended after the snapshot come back from the scan of the log.
+// Unlike Kafka, which keeps only each producer's last batch, all five
+// remembered batches are kept, so a retry of any in-flight batch is still
+// answered as a duplicate after a restart.
 //
 // Snapshots written as JSON (producer-state.json) by earlier versions are
 // still read; the next snapshot replaces them.
@@ -42,7 +43,8 @@ const (
 	producerSnapshotVersion = 1
 
 	snapshotHeaderSize   = 2 + 4 + 8 + 4 + 4
-	snapshotEntrySize    = 8 + 2 + 4 + 8 + 4 + 8 + 4 + 8
+	snapshotEntrySize    = 8 + 2 + 8 + 4 + 8 + 1 // without its batches
+	snapshotBatchSize    = 4 + 4 + 8
 	snapshotAbortedSize  = 8 * 4
 	snapshotCRCDataStart = 2 + 4
 )
@@ -68,7 +70,11 @@ func encodeProducerSnapshot(ps *producerState, offset, logStart int64) []byte {
 			aborted = append(aborted, a)
 		}
 	}
-	b := make([]byte, snapshotHeaderSize, snapshotHeaderSize+len(pids)*snapshotEntrySize+len(aborted)*snapshotAbortedSize)
+	size := snapshotHeaderSize + len(aborted)*snapshotAbortedSize
+	for _, e := range ps.producers {
+		size += snapshotEntrySize + int(e.n)*snapshotBatchSize
+	}
+	b := make([]byte, snapshotHeaderSize, size)
 	be := binary.BigEndian
 	be.PutUint16(b[0:], producerSnapshotVersion)
 	be.PutUint64(b[6:], uint64(offset))
@@ -76,19 +82,18 @@ func encodeProducerSnapshot(ps *producerState, offset, logStart int64) []byte {
 	be.PutUint32(b[18:], uint32(len(aborted)))
 	for _, pid := range pids {
 		e := ps.producers[pid]
-		lastSeq, lastOffset, delta := int32(-1), int64(-1), int32(0)
-		if e.n > 0 {
-			last := e.batch(int(e.n) - 1)
-			lastSeq, lastOffset, delta = last.lastSeq(), last.lastOffset(), last.delta
-		}
 		b = be.AppendUint64(b, uint64(pid))
 		b = be.AppendUint16(b, uint16(e.epoch))
-		b = be.AppendUint32(b, uint32(lastSeq))
-		b = be.AppendUint64(b, uint64(lastOffset))
-		b = be.AppendUint32(b, uint32(delta))
 		b = be.AppendUint64(b, uint64(e.lastTs))
 		b = be.AppendUint32(b, uint32(e.coordEpoch))
 		b = be.AppendUint64(b, uint64(e.txnFirst))
+		b = append(b, e.n)
+		for i := range int(e.n) {
+			bt := e.batch(i)
+			b = be.AppendUint32(b, uint32(bt.firstSeq))
+			b = be.AppendUint32(b, uint32(bt.delta))
+			b = be.AppendUint64(b, uint64(bt.firstOffset))
+		}
 	}
 	for _, a := range aborted {
 		b = be.AppendUint64(b, uint64(a.ProducerID))
@@ -115,28 +120,39 @@ func decodeProducerSnapshot(b []byte, ps *producerState) (int64, error) {
 	}
 	offset := int64(be.Uint64(b[6:]))
 	np, na := int64(be.Uint32(b[14:])), int64(be.Uint32(b[18:]))
-	if int64(len(b)) != snapshotHeaderSize+np*snapshotEntrySize+na*snapshotAbortedSize || offset < 0 {
-		return 0, fmt.Errorf("%w: %d bytes for %d producers and %d aborted transactions", errCorruptSnapshot, len(b), np, na)
+	corrupt := func(what string) (int64, error) {
+		return 0, fmt.Errorf("%w: %s (%d bytes for %d producers and %d aborted transactions)", errCorruptSnapshot, what, len(b), np, na)
+	}
+	if offset < 0 || int64(len(b)) < snapshotHeaderSize+np*snapshotEntrySize+na*snapshotAbortedSize {
+		return corrupt("too short")
 	}
 	p := b[snapshotHeaderSize:]
 	for range np {
+		if len(p) < snapshotEntrySize {
+			return corrupt("producer entry cut short")
+		}
 		pid := int64(be.Uint64(p))
 		e := newProducerEntry()
 		e.epoch = int16(be.Uint16(p[8:]))
-		lastSeq := int32(be.Uint32(p[10:]))
-		lastOffset := int64(be.Uint64(p[14:]))
-		delta := int32(be.Uint32(p[22:]))
-		e.lastTs = int64(be.Uint64(p[26:]))
-		e.coordEpoch = int32(be.Uint32(p[34:]))
-		e.txnFirst = int64(be.Uint64(p[38:]))
-		if lastSeq >= 0 && lastOffset >= 0 && delta >= 0 {
-			e.addBatch(producerBatch{firstSeq: decrementSequence(lastSeq, delta), delta: delta, firstOffset: lastOffset - int64(delta)})
+		e.lastTs = int64(be.Uint64(p[10:]))
+		e.coordEpoch = int32(be.Uint32(p[18:]))
+		e.txnFirst = int64(be.Uint64(p[22:]))
+		n := int(p[30])
+		p = p[snapshotEntrySize:]
+		if n > maxProducerBatches || len(p) < n*snapshotBatchSize {
+			return corrupt(fmt.Sprintf("producer %d with %d batches", pid, n))
+		}
+		for range n {
+			e.addBatch(producerBatch{firstSeq: int32(be.Uint32(p)), delta: int32(be.Uint32(p[4:])), firstOffset: int64(be.Uint64(p[8:]))})
+			p = p[snapshotBatchSize:]
 		}
 		ps.producers[pid] = e
 		if e.txnFirst >= 0 {
 			ps.ongoing[pid] = e.txnFirst
 		}
-		p = p[snapshotEntrySize:]
+	}
+	if int64(len(p)) != na*snapshotAbortedSize {
+		return corrupt("aborted transactions do not fill the rest")
 	}
 	for range na {
 		ps.aborted = append(ps.aborted, AbortedTxn{

@@ -188,14 +188,6 @@ func incrementSequence(seq int32, delta int32) int32 {
 	return seq + delta
 }
 
-// decrementSequence undoes incrementSequence (delta >= 0).
-func decrementSequence(seq int32, delta int32) int32 {
-	if seq < delta {
-		return math.MaxInt32 - (delta - seq) + 1
-	}
-	return seq - delta
-}
-
 func inSequence(last, next int32) bool {
 	return next == last+1 || (next == 0 && last == math.MaxInt32)
 }

@@ -189,8 +189,8 @@ func TestProducerSnapshotRoundTrip(t *testing.T) {
 	ps.aborted = []AbortedTxn{{ProducerID: 7, FirstOffset: 1, LastOffset: 5, LastStableOffset: 1}, {ProducerID: 8, FirstOffset: 20, LastOffset: 30, LastStableOffset: 20}}
 
 	b := encodeProducerSnapshot(&ps, 1234, 10)
-	if want := snapshotHeaderSize + 5*snapshotEntrySize + 1*snapshotAbortedSize; len(b) != want {
-		t.Fatalf("snapshot of 5 producers and 1 live aborted txn is %d bytes, want %d", len(b), want)
+	if want := snapshotHeaderSize + 5*snapshotEntrySize + (3*5+1)*snapshotBatchSize + 1*snapshotAbortedSize; len(b) != want {
+		t.Fatalf("snapshot of 5 producers with 16 batches and 1 live aborted txn is %d bytes, want %d", len(b), want)
 	}
 	var got producerState
 	got.init()
@@ -203,11 +203,13 @@ func TestProducerSnapshotRoundTrip(t *testing.T) {
 	}
 	for pid, w := range ps.producers {
 		g := got.producers[pid]
-		if g == nil || g.epoch != w.epoch || g.lastTs != w.lastTs || g.coordEpoch != w.coordEpoch || g.txnFirst != w.txnFirst || g.lastSeq() != w.lastSeq() {
+		if g == nil || g.epoch != w.epoch || g.lastTs != w.lastTs || g.coordEpoch != w.coordEpoch || g.txnFirst != w.txnFirst || g.n != w.n || g.lastSeq() != w.lastSeq() {
 			t.Fatalf("producer %d: got %+v, want %+v", pid, g, w)
 		}
-		if w.n > 0 && g.batch(int(g.n)-1) != w.batch(int(w.n)-1) {
-			t.Fatalf("producer %d: last batch %+v, want %+v", pid, g.batch(int(g.n)-1), w.batch(int(w.n)-1))
+		for i := range int(w.n) {
+			if g.batch(i) != w.batch(i) {
+				t.Fatalf("producer %d: batch %d is %+v, want %+v", pid, i, g.batch(i), w.batch(i))
+			}
 		}
 	}
 	if !slices.Equal(got.aborted, ps.aborted[1:]) {

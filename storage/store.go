@@ -28,7 +28,7 @@ const (
 type StoreOptions struct {
 	// RecoveryPointInterval is log.flush.offset.checkpoint.interval.ms
 	// (default 60 s): how often recovery points are checkpointed besides
-	// at segment rolls and Close.
+	// at segment rolls and Close. Negative: only then.
 	RecoveryPointInterval time.Duration
 	// ProducerIDExpiration is producer.id.expiration.ms (default 1 day):
 	// a producer without an open transaction whose last batch timestamp is
@@ -42,7 +42,7 @@ type StoreOptions struct {
 }
 
 func (o StoreOptions) withDefaults() StoreOptions {
-	if o.RecoveryPointInterval <= 0 {
+	if o.RecoveryPointInterval == 0 {
 		o.RecoveryPointInterval = 60 * time.Second
 	}
 	if o.ProducerIDExpiration <= 0 {
@@ -167,8 +167,12 @@ func OpenStoreWith(dir string, logger zerolog.Logger, opts StoreOptions) (*Store
 // their intervals until Close.
 func (s *Store) background() {
 	defer s.bg.Done()
-	ckpt := time.NewTicker(s.opts.RecoveryPointInterval)
-	defer ckpt.Stop()
+	var ckptC <-chan time.Time // nil: no periodic checkpoint
+	if s.opts.RecoveryPointInterval > 0 {
+		ckpt := time.NewTicker(s.opts.RecoveryPointInterval)
+		defer ckpt.Stop()
+		ckptC = ckpt.C
+	}
 	expire := time.NewTicker(s.opts.ProducerIDExpirationCheckInterval)
 	defer expire.Stop()
 	for {
@@ -176,7 +180,7 @@ func (s *Store) background() {
 		case <-s.quit:
 			return
 		case <-s.ckptKick:
-		case <-ckpt.C:
+		case <-ckptC:
 		case <-expire.C:
 			s.ExpireProducers()
 			continue
