@@ -52,16 +52,18 @@ type producerBatch struct {
 func (b producerBatch) lastSeq() int32    { return incrementSequence(b.firstSeq, b.delta) }
 func (b producerBatch) lastOffset() int64 { return b.firstOffset + int64(b.delta) }
 
-// producerEntry is one producer's state, 104 bytes with its batches inline
-// (no slice, so no second allocation per producer); the producer id is its
-// map key.
+// producerEntry is one producer's state: 48 bytes for a producer that
+// wrote one batch, plus 64 once it wrote more (the producer id is its map
+// key). Most producers of a busy partition are short-lived, so the older
+// batches live in a separate array allocated only when needed.
 type producerEntry struct {
 	lastTs     int64 // largest batch timestamp seen; producer expiry compares it with now
 	txnFirst   int64 // first offset of the open transaction, -1 if none
-	batches    [maxProducerBatches]producerBatch
+	last       producerBatch
+	older      *[maxProducerBatches - 1]producerBatch // ring of the n-1 batches before last, from head
 	coordEpoch int32
 	epoch      int16
-	head, n    uint8 // batches is a ring of n entries starting at head, oldest first
+	head, n    uint8 // n: batches remembered in all, last included
 }
 
 func newProducerEntry() *producerEntry {
@@ -70,18 +72,32 @@ func newProducerEntry() *producerEntry {
 
 // batch returns the i-th remembered batch, oldest first.
 func (e *producerEntry) batch(i int) producerBatch {
-	return e.batches[(int(e.head)+i)%maxProducerBatches]
+	if i == int(e.n)-1 {
+		return e.last
+	}
+	return e.older[(int(e.head)+i)%len(e.older)]
 }
 
 func (e *producerEntry) addBatch(b producerBatch) {
-	if e.n < maxProducerBatches {
-		e.batches[(int(e.head)+int(e.n))%maxProducerBatches] = b
-		e.n++
-		return
+	if e.n > 0 {
+		if e.older == nil {
+			e.older = new([maxProducerBatches - 1]producerBatch)
+		}
+		if e.n < maxProducerBatches {
+			e.older[(int(e.head)+int(e.n)-1)%len(e.older)] = e.last
+			e.n++
+		} else { // full: the oldest gives way
+			e.older[e.head] = e.last
+			e.head = (e.head + 1) % uint8(len(e.older))
+		}
+	} else {
+		e.n = 1
 	}
-	e.batches[e.head] = b
-	e.head = (e.head + 1) % maxProducerBatches
+	e.last = b
 }
+
+// clearBatches forgets the batches (a new epoch starts its sequences over).
+func (e *producerEntry) clearBatches() { e.head, e.n = 0, 0 }
 
 func (e *producerEntry) lastSeq() int32 {
 	if e.n == 0 {
@@ -300,7 +316,7 @@ func (ps *producerState) apply(h *protocol.BatchHeader, commit bool, coordEpoch 
 			return // recovery of data appended before a fence; keep the newer epoch
 		}
 		e.epoch = h.ProducerEpoch
-		e.head, e.n = 0, 0
+		e.clearBatches()
 	}
 	if h.MaxTimestamp > e.lastTs {
 		e.lastTs = h.MaxTimestamp

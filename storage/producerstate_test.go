@@ -181,6 +181,11 @@ func TestProducerSnapshotRoundTrip(t *testing.T) {
 			e.addBatch(producerBatch{firstSeq: int32(i * 3), delta: 2, firstOffset: 100*pid + i*3})
 		}
 	}
+	for i := range 5 { // the ring keeps the last five, oldest first
+		if got, want := ps.entry(1000).batch(i).firstSeq, int32((i+2)*3); got != want {
+			t.Fatalf("batch %d starts at sequence %d, want %d", i, got, want)
+		}
+	}
 	ps.entry(2000).txnFirst = 201
 	ps.ongoing[2000] = 201
 	ps.entry(4000) // no batches
