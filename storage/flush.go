@@ -62,6 +62,8 @@ func (l *Log) flushLocked() {
 	}
 	syncDir := l.mu.dirDirty
 	l.mu.dirDirty = false
+	snapshot := l.mu.pendingSnapshot
+	l.mu.pendingSnapshot = nil
 	maxTs, maxTsOffset, msgs := l.mu.maxTs, l.mu.maxTsOffset, l.mu.appendedMsgs
 	sync := l.mu.fsync
 	done := make(chan struct{})
@@ -80,6 +82,13 @@ func (l *Log) flushLocked() {
 			err = it.s.writeIndexFiles()
 			syncDir = true
 		}
+	}
+	if err == nil && snapshot != nil {
+		// Failing to write one only costs a longer scan at the next open.
+		if serr := l.writeProducerSnapshot(snapshot); serr != nil {
+			l.logger.Warn().Err(serr).Str("dir", l.dir).Msg("storage: writing the producer state snapshot at roll")
+		}
+		syncDir = true
 	}
 	if err == nil && syncDir {
 		// New segment files and renamed index files must survive a crash

@@ -86,7 +86,8 @@ type Log struct {
 		flushTimer   *time.Timer          // flush.ms, armed while unflushed data waits
 		fsync        func(*os.File) error // fdatasync; tests inject failures
 
-		producers producerState // idempotent/transactional producers; see producerstate.go
+		producers       producerState // idempotent/transactional producers; see producerstate.go
+		pendingSnapshot []byte        // producer state snapshot encoded at a roll, for the next flush round to write
 	}
 }
 
@@ -404,13 +405,13 @@ func (l *Log) rollLocked(now int64) error {
 	old.rolled = true
 	l.mu.segs = append(l.mu.segs, s)
 	l.mu.dirDirty = true
-	l.flushSoonLocked(l.mu.leo)
 	// A producer state snapshot at each roll bounds what an open after a
 	// crash must scan to the active segment (Kafka snapshots on roll too).
-	// Failing to write one only costs that scan.
-	if err := l.saveProducerStateLocked(); err != nil {
-		l.logger.Warn().Err(err).Str("dir", l.dir).Msg("storage: writing the producer state snapshot at roll")
-	}
+	// It is encoded here, under the lock, and written by the flush round
+	// the roll starts, outside it, as Kafka defers the snapshot's fsync to
+	// its flush task.
+	l.mu.pendingSnapshot = l.producerSnapshotLocked()
+	l.flushSoonLocked(l.mu.leo)
 	return nil
 }
 

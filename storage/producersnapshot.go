@@ -208,14 +208,27 @@ func decodeLegacySnapshot(b []byte, ps *producerState) (int64, error) {
 	return snap.Offset, nil
 }
 
-// saveProducerStateLocked writes the snapshot of the state at the log end,
-// after dropping expired producers (so they cost the snapshot nothing).
-func (l *Log) saveProducerStateLocked() error {
+// producerSnapshotLocked encodes the state at the log end, after dropping
+// expired producers (so they cost the snapshot nothing).
+func (l *Log) producerSnapshotLocked() []byte {
 	ps := &l.mu.producers
 	if l.now != nil {
 		ps.removeExpired(l.now().UnixMilli())
 	}
-	data := encodeProducerSnapshot(ps, l.mu.leo, l.mu.logStart)
+	return encodeProducerSnapshot(ps, l.mu.leo, l.mu.logStart)
+}
+
+// saveProducerStateLocked writes the snapshot of the state at the log end
+// (at Close: the lock is held, but nothing waits for it any more).
+func (l *Log) saveProducerStateLocked() error {
+	l.mu.pendingSnapshot = nil
+	return l.writeProducerSnapshot(l.producerSnapshotLocked())
+}
+
+// writeProducerSnapshot writes an encoded snapshot (temp file, fsync,
+// rename; the directory is fsynced by the caller's flush round or close)
+// and removes an earlier version's JSON snapshot.
+func (l *Log) writeProducerSnapshot(data []byte) error {
 	if err := writeFileAtomic(filepath.Join(l.dir, producerSnapshotFile), data, false); err != nil {
 		return err
 	}
