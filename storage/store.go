@@ -60,9 +60,10 @@ func (o StoreOptions) withDefaults() StoreOptions {
 // Store owns a data directory holding many logs, one directory per
 // partition, named "<topic>-<partition>".
 //
-// Lock order: ckptMu, then mu, then a Log's mu; mu and a Log's mu are never
-// held together. No lock of the store is held during disk I/O except
-// ckptMu, which only checkpoint writers take.
+// Lock order: ckptMu, then mu, then a Log's mu (a Log never calls into its
+// store with its mu held, except for the non-blocking requestCheckpoint).
+// No lock of the store is held during disk I/O except ckptMu, which only
+// checkpoint writers take.
 type Store struct {
 	dir    string
 	logger zerolog.Logger
