@@ -33,6 +33,7 @@ func TestCrash(t *testing.T) {
 	bin := buildSkiff(t)
 	t.Run("Kill9WhileProducing", func(t *testing.T) { testKill9WhileProducing(t, bin) })
 	t.Run("TornTail", func(t *testing.T) { testTornTail(t, bin) })
+	t.Run("FlippedByteInSealedSegment", func(t *testing.T) { testFlippedByteInSealedSegment(t, bin) })
 	t.Run("SIGTERM", func(t *testing.T) { testSIGTERM(t, bin) })
 }
 

@@ -215,7 +215,7 @@ func TestIdempotentDuplicateDetectedAfterRestart(t *testing.T) {
 
 			b.Close()
 			if rescan {
-				if err := os.Remove(filepath.Join(dir, topic+"-0", "producer-state.json")); err != nil {
+				if err := os.Remove(filepath.Join(dir, topic+"-0", "producer-state.snapshot")); err != nil {
 					t.Fatal(err)
 				}
 			}

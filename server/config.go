@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/skiffmq/skiff/storage"
 )
 
 // Config configures a Server. The zero value plus a DataDir is usable:
@@ -90,6 +93,8 @@ var brokerConfigDefs = []brokerConfigDef{
 	{name: "transaction.max.timeout.ms", typ: typeInt, def: "900000", check: intRange(1, 1<<31-1)},
 	{name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", typ: typeInt, def: "10000", check: intRange(1, 1<<31-1)},
 	{name: "producer.id.expiration.ms", typ: typeInt, def: "86400000", check: intRange(1, 1<<31-1)},
+	{name: "producer.id.expiration.check.interval.ms", typ: typeInt, def: "600000", check: intRange(1, 1<<31-1)},
+	{name: "log.flush.offset.checkpoint.interval.ms", typ: typeInt, def: "60000", check: intRange(0, 1<<31-1)},
 }
 
 // ignoredBrokerConfigs are Kafka configs that appear in ordinary
@@ -253,4 +258,21 @@ func (c *Config) setting(name string) string {
 		}
 	}
 	return ""
+}
+
+// storeOptions are the broker settings the storage engine takes.
+func (c *Config) storeOptions() storage.StoreOptions {
+	ms := func(name string) time.Duration {
+		v, _ := strconv.ParseInt(c.setting(name), 10, 64) // validated
+		return time.Duration(v) * time.Millisecond
+	}
+	ckpt := ms("log.flush.offset.checkpoint.interval.ms")
+	if ckpt == 0 {
+		ckpt = -1 // storage: no periodic checkpoint
+	}
+	return storage.StoreOptions{
+		RecoveryPointInterval:             ckpt,
+		ProducerIDExpiration:              ms("producer.id.expiration.ms"),
+		ProducerIDExpirationCheckInterval: ms("producer.id.expiration.check.interval.ms"),
+	}
 }

@@ -75,4 +75,6 @@ var brokerConfigDocs = map[string]string{
 	"transactional.id.expiration.ms":           "How long an idle transactional id is remembered.",
 	"transaction.max.timeout.ms":               "The longest transaction timeout a producer may ask for.",
 	"producer.id.expiration.ms":                "How long an idle producer id's state is kept.",
+	"producer.id.expiration.check.interval.ms": "How often idle producer ids are looked for.",
+	"log.flush.offset.checkpoint.interval.ms":  "How often the recovery points (what a crash recovery need not validate) are checkpointed; 0: only at segment rolls and shutdown.",
 }

@@ -66,7 +66,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.mu.conns = make(map[net.Conn]context.CancelFunc)
 	s.quitCtx, s.quit = context.WithCancel(context.Background())
-	store, err := storage.OpenStore(cfg.DataDir, s.log)
+	store, err := storage.OpenStoreWith(cfg.DataDir, s.log, cfg.storeOptions())
 	if err != nil {
 		return nil, fmt.Errorf("server: opening data dir: %w", err)
 	}

@@ -9,8 +9,10 @@
 // # Layout
 //
 // A Store owns a data directory with one directory per partition, named
-// "<topic>-<partition>", plus a lock file and, between a clean shutdown and
-// the next start, the marker ".skiff_cleanshutdown". A log directory holds
+// "<topic>-<partition>", plus a lock file, the recovery point checkpoint
+// "recovery-point-offset-checkpoint" (Kafka's format) and, between a clean
+// shutdown and the next start, the marker ".skiff_cleanshutdown". A log
+// directory holds "producer-state.snapshot" (see producersnapshot.go) and
 // segments, each three files named by the segment's base offset, zero-padded
 // to 20 digits as in Kafka:
 //
@@ -65,14 +67,31 @@
 // it after every log was flushed, so its presence at start-up proves that all
 // data and index files are complete. After a clean stop a log opens without
 // scanning: only the active segment's tail past its last index entry (at most
-// about one index interval) is read to find the log end offset. After an
-// unclean stop every segment's tail past its last index entry is validated
-// with protocol.ValidateBatch (a segment with missing or inconsistent index
-// files is validated whole); at the first torn or corrupt batch the file is
-// truncated (logged as a warning), its indexes rebuilt, and any later
-// segments deleted, as Kafka does. Index files are only ever written from
-// memory, atomically, so on disk they always describe a prefix of their log
-// file; the tail scan is what catches data written after them.
+// about one index interval) is read to find the log end offset.
+//
+// Each log's recovery point is its flushed offset; the store checkpoints
+// them (temp file, fsync, rename, directory fsync; no store-wide lock held)
+// every StoreOptions.RecoveryPointInterval, after a flush made a rolled
+// segment durable, and at Close. After an unclean stop, segments before the
+// one holding the log's recovery point open as after a clean stop: they
+// were fsynced whole, so damage found in them later is the reader's CRC
+// check's business and costs no other data. From that segment on (every
+// segment, without a checkpoint entry) each segment's tail past its last
+// index entry is validated with protocol.ValidateBatch (a segment with
+// missing or inconsistent index files is validated whole); at the first
+// torn or corrupt batch the file is truncated (logged as a warning with the
+// bytes and first offset lost), its indexes rebuilt, and any later segments
+// deleted, as Kafka does past its recovery point. Index files are only ever
+// written from memory, atomically, so on disk they always describe a prefix
+// of their log file; the tail scan is what catches data written after them.
+//
+// # Producer state
+//
+// Idempotent and transactional producers are tracked per log
+// (producerstate.go) and forgotten once idle for
+// StoreOptions.ProducerIDExpiration (producer.id.expiration.ms) unless they
+// have an open transaction; the store checks every
+// ProducerIDExpirationCheckInterval.
 //
 // # Concurrency
 //

@@ -62,6 +62,8 @@ func (l *Log) flushLocked() {
 	}
 	syncDir := l.mu.dirDirty
 	l.mu.dirDirty = false
+	snapshot := l.mu.pendingSnapshot
+	l.mu.pendingSnapshot = nil
 	maxTs, maxTsOffset, msgs := l.mu.maxTs, l.mu.maxTsOffset, l.mu.appendedMsgs
 	sync := l.mu.fsync
 	done := make(chan struct{})
@@ -81,6 +83,13 @@ func (l *Log) flushLocked() {
 			syncDir = true
 		}
 	}
+	if err == nil && snapshot != nil {
+		// Failing to write one only costs a longer scan at the next open.
+		if serr := l.writeProducerSnapshot(snapshot); serr != nil {
+			l.logger.Warn().Err(serr).Str("dir", l.dir).Msg("storage: writing the producer state snapshot at roll")
+		}
+		syncDir = true
+	}
 	if err == nil && syncDir {
 		// New segment files and renamed index files must survive a crash
 		// before the high watermark moves into them.
@@ -99,10 +108,12 @@ func (l *Log) flushLocked() {
 		l.logger.Error().Err(err).Str("dir", l.dir).Msg("storage: flush failed; log refuses appends until reopened")
 		return
 	}
+	rolledDurable := false
 	for _, it := range items {
 		it.s.synced = max(it.s.synced, it.size)
 		if it.saveIndex {
 			it.s.indexSaved = true
+			rolledDurable = true
 		}
 	}
 	l.mu.flushed = target
@@ -110,6 +121,11 @@ func (l *Log) flushLocked() {
 	l.mu.lastFlush = time.Now()
 	if l.mu.cfg.Durable {
 		l.advanceHWLocked(target, maxTs, maxTsOffset)
+	}
+	if rolledDurable && l.onDurableRoll != nil {
+		// The recovery point just passed a whole segment: checkpoint it so
+		// that a crash does not make the next start validate it again.
+		l.onDurableRoll()
 	}
 }
 
@@ -161,7 +177,11 @@ func (l *Log) armFlushTimerLocked() {
 func (l *Log) Close() error {
 	err := l.close(true)
 	if l.store != nil && !errors.Is(err, ErrClosed) {
-		l.store.forget(l)
+		rp := int64(-1) // after a failed close, recover it whole
+		if err == nil {
+			rp = l.RecoveryPoint()
+		}
+		l.store.forget(l, rp)
 	}
 	return err
 }
@@ -181,7 +201,12 @@ func (l *Log) Delete() error {
 		_ = syncDirectory(parent)
 	}
 	if l.store != nil {
-		l.store.forget(l)
+		l.store.forget(l, -1)
+		// A log created again under this name must not inherit the old
+		// recovery point, which could skip validating its new segments.
+		if cerr := l.store.CheckpointRecoveryPoints(); cerr != nil {
+			l.logger.Warn().Err(cerr).Msg("storage: writing the recovery point checkpoint after a delete")
+		}
 	}
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {

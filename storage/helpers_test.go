@@ -96,6 +96,8 @@ func crash(t testing.TB, st *Store) {
 	st.mu.closed = true
 	logs := st.mu.logs
 	st.mu.Unlock()
+	close(st.quit)
+	st.bg.Wait()
 	for _, l := range logs {
 		if l != nil {
 			_ = l.close(false)

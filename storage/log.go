@@ -53,6 +53,9 @@ type Log struct {
 	fsyncs  atomic.Int64   // fdatasync calls on segment files (tests, metrics)
 	scanned int64          // bytes validated while opening; set before the log is shared
 
+	now           func() time.Time // clock for producer expiry
+	onDurableRoll func()           // see logEnv; nil outside a store
+
 	mu struct {
 		sync.Mutex
 		cfg      Config
@@ -83,7 +86,8 @@ type Log struct {
 		flushTimer   *time.Timer          // flush.ms, armed while unflushed data waits
 		fsync        func(*os.File) error // fdatasync; tests inject failures
 
-		producers producerState // idempotent/transactional producers; see producerstate.go
+		producers       producerState // idempotent/transactional producers; see producerstate.go
+		pendingSnapshot []byte        // producer state snapshot encoded at a roll, for the next flush round to write
 	}
 }
 
@@ -317,7 +321,7 @@ func (l *Log) appendLocked(records []byte, info appendInfo) (AppendResult, error
 		return AppendResult{}, err
 	}
 	if isDup {
-		return AppendResult{BaseOffset: dup.FirstOffset, LastOffset: dup.LastOffset, LogStartOffset: l.mu.logStart, Duplicate: true}, nil
+		return AppendResult{BaseOffset: dup.firstOffset, LastOffset: dup.lastOffset(), LogStartOffset: l.mu.logStart, Duplicate: true}, nil
 	}
 	now := time.Now().UnixMilli()
 	seg := l.activeLocked()
@@ -401,13 +405,13 @@ func (l *Log) rollLocked(now int64) error {
 	old.rolled = true
 	l.mu.segs = append(l.mu.segs, s)
 	l.mu.dirDirty = true
-	l.flushSoonLocked(l.mu.leo)
 	// A producer state snapshot at each roll bounds what an open after a
 	// crash must scan to the active segment (Kafka snapshots on roll too).
-	// Failing to write one only costs that scan.
-	if err := l.saveProducerStateLocked(); err != nil {
-		l.logger.Warn().Err(err).Str("dir", l.dir).Msg("storage: writing the producer state snapshot at roll")
-	}
+	// It is encoded here, under the lock, and written by the flush round
+	// the roll starts, outside it, as Kafka defers the snapshot's fsync to
+	// its flush task.
+	l.mu.pendingSnapshot = l.producerSnapshotLocked()
+	l.flushSoonLocked(l.mu.leo)
 	return nil
 }
 

@@ -1,12 +1,9 @@
 package storage
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/skiffmq/skiff/protocol"
@@ -22,9 +19,12 @@ import (
 //
 // The state changes only under Log.mu, in the same critical section as the
 // append it describes, so the sequence check and the write are atomic. It
-// is saved to producerStateFile when the log closes cleanly, and rebuilt at
-// open from that snapshot plus a scan of the batch headers written after
-// it (or of every batch when there is no usable snapshot).
+// is saved as a snapshot (producersnapshot.go) at every roll and when the
+// log closes cleanly, and rebuilt at open from that snapshot plus a scan of
+// the batch headers written after it (or of every batch when there is no
+// usable snapshot). Producers idle for producer.id.expiration.ms are
+// forgotten (Log.ExpireProducers), so the state and its snapshot are
+// bounded by the producers active recently, not by the log's history.
 
 var (
 	// ErrOutOfOrderSequence is returned by Append for a batch whose
@@ -41,29 +41,69 @@ var (
 // duplicate detection; Kafka's producers keep at most five in flight.
 const maxProducerBatches = 5
 
-const producerStateFile = "producer-state.json"
-
+// producerBatch is one remembered batch. Its last sequence and last offset
+// are both delta (the batch's last offset delta) past the first.
 type producerBatch struct {
-	FirstSeq    int32 `json:"first_seq"`
-	LastSeq     int32 `json:"last_seq"`
-	FirstOffset int64 `json:"first_offset"`
-	LastOffset  int64 `json:"last_offset"`
+	firstSeq    int32
+	delta       int32
+	firstOffset int64
 }
 
+func (b producerBatch) lastSeq() int32    { return incrementSequence(b.firstSeq, b.delta) }
+func (b producerBatch) lastOffset() int64 { return b.firstOffset + int64(b.delta) }
+
+// producerEntry is one producer's state: 48 bytes for a producer that
+// wrote one batch, plus 64 once it wrote more (the producer id is its map
+// key). Most producers of a busy partition are short-lived, so the older
+// batches live in a separate array allocated only when needed.
 type producerEntry struct {
-	ID         int64           `json:"id"`
-	Epoch      int16           `json:"epoch"`
-	Batches    []producerBatch `json:"batches,omitempty"` // oldest first
-	TxnFirst   int64           `json:"txn_first"`         // first offset of the open transaction, -1 if none
-	LastTs     int64           `json:"last_ts"`
-	CoordEpoch int32           `json:"coordinator_epoch"`
+	lastTs     int64 // largest batch timestamp seen; producer expiry compares it with now
+	txnFirst   int64 // first offset of the open transaction, -1 if none
+	last       producerBatch
+	older      *[maxProducerBatches - 1]producerBatch // ring of the n-1 batches before last, from head
+	coordEpoch int32
+	epoch      int16
+	head, n    uint8 // n: batches remembered in all, last included
 }
+
+func newProducerEntry() *producerEntry {
+	return &producerEntry{epoch: -1, txnFirst: -1, lastTs: -1, coordEpoch: -1}
+}
+
+// batch returns the i-th remembered batch, oldest first.
+func (e *producerEntry) batch(i int) producerBatch {
+	if i == int(e.n)-1 {
+		return e.last
+	}
+	return e.older[(int(e.head)+i)%len(e.older)]
+}
+
+func (e *producerEntry) addBatch(b producerBatch) {
+	if e.n > 0 {
+		if e.older == nil {
+			e.older = new([maxProducerBatches - 1]producerBatch)
+		}
+		if e.n < maxProducerBatches {
+			e.older[(int(e.head)+int(e.n)-1)%len(e.older)] = e.last
+			e.n++
+		} else { // full: the oldest gives way
+			e.older[e.head] = e.last
+			e.head = (e.head + 1) % uint8(len(e.older))
+		}
+	} else {
+		e.n = 1
+	}
+	e.last = b
+}
+
+// clearBatches forgets the batches (a new epoch starts its sequences over).
+func (e *producerEntry) clearBatches() { e.head, e.n = 0, 0 }
 
 func (e *producerEntry) lastSeq() int32 {
-	if len(e.Batches) == 0 {
+	if e.n == 0 {
 		return -1
 	}
-	return e.Batches[len(e.Batches)-1].LastSeq
+	return e.batch(int(e.n) - 1).lastSeq()
 }
 
 // AbortedTxn is an entry of the aborted-transaction index (Kafka's
@@ -91,6 +131,8 @@ type producerState struct {
 	producers map[int64]*producerEntry
 	ongoing   map[int64]int64 // producer id -> first offset of its open transaction
 	aborted   []AbortedTxn    // in marker order
+	// expiration is producer.id.expiration.ms; <= 0 keeps producers forever.
+	expiration int64
 }
 
 func (ps *producerState) init() {
@@ -101,10 +143,47 @@ func (ps *producerState) init() {
 func (ps *producerState) entry(pid int64) *producerEntry {
 	e := ps.producers[pid]
 	if e == nil {
-		e = &producerEntry{ID: pid, Epoch: -1, TxnFirst: -1, LastTs: -1, CoordEpoch: -1}
+		e = newProducerEntry()
 		ps.producers[pid] = e
 	}
 	return e
+}
+
+// expired is Kafka's ProducerStateManager.isProducerExpired: idle for the
+// expiration time by its last batch timestamp, and no open transaction
+// (whose state the transaction's markers still need).
+func (ps *producerState) expired(e *producerEntry, nowMs int64) bool {
+	return ps.expiration > 0 && e.txnFirst < 0 && nowMs-e.lastTs >= ps.expiration
+}
+
+// removeExpired forgets the expired producers and returns how many. A
+// forgotten producer's next batch is accepted with any sequence, as Kafka
+// accepts a producer it has no state for.
+func (ps *producerState) removeExpired(nowMs int64) int {
+	n := 0
+	for pid, e := range ps.producers {
+		if ps.expired(e, nowMs) {
+			delete(ps.producers, pid)
+			n++
+		}
+	}
+	return n
+}
+
+// ExpireProducers forgets the producers idle for longer than
+// producer.id.expiration.ms at nowMs (Kafka's removeExpiredProducers). The
+// store calls it every producer.id.expiration.check.interval.ms.
+func (l *Log) ExpireProducers(nowMs int64) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return 0
+	}
+	n := l.mu.producers.removeExpired(nowMs)
+	if n > 0 {
+		l.logger.Debug().Int("producers", n).Int("remaining", len(l.mu.producers.producers)).Msg("storage: expired idle producer ids")
+	}
+	return n
 }
 
 // firstUnstable returns the first offset of the earliest open transaction,
@@ -162,11 +241,11 @@ func (l *Log) checkProducersLocked(records []byte) (dup producerBatch, isDup boo
 		v, ok := views[h.ProducerID]
 		if !ok {
 			if e := ps.producers[h.ProducerID]; e != nil {
-				v = producerView{epoch: e.Epoch, lastSeq: e.lastSeq(), known: true}
-				if single && !h.IsControl() && h.BaseSequence >= 0 && h.ProducerEpoch == e.Epoch {
+				v = producerView{epoch: e.epoch, lastSeq: e.lastSeq(), known: true}
+				if single && !h.IsControl() && h.BaseSequence >= 0 && h.ProducerEpoch == e.epoch {
 					last := incrementSequence(h.BaseSequence, h.LastOffsetDelta)
-					for _, b := range e.Batches {
-						if b.FirstSeq == h.BaseSequence && b.LastSeq == last {
+					for i := range int(e.n) {
+						if b := e.batch(i); b.firstSeq == h.BaseSequence && b.lastSeq() == last {
 							return b, true, nil
 						}
 					}
@@ -232,46 +311,38 @@ func (l *Log) updateProducersLocked(records []byte) {
 // read for control batches.
 func (ps *producerState) apply(h *protocol.BatchHeader, commit bool, coordEpoch int32) {
 	e := ps.entry(h.ProducerID)
-	if h.ProducerEpoch != e.Epoch {
-		if h.ProducerEpoch < e.Epoch {
+	if h.ProducerEpoch != e.epoch {
+		if h.ProducerEpoch < e.epoch {
 			return // recovery of data appended before a fence; keep the newer epoch
 		}
-		e.Epoch = h.ProducerEpoch
-		e.Batches = nil
+		e.epoch = h.ProducerEpoch
+		e.clearBatches()
 	}
-	if h.MaxTimestamp > e.LastTs {
-		e.LastTs = h.MaxTimestamp
+	if h.MaxTimestamp > e.lastTs {
+		e.lastTs = h.MaxTimestamp
 	}
 	if h.IsControl() {
-		e.CoordEpoch = coordEpoch
-		if e.TxnFirst < 0 {
+		e.coordEpoch = coordEpoch
+		if e.txnFirst < 0 {
 			return
 		}
 		delete(ps.ongoing, h.ProducerID)
 		if !commit {
 			ps.aborted = append(ps.aborted, AbortedTxn{
 				ProducerID:       h.ProducerID,
-				FirstOffset:      e.TxnFirst,
+				FirstOffset:      e.txnFirst,
 				LastOffset:       h.BaseOffset,
 				LastStableOffset: ps.firstUnstable(h.BaseOffset + 1),
 			})
 		}
-		e.TxnFirst = -1
+		e.txnFirst = -1
 		return
 	}
 	if h.BaseSequence >= 0 {
-		e.Batches = append(e.Batches, producerBatch{
-			FirstSeq:    h.BaseSequence,
-			LastSeq:     incrementSequence(h.BaseSequence, h.LastOffsetDelta),
-			FirstOffset: h.BaseOffset,
-			LastOffset:  h.LastOffset(),
-		})
-		if n := len(e.Batches); n > maxProducerBatches {
-			e.Batches = slices.Delete(e.Batches, 0, n-maxProducerBatches)
-		}
+		e.addBatch(producerBatch{firstSeq: h.BaseSequence, delta: h.LastOffsetDelta, firstOffset: h.BaseOffset})
 	}
-	if h.IsTransactional() && e.TxnFirst < 0 {
-		e.TxnFirst = h.BaseOffset
+	if h.IsTransactional() && e.txnFirst < 0 {
+		e.txnFirst = h.BaseOffset
 		ps.ongoing[h.ProducerID] = h.BaseOffset
 	}
 }
@@ -338,126 +409,16 @@ func (l *Log) Producers() []ProducerInfo {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := make([]ProducerInfo, 0, len(l.mu.producers.producers))
-	for _, e := range l.mu.producers.producers {
+	for pid, e := range l.mu.producers.producers {
 		out = append(out, ProducerInfo{
-			ProducerID:            e.ID,
-			ProducerEpoch:         e.Epoch,
+			ProducerID:            pid,
+			ProducerEpoch:         e.epoch,
 			LastSequence:          e.lastSeq(),
-			LastTimestamp:         e.LastTs,
-			CoordinatorEpoch:      e.CoordEpoch,
-			CurrentTxnStartOffset: e.TxnFirst,
+			LastTimestamp:         e.lastTs,
+			CoordinatorEpoch:      e.coordEpoch,
+			CurrentTxnStartOffset: e.txnFirst,
 		})
 	}
 	slices.SortFunc(out, func(a, b ProducerInfo) int { return int(min(max(a.ProducerID-b.ProducerID, -1), 1)) })
 	return out
-}
-
-// producerSnapshot is the on-disk form of the producer state: the state
-// after every batch below Offset.
-type producerSnapshot struct {
-	Offset    int64            `json:"offset"`
-	Producers []*producerEntry `json:"producers"`
-	Aborted   []AbortedTxn     `json:"aborted,omitempty"`
-}
-
-// saveProducerStateLocked writes the snapshot of the state at the log end.
-// Aborted transactions wholly below the log start offset are dropped, as
-// Kafka drops .txnindex files with their segments.
-func (l *Log) saveProducerStateLocked() error {
-	ps := &l.mu.producers
-	snap := producerSnapshot{Offset: l.mu.leo}
-	for _, e := range ps.producers {
-		snap.Producers = append(snap.Producers, e)
-	}
-	slices.SortFunc(snap.Producers, func(a, b *producerEntry) int { return int(min(max(a.ID-b.ID, -1), 1)) })
-	for _, a := range ps.aborted {
-		if a.LastOffset >= l.mu.logStart {
-			snap.Aborted = append(snap.Aborted, a)
-		}
-	}
-	data, err := json.Marshal(&snap)
-	if err != nil {
-		return fmt.Errorf("storage: encoding producer state: %w", err)
-	}
-	return writeFileAtomic(filepath.Join(l.dir, producerStateFile), data, false)
-}
-
-// loadProducerStateLocked rebuilds the producer state at open: from the
-// snapshot, if it describes a prefix of the log, plus the batches after it;
-// otherwise from every batch.
-func (l *Log) loadProducerStateLocked() error {
-	ps := &l.mu.producers
-	ps.init()
-	from := int64(-1)
-	data, err := os.ReadFile(filepath.Join(l.dir, producerStateFile))
-	if err == nil {
-		var snap producerSnapshot
-		if jerr := json.Unmarshal(data, &snap); jerr != nil {
-			l.logger.Warn().Err(jerr).Str("dir", l.dir).Msg("storage: ignoring corrupt producer state snapshot")
-		} else if snap.Offset <= l.mu.leo {
-			for _, e := range snap.Producers {
-				if e == nil {
-					continue
-				}
-				ps.producers[e.ID] = e
-				if e.TxnFirst >= 0 {
-					ps.ongoing[e.ID] = e.TxnFirst
-				}
-			}
-			ps.aborted = snap.Aborted
-			from = snap.Offset
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("storage: %w", err)
-	}
-	if from < 0 {
-		ps.init()
-		ps.aborted = nil
-		from = 0
-	}
-	return l.scanProducersLocked(from)
-}
-
-// scanProducersLocked applies every batch from offset from to the log end.
-// Only the headers are read, and the bodies of control batches.
-func (l *Log) scanProducersLocked(from int64) error {
-	for i, s := range l.mu.segs {
-		if i+1 < len(l.mu.segs) && l.mu.segs[i+1].base <= from {
-			continue
-		}
-		if s.size == 0 {
-			continue
-		}
-		sc := newHeaderScanner(s.f, s.size)
-		pos := int64(0)
-		for {
-			h, ok, err := sc.header(pos)
-			if err != nil {
-				sc.free()
-				return err
-			}
-			if !ok {
-				break
-			}
-			if h.BaseOffset >= from && h.HasProducerID() {
-				commit, coordEpoch := false, int32(-1)
-				if h.IsControl() {
-					b := make([]byte, h.Size())
-					if _, err := s.f.ReadAt(b, pos); err != nil {
-						sc.free()
-						return fmt.Errorf("storage: read %s: %w", s.f.Name(), err)
-					}
-					if commit, err = markerType(b); err != nil {
-						pos += int64(h.Size())
-						continue
-					}
-					coordEpoch = markerCoordinatorEpoch(b)
-				}
-				l.mu.producers.apply(&h, commit, coordEpoch)
-			}
-			pos += int64(h.Size())
-		}
-		sc.free()
-	}
-	return nil
 }

@@ -17,27 +17,54 @@ import (
 	"github.com/skiffmq/skiff/protocol"
 )
 
-// openLog opens (creating if needed) the log in dir. clean says whether the
-// previous process stopped cleanly (see Store): then every index file on
-// disk is complete and only the active segment's tail past its last index
-// entry is read. Otherwise every segment's tail past its last index entry is
-// validated, and the first torn or corrupt batch is truncated away, as
-// Kafka's recovery does for segments past its recovery point.
-func openLog(dir, name string, cfg Config, clean bool, logger zerolog.Logger) (*Log, error) {
+// logEnv is what a log takes from its store when it opens.
+type logEnv struct {
+	// clean says whether the previous process stopped cleanly (see Store):
+	// then every index file on disk is complete and only the active
+	// segment's tail past its last index entry is read.
+	clean bool
+	// recoveryPoint is the log's checkpointed recovery point, or -1 if
+	// unknown. After an unclean stop, segments wholly below the one that
+	// holds it were durable before the crash and are opened as after a
+	// clean stop.
+	recoveryPoint int64
+	// now is the clock for producer expiry; producerExpiration is
+	// producer.id.expiration.ms (<= 0: never).
+	now                func() time.Time
+	producerExpiration int64
+	// onDurableRoll is called after a flush made a rolled segment durable,
+	// so the store checkpoints the new recovery point. It must not block
+	// or take locks: it runs under the log's lock.
+	onDurableRoll func()
+}
+
+// openLog opens (creating if needed) the log in dir. After an unclean stop
+// the segments from the one holding env.recoveryPoint on (all of them
+// without a recovery point) have their tails past the last index entry
+// validated, and the first torn or corrupt batch is truncated away with
+// every later segment, as Kafka's recovery does for segments past its
+// recovery point. Older segments are not validated: damage found in them
+// later is left to the reader's CRC check rather than "repaired" by
+// deleting the acknowledged data after it.
+func openLog(dir, name string, cfg Config, env logEnv, logger zerolog.Logger) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
-	l := &Log{dir: dir, name: name, logger: logger}
+	if env.now == nil {
+		env.now = time.Now
+	}
+	l := &Log{dir: dir, name: name, logger: logger, now: env.now, onDurableRoll: env.onDurableRoll}
 	l.mu.cfg = cfg
 	l.mu.fsync = fdatasync
+	l.mu.producers.expiration = env.producerExpiration
 	bases, err := listSegments(dir)
 	if err != nil {
 		return nil, err
 	}
-	if err := l.loadSegments(bases, clean); err != nil {
+	if err := l.loadSegments(bases, env.clean, env.recoveryPoint); err != nil {
 		for _, s := range l.mu.segs {
 			s.release()
 		}
@@ -88,11 +115,21 @@ func listSegments(dir string) ([]int64, error) {
 	return bases, nil
 }
 
-func (l *Log) loadSegments(bases []int64, clean bool) error {
+func (l *Log) loadSegments(bases []int64, clean bool, recoveryPoint int64) error {
 	now := time.Now().UnixMilli()
 	ckpt, err := readLogStart(l.dir)
 	if err != nil {
 		l.logger.Warn().Err(err).Str("dir", l.dir).Msg("storage: ignoring log start offset checkpoint")
+	}
+	// Segments before firstUnflushed were durable at the last checkpoint.
+	firstUnflushed := 0
+	if !clean && recoveryPoint >= 0 && len(bases) > 0 {
+		firstUnflushed = findBase(bases, recoveryPoint)
+		if firstUnflushed > 0 {
+			l.logger.Info().Str("dir", l.dir).Int64("recovery_point", recoveryPoint).
+				Int("segments_validated", len(bases)-firstUnflushed).Int("segments_skipped", firstUnflushed).
+				Msg("storage: recovering the segments past the recovery point")
+		}
 	}
 	for i, base := range bases {
 		f, err := os.OpenFile(filepath.Join(l.dir, segmentName(base)+logExt), os.O_RDWR, 0)
@@ -106,14 +143,15 @@ func (l *Log) loadSegments(bases []int64, clean bool) error {
 		if !last {
 			nextBase = bases[i+1]
 		}
-		truncated, err := l.loadSegment(s, nextBase, clean)
+		truncated, err := l.loadSegment(s, nextBase, clean, i < firstUnflushed)
 		if err != nil {
 			return err
 		}
-		if truncated && !last {
+		if truncated && !last && i >= firstUnflushed {
 			// Kafka's rule: data after a corrupt batch cannot be trusted to
 			// continue the offset sequence, so later segments go.
 			l.logger.Warn().Str("dir", l.dir).Int("segments", len(bases)-i-1).
+				Int64("first_deleted_offset", bases[i+1]).
 				Msg("storage: deleting segments after a truncated one")
 			for _, b := range bases[i+1:] {
 				stem := filepath.Join(l.dir, segmentName(b))
@@ -173,17 +211,29 @@ func (l *Log) loadSegments(bases []int64, clean bool) error {
 	return l.loadProducerStateLocked()
 }
 
+// findBase returns the index of the last base <= offset (0 if none).
+func findBase(bases []int64, offset int64) int {
+	i, found := slices.BinarySearch(bases, offset)
+	if !found {
+		i--
+	}
+	return max(i, 0)
+}
+
 // loadSegment fills in s from its files. nextBase is the next segment's base
-// offset, or -1 for the last (active) segment. It reports whether the log
-// file was truncated.
-func (l *Log) loadSegment(s *segment, nextBase int64, clean bool) (truncated bool, err error) {
+// offset, or -1 for the last (active) segment. flushed says the segment was
+// durable before the stop (below the recovery point): it opens as after a
+// clean stop, and only if its index files are unusable is it rebuilt, as
+// Kafka rebuilds a segment whose index fails its sanity check. It reports
+// whether the log file was truncated.
+func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool) (truncated bool, err error) {
 	st, err := s.f.Stat()
 	if err != nil {
 		return false, fmt.Errorf("storage: %w", err)
 	}
 	fileSize := st.Size()
 	s.modified = st.ModTime().UnixMilli()
-	if clean && nextBase >= 0 && l.loadLazy(s, fileSize, nextBase) {
+	if (clean || flushed) && nextBase >= 0 && l.loadLazy(s, fileSize, nextBase) {
 		return false, nil
 	}
 	maxRel := int64(maxRelOffset)
@@ -242,6 +292,7 @@ func (l *Log) loadSegment(s *segment, nextBase int64, clean bool) (truncated boo
 	if validEnd < fileSize {
 		l.logger.Warn().Str("dir", l.dir).Str("segment", filepath.Base(s.path)+logExt).
 			Int64("valid_bytes", validEnd).Int64("truncated_bytes", fileSize-validEnd).
+			Int64("first_lost_offset", s.next).Bool("below_recovery_point", flushed).
 			Msg("storage: truncating torn or corrupt data after unclean shutdown")
 		if err := s.f.Truncate(validEnd); err != nil {
 			return false, fmt.Errorf("storage: %w", err)
@@ -256,7 +307,9 @@ func (l *Log) loadSegment(s *segment, nextBase int64, clean bool) (truncated boo
 		}
 	}
 	s.synced = s.size
-	if nextBase >= 0 && !truncated {
+	if nextBase >= 0 && (!truncated || flushed) {
+		// A flushed segment truncated during an index rebuild stays before
+		// the later ones; its lost offsets are a gap readers skip.
 		s.maybeAppendTimeEntry()
 		s.rolled = true
 	}

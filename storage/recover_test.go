@@ -3,10 +3,13 @@ package storage
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -189,35 +192,56 @@ func TestRecoverStaleAndOverlongIndexFiles(t *testing.T) {
 	}
 }
 
-// Corruption in the tail of an inactive segment: Kafka truncates there and
-// drops every later segment.
-func TestRecoverCorruptInactiveSegmentDropsLaterOnes(t *testing.T) {
+// lastBatchOf returns the position and header of the last batch in a
+// segment file's bytes.
+func lastBatchOf(t testing.TB, b []byte) (int, protocol.BatchHeader) {
+	t.Helper()
+	var lastPos int
+	var lastH protocol.BatchHeader
+	for p := 0; p < len(b); {
+		h, err := protocol.ValidateBatch(b[p:])
+		if err != nil {
+			t.Fatalf("batch at %d: %v", p, err)
+		}
+		lastPos, lastH = p, h
+		p += h.Size()
+	}
+	return lastPos, lastH
+}
+
+// flipInLastBatch flips one byte in the records of the last batch of the
+// segment file and returns that batch's header.
+func flipInLastBatch(t testing.TB, path string) protocol.BatchHeader {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos, h := lastBatchOf(t, b)
+	b[pos+h.Size()-1] ^= 0x55
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// Corruption in the tail of a segment past the recovery point (here there
+// is none: the checkpoint is gone) is what a crash can tear: Kafka
+// truncates there and drops every later segment.
+func TestRecoverCorruptSegmentPastRecoveryPointDropsLaterOnes(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig()
 	st, l := reopen(t, dir, cfg)
 	fillLog(t, l, 100, 1000)
 	crash(t, st)
+	if err := os.Remove(filepath.Join(dir, recoveryPointFile)); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
 	logs := segmentFiles(t, l.Dir(), logExt)
 	if len(logs) < 4 {
 		t.Fatalf("%d segments", len(logs))
 	}
-	victim := logs[1]
-	b, err := os.ReadFile(victim)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Find the last batch and flip a byte in its records.
-	var lastPos int
-	var lastH protocol.BatchHeader
-	for p := 0; p < len(b); {
-		h, _ := protocol.ValidateBatch(b[p:])
-		lastPos, lastH = p, h
-		p += h.Size()
-	}
-	b[lastPos+lastH.Size()-1] ^= 0x55
-	if err := os.WriteFile(victim, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	lastH := flipInLastBatch(t, logs[1])
 	_, l = reopen(t, dir, cfg)
 	if got := len(segmentFiles(t, l.Dir(), logExt)); got != 2 {
 		t.Fatalf("%d segments after recovery, want 2", got)
@@ -230,6 +254,82 @@ func TestRecoverCorruptInactiveSegmentDropsLaterOnes(t *testing.T) {
 	if res.BaseOffset != lastH.BaseOffset {
 		t.Fatalf("append at %d, want %d", res.BaseOffset, lastH.BaseOffset)
 	}
+}
+
+// Regression (Hardening finding 6): one flipped byte in the last batch of
+// segment 2 of many, after a crash, deleted every later segment although
+// they were all flushed and acknowledged. Segments below the checkpointed
+// recovery point are not validated now: every batch but the damaged one
+// stays readable, and the log end does not move.
+func TestRecoverCorruptFlushedSegmentKeepsLaterData(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	st, l := reopen(t, dir, cfg)
+	want := fillLog(t, l, 100, 1000)
+	leo := l.LogEndOffset()
+	logs := segmentFiles(t, l.Dir(), logExt)
+	if len(logs) < 6 {
+		t.Fatalf("%d segments, want at least 6", len(logs))
+	}
+	// The checkpoint written after the roll past segment 3 covers segment 2.
+	third := mustBase(t, logs[2])
+	checkFor(t, 10*time.Second, func() error {
+		points, err := readRecoveryPoints(dir)
+		if err != nil || points["t-0"] < third {
+			return fmt.Errorf("recovery point checkpoint %v (%v), want t-0 >= %d", points, err, third)
+		}
+		return nil
+	})
+	crash(t, st)
+	damaged := flipInLastBatch(t, logs[1])
+
+	_, l = reopen(t, dir, cfg)
+	if got := len(segmentFiles(t, l.Dir(), logExt)); got != len(logs) {
+		t.Fatalf("%d segments after recovery, want all %d", got, len(logs))
+	}
+	if got := l.LogEndOffset(); got != leo {
+		t.Fatalf("log end %d after recovery, want %d", got, leo)
+	}
+	// Everything before the damaged batch, and everything after it.
+	var before, after [][]byte
+	for _, b := range want {
+		h, _ := protocol.ParseBatchHeader(b)
+		switch {
+		case h.BaseOffset < damaged.BaseOffset:
+			before = append(before, b)
+		case h.BaseOffset > damaged.LastOffset():
+			after = append(after, b)
+		}
+	}
+	if len(before)+len(after) != len(want)-1 {
+		t.Fatalf("split %d+%d batches of %d around the damaged one", len(before), len(after), len(want))
+	}
+	rr, err := l.Read(0, 1<<30, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all := bytes.Join(before, nil); !bytes.HasPrefix(rr.Records, all) {
+		t.Fatalf("the %d batches before the damaged one do not read back", len(before))
+	}
+	rr, err = l.Read(damaged.LastOffset()+1, 1<<30, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all := bytes.Join(after, nil); !bytes.Equal(rr.Records, all) {
+		t.Fatalf("read %d bytes after the damaged batch, want the %d batches after it (%d bytes)", len(rr.Records), len(after), len(all))
+	}
+	if res := mustAppend(t, l, makeBatch(1, 1, 1, 'n'), AppendOptions{Sync: true}); res.BaseOffset != leo {
+		t.Fatalf("append at %d, want %d", res.BaseOffset, leo)
+	}
+}
+
+func mustBase(t testing.TB, path string) int64 {
+	t.Helper()
+	base, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(path), logExt), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base
 }
 
 func TestRecoverMissingIndexFilesAfterCleanStop(t *testing.T) {
@@ -303,4 +403,53 @@ func FuzzRecover(f *testing.F) {
 			t.Fatalf("append at %d, want %d", res.BaseOffset, leo)
 		}
 	})
+}
+
+// A segment below the recovery point whose index files are gone is rebuilt
+// by a scan, as Kafka rebuilds one that fails its index sanity check; the
+// corrupt batch found then is cut from that segment alone, leaving a gap in
+// the offsets that reads step over, and every later segment stays.
+func TestRecoverFlushedSegmentWithoutIndexKeepsLaterData(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	st, l := reopen(t, dir, cfg)
+	want := fillLog(t, l, 100, 1000)
+	leo := l.LogEndOffset()
+	if err := st.CheckpointRecoveryPoints(); err != nil {
+		t.Fatal(err)
+	}
+	crash(t, st)
+	logs := segmentFiles(t, l.Dir(), logExt)
+	if points, _ := readRecoveryPoints(dir); points["t-0"] < mustBase(t, logs[2]) {
+		t.Fatalf("recovery point %d does not cover segment 2", points["t-0"])
+	}
+	damaged := flipInLastBatch(t, logs[1])
+	stem := strings.TrimSuffix(logs[1], logExt)
+	for _, ext := range []string{indexExt, timeIndexExt} {
+		if err := os.Remove(stem + ext); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	_, l = reopen(t, dir, cfg)
+	if got := len(segmentFiles(t, l.Dir(), logExt)); got != len(logs) {
+		t.Fatalf("%d segments after recovery, want all %d", got, len(logs))
+	}
+	if got := l.LogEndOffset(); got != leo {
+		t.Fatalf("log end %d, want %d", got, leo)
+	}
+	var after [][]byte
+	for _, b := range want {
+		if h, _ := protocol.ParseBatchHeader(b); h.BaseOffset > damaged.LastOffset() {
+			after = append(after, b)
+		}
+	}
+	// A read in the gap starts at the next segment.
+	rr, err := l.Read(damaged.BaseOffset, 1<<30, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all := bytes.Join(after, nil); !bytes.Equal(rr.Records, all) {
+		t.Fatalf("read %d bytes from the damaged batch's offset, want the %d batches after it (%d bytes)", len(rr.Records), len(after), len(all))
+	}
 }

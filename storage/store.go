@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -22,25 +23,81 @@ const (
 	deletingSuffix = ".deleting"
 )
 
+// StoreOptions are the broker-wide settings of a store (Kafka broker
+// config names in comments). Zero fields take their defaults.
+type StoreOptions struct {
+	// RecoveryPointInterval is log.flush.offset.checkpoint.interval.ms
+	// (default 60 s): how often recovery points are checkpointed besides
+	// at segment rolls and Close. Negative: only then.
+	RecoveryPointInterval time.Duration
+	// ProducerIDExpiration is producer.id.expiration.ms (default 1 day):
+	// a producer without an open transaction whose last batch timestamp is
+	// older than this is forgotten.
+	ProducerIDExpiration time.Duration
+	// ProducerIDExpirationCheckInterval is
+	// producer.id.expiration.check.interval.ms (default 10 min).
+	ProducerIDExpirationCheckInterval time.Duration
+	// Now is the clock producer expiry reads; tests inject a fake one.
+	Now func() time.Time
+}
+
+func (o StoreOptions) withDefaults() StoreOptions {
+	if o.RecoveryPointInterval == 0 {
+		o.RecoveryPointInterval = 60 * time.Second
+	}
+	if o.ProducerIDExpiration <= 0 {
+		o.ProducerIDExpiration = 24 * time.Hour
+	}
+	if o.ProducerIDExpirationCheckInterval <= 0 {
+		o.ProducerIDExpirationCheckInterval = 10 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
 // Store owns a data directory holding many logs, one directory per
 // partition, named "<topic>-<partition>".
+//
+// Lock order: ckptMu, then mu, then a Log's mu (a Log never calls into its
+// store with its mu held, except for the non-blocking requestCheckpoint).
+// No lock of the store is held during disk I/O except ckptMu, which only
+// checkpoint writers take.
 type Store struct {
 	dir    string
 	logger zerolog.Logger
 	clean  bool
 	lock   *os.File
+	opts   StoreOptions
+
+	ckptMu   sync.Mutex    // serializes writes of the recovery point checkpoint
+	ckptKick chan struct{} // requestCheckpoint -> background loop
+	quit     chan struct{} // closed by Close: the background loop stops
+	bg       sync.WaitGroup
 
 	mu struct {
 		sync.Mutex
 		logs   map[string]*Log // nil value: being opened
 		closed bool
+		// recovery holds the recovery points of logs that are not open:
+		// read from the checkpoint at start, or left by a log as it closed.
+		recovery map[string]int64
 	}
 }
 
-// OpenStore opens (creating) the data directory dir. It finds out whether the
-// previous process stopped cleanly and removes the clean-shutdown marker
-// durably, so that a crash from now on is seen as unclean by the next start.
+// OpenStore opens (creating) the data directory dir with default options.
+// See OpenStoreWith.
 func OpenStore(dir string, logger zerolog.Logger) (*Store, error) {
+	return OpenStoreWith(dir, logger, StoreOptions{})
+}
+
+// OpenStoreWith opens (creating) the data directory dir. It finds out
+// whether the previous process stopped cleanly and removes the
+// clean-shutdown marker durably, so that a crash from now on is seen as
+// unclean by the next start. It starts the store's background loop
+// (recovery point checkpoints, producer id expiry), which Close stops.
+func OpenStoreWith(dir string, logger zerolog.Logger, opts StoreOptions) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
@@ -48,7 +105,8 @@ func OpenStore(dir string, logger zerolog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dir: dir, logger: logger, lock: lock}
+	s := &Store{dir: dir, logger: logger, lock: lock, opts: opts.withDefaults(),
+		ckptKick: make(chan struct{}, 1), quit: make(chan struct{})}
 	s.mu.logs = map[string]*Log{}
 	fail := func(err error) (*Store, error) {
 		_ = lock.Close()
@@ -68,8 +126,20 @@ func OpenStore(dir string, logger zerolog.Logger) (*Store, error) {
 			}
 		case e.IsDir() && validLogName(name) == nil:
 			hasLogs = true
+		case !e.IsDir() && strings.HasPrefix(name, recoveryPointFile+".") && strings.HasSuffix(name, tmpExt):
+			// A checkpoint write cut short by a crash.
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				return fail(fmt.Errorf("storage: %w", err))
+			}
 		}
 	}
+	points, err := readRecoveryPoints(dir)
+	if err != nil {
+		// Kafka's choice too: without trustworthy recovery points every
+		// log is recovered whole.
+		logger.Warn().Err(err).Str("dir", dir).Msg("storage: ignoring recovery point checkpoint")
+	}
+	s.mu.recovery = points
 	marker := filepath.Join(dir, cleanShutdownFile)
 	_, err = os.Stat(marker)
 	switch {
@@ -89,7 +159,62 @@ func OpenStore(dir string, logger zerolog.Logger) (*Store, error) {
 	if !s.clean {
 		logger.Warn().Str("dir", dir).Msg("storage: previous stop was not clean; logs are recovered as they open")
 	}
+	s.bg.Add(1)
+	go s.background()
 	return s, nil
+}
+
+// background checkpoints recovery points and expires idle producers on
+// their intervals until Close.
+func (s *Store) background() {
+	defer s.bg.Done()
+	var ckptC <-chan time.Time // nil: no periodic checkpoint
+	if s.opts.RecoveryPointInterval > 0 {
+		ckpt := time.NewTicker(s.opts.RecoveryPointInterval)
+		defer ckpt.Stop()
+		ckptC = ckpt.C
+	}
+	expire := time.NewTicker(s.opts.ProducerIDExpirationCheckInterval)
+	defer expire.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-s.ckptKick:
+		case <-ckptC:
+		case <-expire.C:
+			s.ExpireProducers()
+			continue
+		}
+		if err := s.CheckpointRecoveryPoints(); err != nil {
+			// Only costs a longer recovery after a crash.
+			s.logger.Warn().Err(err).Str("dir", s.dir).Msg("storage: writing the recovery point checkpoint")
+		}
+	}
+}
+
+// openLogs returns the logs that are open now.
+func (s *Store) openLogs() []*Log {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	logs := make([]*Log, 0, len(s.mu.logs))
+	for _, l := range s.mu.logs {
+		if l != nil {
+			logs = append(logs, l)
+		}
+	}
+	return logs
+}
+
+// ExpireProducers forgets, in every open log, the producers that have been
+// idle longer than StoreOptions.ProducerIDExpiration (see
+// Log.ExpireProducers). The background loop calls it every
+// ProducerIDExpirationCheckInterval.
+func (s *Store) ExpireProducers() {
+	now := s.opts.Now().UnixMilli()
+	for _, l := range s.openLogs() {
+		l.ExpireProducers(now)
+	}
 }
 
 // CleanStart reports whether the previous stop was clean (or the directory
@@ -124,9 +249,19 @@ func (s *Store) OpenLog(name string, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("storage: log %q is already open", name)
 	}
 	s.mu.logs[name] = nil // reserve the name; opening may take a while
+	rp, ok := s.mu.recovery[name]
 	s.mu.Unlock()
-
-	l, err := openLog(filepath.Join(s.dir, name), name, cfg, s.clean, s.logger.With().Str("log", name).Logger())
+	if !ok || s.clean {
+		rp = -1 // validate every segment's tail (clean: nothing to validate)
+	}
+	env := logEnv{
+		clean:              s.clean,
+		recoveryPoint:      rp,
+		now:                s.opts.Now,
+		producerExpiration: s.opts.ProducerIDExpiration.Milliseconds(),
+		onDurableRoll:      s.requestCheckpoint,
+	}
+	l, err := openLog(filepath.Join(s.dir, name), name, cfg, env, s.logger.With().Str("log", name).Logger())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil || s.mu.closed {
@@ -139,15 +274,23 @@ func (s *Store) OpenLog(name string, cfg Config) (*Log, error) {
 	}
 	l.store = s
 	s.mu.logs[name] = l
+	delete(s.mu.recovery, name) // the open log speaks for itself now
 	return l, nil
 }
 
-// forget removes a closed or deleted log from the store.
-func (s *Store) forget(l *Log) {
+// forget removes a closed or deleted log from the store. recoveryPoint is
+// the closed log's final recovery point, kept for the next checkpoint, or
+// -1 for a deleted log, whose entry goes.
+func (s *Store) forget(l *Log, recoveryPoint int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.mu.logs[l.name] == l {
 		delete(s.mu.logs, l.name)
+		if recoveryPoint >= 0 {
+			s.mu.recovery[l.name] = recoveryPoint
+		} else {
+			delete(s.mu.recovery, l.name)
+		}
 	}
 }
 
@@ -184,6 +327,8 @@ func (s *Store) Close() error {
 		}
 	}
 	s.mu.Unlock()
+	close(s.quit)
+	s.bg.Wait()
 
 	var errs []error
 	for _, l := range logs {
@@ -192,7 +337,9 @@ func (s *Store) Close() error {
 		}
 	}
 	if len(errs) == 0 {
-		errs = append(errs, syncDirectory(s.dir))
+		// The closed logs left their final recovery points in
+		// s.mu.recovery; this also fsyncs the directory.
+		errs = append(errs, s.CheckpointRecoveryPoints())
 	}
 	if err := errors.Join(errs...); err != nil {
 		_ = s.lock.Close()
