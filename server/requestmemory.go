@@ -1,0 +1,107 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// requestMemory bounds the bytes held by request frames broker-wide, from
+// the first byte read until the request has been handled: Kafka's memory
+// pool for requests (queued.max.request.bytes). When it is exhausted,
+// readers stop reading (the connection is muted, as Kafka mutes channels
+// when its pool is empty) until handled requests give memory back; healthy
+// clients are slowed, not closed.
+//
+// Like Kafka's pool (SimpleMemoryPool, non-strict), a reservation is
+// granted whole as long as any memory is left, so the bytes held exceed the
+// limit by at most one frame piece (protocol.ReadFrameReserve reserves in
+// pieces of at most 1 MiB).
+type requestMemory struct {
+	limit int64 // <= 0: unbounded, nothing is counted
+
+	mu struct {
+		sync.Mutex
+		used int64
+		// freed is closed, and replaced, whenever memory is given back, so
+		// that waiting readers look again.
+		freed chan struct{}
+	}
+}
+
+func newRequestMemory(limit int64) *requestMemory {
+	m := &requestMemory{limit: limit}
+	m.mu.freed = make(chan struct{})
+	return m
+}
+
+// errIdleConn ends a connection that stayed idle past connections.max.idle.ms.
+var errIdleConn = errors.New("server: connection idle longer than connections.max.idle.ms")
+
+// reserve takes n bytes, waiting while the pool is exhausted. The wait ends
+// with ctx (the connection closed) or, if idleAt is not nil, when the
+// connection has been idle too long: a muted connection with nothing in
+// flight makes no progress, as in Kafka, whose idle expiry closes muted
+// channels too.
+func (m *requestMemory) reserve(ctx context.Context, n int64, idleAt func() time.Time) error {
+	if m.limit <= 0 {
+		return nil
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		m.mu.Lock()
+		if m.mu.used < m.limit {
+			m.mu.used += n
+			m.mu.Unlock()
+			return nil
+		}
+		freed := m.mu.freed
+		m.mu.Unlock()
+
+		var expired <-chan time.Time
+		if idleAt != nil {
+			at := idleAt()
+			d := time.Until(at)
+			if d <= 0 {
+				return errIdleConn
+			}
+			if timer == nil {
+				timer = time.NewTimer(d)
+			} else {
+				timer.Reset(d)
+			}
+			expired = timer.C
+		}
+		select {
+		case <-freed:
+		case <-expired:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// release gives back n bytes taken by reserve.
+func (m *requestMemory) release(n int64) {
+	if m.limit <= 0 || n == 0 {
+		return
+	}
+	m.mu.Lock()
+	m.mu.used -= n
+	close(m.mu.freed)
+	m.mu.freed = make(chan struct{})
+	m.mu.Unlock()
+}
+
+// inUse is the bytes currently reserved.
+func (m *requestMemory) inUse() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mu.used
+}
