@@ -40,6 +40,9 @@ type conn struct {
 	// written (or, for acks=0, that are not yet handled). See idle.go.
 	lastActivity atomic.Int64
 	pending      atomic.Int32
+	// idleCheck is idleAt, or nil when connections never expire: what a
+	// reader muted for request memory watches.
+	idleCheck func() time.Time
 }
 
 // inflight is one request on its way from the reader to the writer.
@@ -62,8 +65,6 @@ func (s *Server) serveConn(nc net.Conn) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
-	s.trackConn(nc, cancel, true)
-	defer s.trackConn(nc, cancel, false)
 	c := &conn{
 		s:      s,
 		nc:     nc,
@@ -72,7 +73,14 @@ func (s *Server) serveConn(nc net.Conn) {
 		cancel: cancel,
 		idle:   s.cfg.connectionsMaxIdle,
 	}
+	if c.idle > 0 {
+		c.idleCheck = c.idleAt
+	}
+	// Before trackConn: once tracked, a stopping server sets the read
+	// deadline to now, which the idle clock must not overwrite.
 	c.startIdleClock()
+	s.trackConn(nc, cancel, true)
+	defer s.trackConn(nc, cancel, false)
 	defer cancel()
 	defer nc.Close()
 	reqCtx, reqCancel := context.WithCancel(ctx)
@@ -110,7 +118,7 @@ func (c *conn) readLoop(out chan<- inflight) {
 		// allocated, which mutes this reader while the pool is empty.
 		var reserved int64
 		frame, err := protocol.ReadFrameReserve(br, maxSize, func(n int) error {
-			if err := mem.reserve(c.ctx, int64(n), c.idleDeadline()); err != nil {
+			if err := mem.reserve(c.ctx, int64(n), c.idleCheck); err != nil {
 				return err
 			}
 			reserved += int64(n)
@@ -172,15 +180,6 @@ func (c *conn) readLoop(out chan<- inflight) {
 			return
 		}
 	}
-}
-
-// idleDeadline is the idle check of a reader muted for request memory,
-// or nil when connections never expire.
-func (c *conn) idleDeadline() func() time.Time {
-	if c.idle <= 0 {
-		return nil
-	}
-	return c.idleAt
 }
 
 // refusedVersion reports versions that are advertised but refused: Kafka 4

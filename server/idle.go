@@ -59,9 +59,7 @@ func (r idleReader) Read(p []byte) (int, error) {
 
 // startIdleClock arms the first idle check of a new connection.
 func (c *conn) startIdleClock() {
-	// Once Close has begun it owns the deadline (it sets it to now to stop
-	// the reader); setting it later would undo that.
-	if c.idle <= 0 || c.s.closing.Load() {
+	if c.idle <= 0 {
 		return
 	}
 	c.touch()

@@ -23,7 +23,8 @@ type requestMemory struct {
 
 	mu struct {
 		sync.Mutex
-		used int64
+		used    int64
+		waiters int // readers waiting in reserve
 		// freed is closed, and replaced, whenever memory is given back, so
 		// that waiting readers look again.
 		freed chan struct{}
@@ -62,13 +63,14 @@ func (m *requestMemory) reserve(ctx context.Context, n int64, idleAt func() time
 			return nil
 		}
 		freed := m.mu.freed
+		m.mu.waiters++
 		m.mu.Unlock()
 
 		var expired <-chan time.Time
 		if idleAt != nil {
-			at := idleAt()
-			d := time.Until(at)
+			d := time.Until(idleAt())
 			if d <= 0 {
+				m.unwait()
 				return errIdleConn
 			}
 			if timer == nil {
@@ -78,13 +80,24 @@ func (m *requestMemory) reserve(ctx context.Context, n int64, idleAt func() time
 			}
 			expired = timer.C
 		}
+		var err error
 		select {
 		case <-freed:
 		case <-expired:
 		case <-ctx.Done():
-			return ctx.Err()
+			err = ctx.Err()
+		}
+		m.unwait()
+		if err != nil {
+			return err
 		}
 	}
+}
+
+func (m *requestMemory) unwait() {
+	m.mu.Lock()
+	m.mu.waiters--
+	m.mu.Unlock()
 }
 
 // release gives back n bytes taken by reserve.
@@ -94,8 +107,10 @@ func (m *requestMemory) release(n int64) {
 	}
 	m.mu.Lock()
 	m.mu.used -= n
-	close(m.mu.freed)
-	m.mu.freed = make(chan struct{})
+	if m.mu.waiters > 0 {
+		close(m.mu.freed)
+		m.mu.freed = make(chan struct{})
+	}
 	m.mu.Unlock()
 }
 
