@@ -162,12 +162,13 @@ func TestSlowClientsMemoryBounded(t *testing.T) {
 		return still >= 50 // 0.5 s without a byte read
 	})
 	hwm := procStatusKB(t, pid, "VmHWM") << 10
-	// Bound: the pool, one 1 MiB piece of overshoot, and per connection the
-	// 64 KiB read and write buffers, a piece's rounding and goroutine
-	// stacks (256 KiB, generously); the Go heap may grow to twice what is
-	// live (GOGC=100) before it collects; plus the RSS measured before.
+	// Bound: the pool, plus the one frame allowed past it (2 MiB received
+	// and a 1 MiB piece ahead), plus per connection the 64 KiB read and
+	// write buffers, a piece's rounding and goroutine stacks (256 KiB,
+	// generously); the Go heap may grow to twice what is live (GOGC=100)
+	// before it collects; plus the RSS measured before the attack.
 	perConn := int64(256 << 10)
-	bound := baseline + 2*(queueMax+1<<20+conns*perConn)
+	bound := baseline + 2*(queueMax+sent+1<<20+conns*perConn)
 	t.Logf("VmHWM %d MiB with %d connections each holding 2 MiB of a 100 MiB frame; baseline RSS %d MiB, bound %d MiB, read %d MiB",
 		hwm>>20, conns, baseline>>20, bound>>20, (last-read0)>>20)
 	if hwm > bound {
@@ -286,4 +287,47 @@ func procField(t *testing.T, path, name string) int64 {
 	}
 	t.Fatalf("%s has no %s", path, name)
 	return 0
+}
+
+// TestRequestMemoryLargeFramesDoNotDeadlock: with the smallest pool Kafka
+// allows (queued.max.request.bytes = socket.request.max.bytes), produce
+// requests that arrive in halves fill the pool with partly read frames.
+// When their second halves come, every one must complete: a frame muted in
+// the middle must not wait for memory that only other muted frames hold.
+func TestRequestMemoryLargeFramesDoNotDeadlock(t *testing.T) {
+	const limit = 1 << 20
+	b := startBroker(t, map[string]string{
+		"socket.request.max.bytes": strconv.Itoa(limit),
+		"queued.max.request.bytes": strconv.Itoa(limit),
+	})
+	adm := newAdmin(t, b.Addr())
+	createTopic(t, adm, "big-frames", 1, nil)
+	const producers = 8
+	frame := encodeRequest(produceV9("big-frames", 0, recordBatch(strings.Repeat("v", 600<<10))), 7)
+	half := len(frame) / 2
+	conns := make([]net.Conn, producers)
+	for i := range conns {
+		conns[i] = dialRaw(t, b.Addr())
+		sendRaw(t, conns[i], frame[:half])
+	}
+	eventually(t, 30*time.Second, "partly read frames to use up the pool", func() bool {
+		return b.Stats().QueuedRequestBytes >= limit
+	})
+	for _, c := range conns {
+		sendRaw(t, c, frame[half:])
+	}
+	for i, c := range conns {
+		corr, rest := readResponse(t, c)
+		resp := kmsg.NewPtrProduceResponse()
+		resp.Version = 9
+		if rest, err := skipTagSection(rest); err != nil || corr != 7 || resp.ReadFrom(rest) != nil {
+			t.Fatalf("producer %d: bad response (correlation id %d, %v)", i, corr, err)
+		}
+		if err := kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode); err != nil {
+			t.Fatalf("producer %d: %v", i, err)
+		}
+	}
+	if n := endOffset(t, adm, "big-frames", 0); n != producers {
+		t.Fatalf("end offset %d, want %d", n, producers)
+	}
 }

@@ -118,12 +118,13 @@ func (c *conn) readLoop(out chan<- inflight) {
 		// allocated, which mutes this reader while the pool is empty.
 		var reserved int64
 		frame, err := protocol.ReadFrameReserve(br, maxSize, func(n int) error {
-			if err := mem.reserve(c.ctx, int64(n), c.idleCheck); err != nil {
+			if err := mem.reserve(c.ctx, c, int64(n), c.idleCheck); err != nil {
 				return err
 			}
 			reserved += int64(n)
 			return nil
 		})
+		mem.frameDone(c)
 		if err != nil {
 			mem.release(reserved)
 			switch {

@@ -14,10 +14,15 @@ import (
 // when its pool is empty) until handled requests give memory back; healthy
 // clients are slowed, not closed.
 //
-// Like Kafka's pool (SimpleMemoryPool, non-strict), a reservation is
-// granted whole as long as any memory is left, so the bytes held exceed the
-// limit by at most one frame piece (protocol.ReadFrameReserve reserves in
-// pieces of at most 1 MiB).
+// Memory is reserved piece by piece as a frame's bytes arrive
+// (protocol.ReadFrameReserve), so a client must send bytes, not just claim
+// them, to hold memory. As in Kafka's pool (SimpleMemoryPool, non-strict),
+// a piece is granted whole as long as any memory is left. Because frames
+// are charged while incomplete, the pool could fill with partly read frames
+// that all wait for one another; so one frame at a time, the overdraft
+// frame, may go past the limit until it is complete. The bytes held are
+// thus at most the limit plus one frame (and a piece), which is also the
+// bound of Kafka's pool.
 type requestMemory struct {
 	limit int64 // <= 0: unbounded, nothing is counted
 
@@ -25,6 +30,9 @@ type requestMemory struct {
 		sync.Mutex
 		used    int64
 		waiters int // readers waiting in reserve
+		// overdraft is the reader whose frame may exceed the limit; nil
+		// when no frame does.
+		overdraft *conn
 		// freed is closed, and replaced, whenever memory is given back, so
 		// that waiting readers look again.
 		freed chan struct{}
@@ -45,7 +53,7 @@ var errIdleConn = errors.New("server: connection idle longer than connections.ma
 // connection has been idle too long: a muted connection with nothing in
 // flight makes no progress, as in Kafka, whose idle expiry closes muted
 // channels too.
-func (m *requestMemory) reserve(ctx context.Context, n int64, idleAt func() time.Time) error {
+func (m *requestMemory) reserve(ctx context.Context, reader *conn, n int64, idleAt func() time.Time) error {
 	if m.limit <= 0 {
 		return nil
 	}
@@ -57,7 +65,10 @@ func (m *requestMemory) reserve(ctx context.Context, n int64, idleAt func() time
 	}()
 	for {
 		m.mu.Lock()
-		if m.mu.used < m.limit {
+		if m.mu.used >= m.limit && m.mu.overdraft == nil {
+			m.mu.overdraft = reader
+		}
+		if m.mu.used < m.limit || m.mu.overdraft == reader {
 			m.mu.used += n
 			m.mu.Unlock()
 			return nil
@@ -94,6 +105,20 @@ func (m *requestMemory) reserve(ctx context.Context, n int64, idleAt func() time
 	}
 }
 
+// frameDone is called when reader's frame is complete or failed: its
+// overdraft, if it had it, passes to the next waiting reader.
+func (m *requestMemory) frameDone(reader *conn) {
+	if m.limit <= 0 {
+		return
+	}
+	m.mu.Lock()
+	if m.mu.overdraft == reader {
+		m.mu.overdraft = nil
+		m.wakeLocked()
+	}
+	m.mu.Unlock()
+}
+
 func (m *requestMemory) unwait() {
 	m.mu.Lock()
 	m.mu.waiters--
@@ -107,11 +132,16 @@ func (m *requestMemory) release(n int64) {
 	}
 	m.mu.Lock()
 	m.mu.used -= n
+	m.wakeLocked()
+	m.mu.Unlock()
+}
+
+// wakeLocked makes waiting readers look again.
+func (m *requestMemory) wakeLocked() {
 	if m.mu.waiters > 0 {
 		close(m.mu.freed)
 		m.mu.freed = make(chan struct{})
 	}
-	m.mu.Unlock()
 }
 
 // inUse is the bytes currently reserved.

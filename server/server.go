@@ -254,6 +254,10 @@ func (s *Server) Close() error {
 type Stats struct {
 	Connections   int   // open client connections
 	ParkedFetches int64 // fetches waiting for data (long polls)
+	// QueuedRequestBytes is the request memory held by frames being read
+	// or waiting to be handled (counted against queued.max.request.bytes;
+	// 0 when that is unbounded).
+	QueuedRequestBytes int64
 }
 
 type serverStats struct {
@@ -265,5 +269,5 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	conns := len(s.mu.conns)
 	s.mu.Unlock()
-	return Stats{Connections: conns, ParkedFetches: s.stats.parkedFetches.Load()}
+	return Stats{Connections: conns, ParkedFetches: s.stats.parkedFetches.Load(), QueuedRequestBytes: s.reqMem.inUse()}
 }
