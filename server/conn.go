@@ -115,10 +115,12 @@ func (c *conn) readLoop(out chan<- inflight) {
 		// A fresh buffer per frame: decoded requests alias it (produce
 		// records are slices of the frame), so it must never be reused.
 		// Its memory is counted against queued.max.request.bytes as it is
-		// allocated, which mutes this reader while the pool is empty.
+		// allocated, which mutes this reader while the pool is empty (until
+		// memory is freed, the connection goes idle, or the server stops:
+		// hence reqCtx).
 		var reserved int64
 		frame, err := protocol.ReadFrameReserve(br, maxSize, func(n int) error {
-			if err := mem.reserve(c.ctx, c, int64(n), c.idleCheck); err != nil {
+			if err := mem.reserve(c.reqCtx, c, int64(n), c.idleCheck); err != nil {
 				return err
 			}
 			reserved += int64(n)

@@ -26,6 +26,7 @@ import (
 type requestMemory struct {
 	limit int64 // <= 0: unbounded, nothing is counted
 
+	// mu is a leaf lock: nothing else is locked while it is held.
 	mu struct {
 		sync.Mutex
 		used    int64
