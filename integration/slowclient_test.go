@@ -71,10 +71,10 @@ func TestIdleConnectionsClosed(t *testing.T) {
 	h.check(t)
 }
 
-// TestIdleTimeoutDescribed: connections.max.idle.ms and
+// TestSlowClientConfigsDescribed: connections.max.idle.ms and
 // queued.max.request.bytes are broker configs like the others: accepted in
 // the settings and listed by DescribeConfigs, with their source.
-func TestIdleTimeoutDescribed(t *testing.T) {
+func TestSlowClientConfigsDescribed(t *testing.T) {
 	b := startBroker(t, map[string]string{"connections.max.idle.ms": "120000"})
 	adm := newAdmin(t, b.Addr())
 	rcs, err := adm.DescribeBrokerConfigs(testContext(t), 0)
