@@ -43,7 +43,7 @@ func ReadFrame(r io.Reader, max int32, buf []byte) ([]byte, error) {
 // frame buffer before allocating it. reserve may block (the broker's
 // request memory pool waits for memory to be freed) or fail, which fails
 // the read. The pieces reserved add up to at least the frame's length and
-// exceed it by less than one piece (see nextFrameChunk).
+// exceed the bytes received by less than one piece (see nextFrameChunk).
 func ReadFrameReserve(r io.Reader, max int32, reserve func(n int) error) ([]byte, error) {
 	n, err := readFrameSize(r, max)
 	if err != nil {
@@ -99,12 +99,12 @@ func readFrameBody(r io.Reader, n int, reserve func(int) error) ([]byte, error) 
 }
 
 // nextFrameChunk is the size of the next piece of a frame of n bytes of
-// which got have arrived: it doubles from frameChunk with the bytes
-// received and is capped at maxFrameChunk. So an incomplete frame holds at
-// most twice what it received while small, and at most maxFrameChunk more
-// than it received once large, whatever size it claims.
+// which got have arrived: frameChunk until 256 KiB have arrived, then a
+// quarter of what has arrived, capped at maxFrameChunk. So an incomplete
+// frame holds at most 64 KiB, or a quarter, or 1 MiB more than it
+// received, whatever size it claims.
 func nextFrameChunk(got, n int) int {
-	return min(n-got, max(frameChunk, min(got, maxFrameChunk)))
+	return min(n-got, max(frameChunk, min(got/4, maxFrameChunk)))
 }
 
 // frameChunk is the first piece of a frame; frames up to this size are
