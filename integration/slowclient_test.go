@@ -164,10 +164,11 @@ func TestSlowClientsMemoryBounded(t *testing.T) {
 	})
 	hwm := procStatusKB(t, pid, "VmHWM") << 10
 	// Bound: the pool, plus the one frame allowed past it (2 MiB received
-	// and a 1 MiB piece ahead), plus per connection the 64 KiB read and
-	// write buffers, a piece's rounding and goroutine stacks (256 KiB,
-	// generously); the Go heap may grow to twice what is live (GOGC=100)
-	// before it collects; plus the RSS measured before the attack.
+	// and a piece of at most 1 MiB ahead), plus per connection the 64 KiB
+	// read and write buffers, a piece's rounding and goroutine stacks
+	// (256 KiB, generously); the Go heap may grow to twice what is live
+	// (GOGC=100) before it collects; plus the RSS measured before the
+	// attack.
 	perConn := int64(256 << 10)
 	bound := baseline + 2*(queueMax+sent+1<<20+conns*perConn)
 	t.Logf("VmHWM %d MiB with %d connections each holding 2 MiB of a 100 MiB frame; baseline RSS %d MiB, bound %d MiB, read %d MiB",
