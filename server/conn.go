@@ -240,11 +240,16 @@ func (c *conn) handle(f inflight) (resp kmsg.Response) {
 }
 
 func (c *conn) writeLoop(in <-chan inflight) {
-	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	// Allocated with the first response: a connection that never gets one
+	// (a client stalled in its first request) does not hold it.
+	var bw *bufio.Writer
 	var buf []byte
 	for f := range in {
 		if c.ctx.Err() != nil {
 			continue // drain so the handler never blocks
+		}
+		if bw == nil {
+			bw = bufio.NewWriterSize(c.nc, 64<<10)
 		}
 		var ok bool
 		if buf, ok = c.encode(buf[:0], f); !ok {
