@@ -93,3 +93,22 @@ func BenchmarkDecompress(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReadFrame measures reading request frames of typical sizes as
+// the broker does: each into fresh memory, larger ones in pieces.
+func BenchmarkReadFrame(b *testing.B) {
+	for _, size := range []int{1 << 10, 64 << 10, 1 << 20, 16 << 20} {
+		in := make([]byte, 4+size)
+		in[0], in[1], in[2], in[3] = byte(size>>24), byte(size>>16), byte(size>>8), byte(size)
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			b.SetBytes(int64(size))
+			r := bytes.NewReader(in)
+			for b.Loop() {
+				r.Reset(in)
+				if _, err := ReadFrame(r, DefaultMaxRequestSize, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

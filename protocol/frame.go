@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 )
 
 // DefaultMaxRequestSize is Kafka's socket.request.max.bytes default (100 MiB).
@@ -25,39 +24,96 @@ var ErrFrameSize = errors.New("protocol: request size out of range")
 // the broker allocate more than max bytes. buf is reused when it is large
 // enough.
 func ReadFrame(r io.Reader, max int32, buf []byte) ([]byte, error) {
-	var size [4]byte
-	if _, err := io.ReadFull(r, size[:]); err != nil {
+	n, err := readFrameSize(r, max)
+	if err != nil {
 		return nil, err
 	}
-	n := int32(binary.BigEndian.Uint32(size[:]))
-	if n < minRequestSize || n > max {
-		return nil, fmt.Errorf("%w: %d bytes (max %d)", ErrFrameSize, n, max)
-	}
-	if cap(buf) >= int(n) {
+	if cap(buf) >= n {
 		buf = buf[:n]
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return nil, unexpectedEOF(err)
 		}
 		return buf, nil
 	}
-	// Grow the buffer as the bytes arrive instead of allocating the
-	// declared size up front: a client that sends only a size prefix must
-	// not make the broker hold max bytes for it.
-	buf = buf[:0]
-	for len(buf) < int(n) {
-		chunk := min(int(n)-len(buf), frameChunk+len(buf))
-		buf = slices.Grow(buf, chunk)
-		got, err := io.ReadFull(r, buf[len(buf):len(buf)+chunk])
-		buf = buf[:len(buf)+got]
+	return readFrameBody(r, n, nil)
+}
+
+// ReadFrameReserve reads one size-prefixed frame like ReadFrame, always
+// into fresh memory, and calls reserve with the size of each piece of the
+// frame buffer before allocating it. reserve may block (the broker's
+// request memory pool waits for memory to be freed) or fail, which fails
+// the read. The pieces reserved add up to at least the frame's length and
+// exceed the bytes received by less than one piece (see nextFrameChunk).
+func ReadFrameReserve(r io.Reader, max int32, reserve func(n int) error) ([]byte, error) {
+	n, err := readFrameSize(r, max)
+	if err != nil {
+		return nil, err
+	}
+	return readFrameBody(r, n, reserve)
+}
+
+func readFrameSize(r io.Reader, max int32) (int, error) {
+	var size [4]byte
+	if _, err := io.ReadFull(r, size[:]); err != nil {
+		return 0, err
+	}
+	n := int32(binary.BigEndian.Uint32(size[:]))
+	if n < minRequestSize || n > max {
+		return 0, fmt.Errorf("%w: %d bytes (max %d)", ErrFrameSize, n, max)
+	}
+	return int(n), nil
+}
+
+// readFrameBody reads n bytes in pieces allocated as the bytes arrive
+// instead of allocating the declared size up front: a client that sends
+// only a size prefix, or a fraction of a large frame, must not make the
+// broker hold what it claimed. Pieces are never copied while the frame is
+// incomplete, so the memory held is the pieces themselves; a frame of more
+// than one piece is joined once, when all of it has arrived.
+func readFrameBody(r io.Reader, n int, reserve func(int) error) ([]byte, error) {
+	var pieces [][]byte
+	got := 0
+	for got < n {
+		size := nextFrameChunk(got, n)
+		if reserve != nil {
+			if err := reserve(size); err != nil {
+				return nil, err
+			}
+		}
+		p := make([]byte, size)
+		k, err := io.ReadFull(r, p)
+		got += k
 		if err != nil {
 			return nil, unexpectedEOF(err)
 		}
+		pieces = append(pieces, p)
 	}
-	return buf, nil
+	if len(pieces) == 1 {
+		return pieces[0], nil
+	}
+	frame := make([]byte, 0, n)
+	for _, p := range pieces {
+		frame = append(frame, p...)
+	}
+	return frame, nil
 }
 
-// frameChunk is how far ReadFrame allocates ahead of the bytes received.
+// nextFrameChunk is the size of the next piece of a frame of n bytes of
+// which got have arrived: frameChunk until 256 KiB have arrived, then a
+// quarter of what has arrived, capped at maxFrameChunk. So an incomplete
+// frame holds at most 64 KiB, or a quarter, or 1 MiB more than it
+// received, whatever size it claims.
+func nextFrameChunk(got, n int) int {
+	return min(n-got, max(frameChunk, min(got/4, maxFrameChunk)))
+}
+
+// frameChunk is the first piece of a frame; frames up to this size are
+// read into one buffer with no copy.
 const frameChunk = 64 << 10
+
+// maxFrameChunk bounds how far an incomplete frame's memory runs ahead of
+// the bytes received.
+const maxFrameChunk = 1 << 20
 
 func unexpectedEOF(err error) error {
 	if err == io.EOF {

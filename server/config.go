@@ -40,6 +40,8 @@ type Config struct {
 	numPartitions          int32
 	autoCreateTopics       bool
 	socketRequestMaxBytes  int32
+	connectionsMaxIdle     time.Duration // <= 0: connections never expire
+	queuedMaxRequestBytes  int64         // <= 0: unbounded
 	retentionCheckMs       int64
 	offsetsTopicPartitions int32
 	defaultReplication     int16
@@ -70,6 +72,8 @@ var brokerConfigDefs = []brokerConfigDef{
 	{name: "auto.create.topics.enable", typ: typeBoolean, def: "true"},
 	{name: "delete.topic.enable", typ: typeBoolean, def: "true"},
 	{name: "socket.request.max.bytes", typ: typeInt, def: "104857600", check: intRange(1, 1<<31-1)},
+	{name: "connections.max.idle.ms", typ: typeLong, def: "600000"},
+	{name: "queued.max.request.bytes", typ: typeLong, def: strconv.FormatInt(defaultQueuedMaxRequestBytes, 10)},
 	{name: "log.retention.check.interval.ms", typ: typeLong, def: "300000", check: longMin(1)},
 	{name: "log.retention.minutes", typ: typeInt, def: "", check: intRange(-1, 1<<31-1)},
 	{name: "log.retention.hours", typ: typeInt, def: "168", check: intRange(-1, 1<<31-1)},
@@ -110,6 +114,17 @@ var ignoredBrokerConfigs = []string{
 	"group.coordinator.rebalance.protocols", "auto.leader.rebalance.enable", "log.cleaner.enable",
 	"log.cleaner.threads", "zookeeper.connect", "confluent.support.metrics.enable",
 }
+
+// defaultQueuedMaxRequestBytes is Skiff's queued.max.request.bytes default.
+// Kafka's is -1 (unbounded): there, what clients claim and send in frames
+// decides the heap, so a few hundred slow or hostile connections can take
+// gigabytes. Skiff bounds it by default at 256 MiB: room for two requests
+// of the largest default size (socket.request.max.bytes, 100 MiB) plus
+// ordinary traffic, and small enough for a broker used in tests and at the
+// edge. When socket.request.max.bytes is raised above it and
+// queued.max.request.bytes is not set, the pool follows so that the
+// largest request still fits.
+const defaultQueuedMaxRequestBytes = 256 << 20
 
 // DefaultListen is where the broker listens when nothing else is said.
 const DefaultListen = "localhost:9092"
@@ -170,6 +185,16 @@ func (c *Config) Validate() error {
 	c.numPartitions = int32(parseLong(get("num.partitions")))
 	c.autoCreateTopics = get("auto.create.topics.enable") == "true"
 	c.socketRequestMaxBytes = int32(parseLong(get("socket.request.max.bytes")))
+	c.connectionsMaxIdle = time.Duration(parseLong(get("connections.max.idle.ms"))) * time.Millisecond
+	c.queuedMaxRequestBytes = parseLong(get("queued.max.request.bytes"))
+	if _, ok := set("queued.max.request.bytes"); !ok {
+		c.queuedMaxRequestBytes = max(c.queuedMaxRequestBytes, int64(c.socketRequestMaxBytes))
+	} else if c.queuedMaxRequestBytes > 0 && c.queuedMaxRequestBytes < int64(c.socketRequestMaxBytes) {
+		// Kafka's rule (KafkaConfig): a pool smaller than the largest
+		// request could never hold it.
+		return fmt.Errorf("server: queued.max.request.bytes (%d) must be -1 or at least socket.request.max.bytes (%d)",
+			c.queuedMaxRequestBytes, c.socketRequestMaxBytes)
+	}
 	c.retentionCheckMs = parseLong(get("log.retention.check.interval.ms"))
 	c.offsetsTopicPartitions = int32(parseLong(get("offsets.topic.num.partitions")))
 	c.defaultReplication = int16(parseLong(get("default.replication.factor")))

@@ -3,6 +3,7 @@ package server
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -49,6 +50,27 @@ func TestConfigValidate(t *testing.T) {
 			}
 		}},
 		{name: "ignored kafka settings", cfg: Config{Settings: map[string]string{"num.network.threads": "3", "process.roles": "broker,controller"}}},
+		{name: "slow client defaults", cfg: Config{}, validate: func(t *testing.T, c *Config) {
+			if c.connectionsMaxIdle != 10*time.Minute || c.queuedMaxRequestBytes != 256<<20 {
+				t.Errorf("connections.max.idle.ms %v, queued.max.request.bytes %d", c.connectionsMaxIdle, c.queuedMaxRequestBytes)
+			}
+		}},
+		{name: "connections.max.idle.ms", cfg: Config{Settings: map[string]string{"connections.max.idle.ms": "250"}}, validate: func(t *testing.T, c *Config) {
+			if c.connectionsMaxIdle != 250*time.Millisecond {
+				t.Errorf("connections.max.idle.ms %v", c.connectionsMaxIdle)
+			}
+		}},
+		{name: "queued.max.request.bytes unbounded", cfg: Config{Settings: map[string]string{"queued.max.request.bytes": "-1"}}, validate: func(t *testing.T, c *Config) {
+			if c.queuedMaxRequestBytes != -1 {
+				t.Errorf("queued.max.request.bytes %d", c.queuedMaxRequestBytes)
+			}
+		}},
+		{name: "queued.max.request.bytes below request max", cfg: Config{Settings: map[string]string{"queued.max.request.bytes": "1000"}}, wantErr: "socket.request.max.bytes"},
+		{name: "queued.max.request.bytes follows request max", cfg: Config{Settings: map[string]string{"socket.request.max.bytes": "500000000"}}, validate: func(t *testing.T, c *Config) {
+			if c.queuedMaxRequestBytes != 500000000 {
+				t.Errorf("queued.max.request.bytes %d", c.queuedMaxRequestBytes)
+			}
+		}},
 		{name: "replication factor", cfg: Config{Settings: map[string]string{"default.replication.factor": "3"}}, wantErr: "default.replication.factor"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -53,6 +53,8 @@ var brokerConfigDocs = map[string]string{
 	"auto.create.topics.enable":                "Whether a topic is created when a client asks for its metadata.",
 	"delete.topic.enable":                      "Whether topics may be deleted.",
 	"socket.request.max.bytes":                 "The largest request the broker accepts.",
+	"connections.max.idle.ms":                  "Connections on which nothing is read or written, and no request is in flight, for this long are closed; a client stalled in the middle of a request is idle too. -1 disables.",
+	"queued.max.request.bytes":                 "The most bytes that requests being read or waiting to be handled may hold, broker-wide; when reached, the broker stops reading requests until memory is freed. -1 means unbounded (Kafka's default; Skiff's is 256 MiB).",
 	"log.retention.check.interval.ms":          "How often the broker looks for segments to delete by retention.",
 	"log.retention.minutes":                    "retention.ms default in minutes, used if log.retention.ms is not set.",
 	"log.retention.hours":                      "retention.ms default in hours, used if log.retention.ms and log.retention.minutes are not set.",

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/skiffmq/skiff/protocol"
@@ -30,6 +32,17 @@ type conn struct {
 	// reqCtx is what handlers see: it also ends when the server begins to
 	// stop, so long polls and parked joins answer at once.
 	reqCtx context.Context
+
+	// idle is connections.max.idle.ms; 0 means connections never expire.
+	idle time.Duration
+	// lastActivity is when bytes were last read or written, in Unix
+	// nanoseconds; pending counts requests read whose response is not yet
+	// written (or, for acks=0, that are not yet handled). See idle.go.
+	lastActivity atomic.Int64
+	pending      atomic.Int32
+	// idleCheck is idleAt, or nil when connections never expire: what a
+	// reader muted for request memory watches.
+	idleCheck func() time.Time
 }
 
 // inflight is one request on its way from the reader to the writer.
@@ -37,6 +50,9 @@ type inflight struct {
 	hdr  protocol.RequestHeader
 	req  kmsg.Request
 	resp kmsg.Response // nil: no response (acks=0)
+	// mem is the request memory its frame holds, given back once the
+	// request has been handled.
+	mem int64
 }
 
 const pipelineDepth = 16
@@ -49,15 +65,22 @@ func (s *Server) serveConn(nc net.Conn) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
-	s.trackConn(nc, cancel, true)
-	defer s.trackConn(nc, cancel, false)
 	c := &conn{
 		s:      s,
 		nc:     nc,
 		log:    s.log.With().Str("remote", nc.RemoteAddr().String()).Logger(),
 		ctx:    ctx,
 		cancel: cancel,
+		idle:   s.cfg.connectionsMaxIdle,
 	}
+	if c.idle > 0 {
+		c.idleCheck = c.idleAt
+	}
+	// Before trackConn: once tracked, a stopping server sets the read
+	// deadline to now, which the idle clock must not overwrite.
+	c.startIdleClock()
+	s.trackConn(nc, cancel, true)
+	defer s.trackConn(nc, cancel, false)
 	defer cancel()
 	defer nc.Close()
 	reqCtx, reqCancel := context.WithCancel(ctx)
@@ -85,31 +108,59 @@ func (s *Server) serveConn(nc net.Conn) {
 // readLoop reads and decodes requests until the connection fails or a
 // request cannot be served, which closes the connection as Kafka does.
 func (c *conn) readLoop(out chan<- inflight) {
-	br := bufio.NewReaderSize(c.nc, 64<<10)
+	br := bufio.NewReaderSize(idleReader{c}, 64<<10)
 	maxSize := c.s.cfg.socketRequestMaxBytes
+	mem := c.s.reqMem
 	for {
 		// A fresh buffer per frame: decoded requests alias it (produce
 		// records are slices of the frame), so it must never be reused.
-		frame, err := protocol.ReadFrame(br, maxSize, nil)
+		// Its memory is counted against queued.max.request.bytes as it is
+		// allocated, which mutes this reader while the pool is empty (until
+		// memory is freed, the connection goes idle, or the server stops:
+		// hence reqCtx).
+		var reserved int64
+		frame, err := protocol.ReadFrameReserve(br, maxSize, func(n int) error {
+			if err := mem.reserve(c.reqCtx, c, int64(n), c.idleCheck); err != nil {
+				return err
+			}
+			reserved += int64(n)
+			return nil
+		})
+		mem.frameDone(c)
 		if err != nil {
-			if !isClosedConnErr(err) {
+			mem.release(reserved)
+			switch {
+			case errors.Is(err, errIdleConn):
+				c.log.Debug().Dur("idle", c.idle).Msg("closing idle connection")
+			case !isClosedConnErr(err):
 				c.log.Warn().Err(err).Msg("closing connection: bad frame")
 			}
 			c.cancel()
 			return
 		}
+		// The pieces may exceed the frame by part of one; keep only what
+		// the frame itself holds.
+		mem.release(reserved - int64(len(frame)))
+		reserved = int64(len(frame))
 		hdr, rest, err := protocol.ParseRequestHeader(frame)
 		if err != nil {
+			mem.release(reserved)
 			c.log.Warn().Err(err).Msg("closing connection: malformed request header")
 			c.cancel()
 			return
 		}
 		entry, known := apis[hdr.APIKey]
 		if !known || hdr.APIVersion < entry.min || hdr.APIVersion > entry.max || refusedVersion(hdr) {
+			mem.release(reserved)
 			if known && hdr.APIKey == protocol.ApiVersionsKey {
 				// Kafka answers an ApiVersions it cannot parse with v0 and
 				// the supported ranges, so the client can pick a version.
-				out <- inflight{hdr: hdr, resp: apiVersionsUnsupported()}
+				c.pending.Add(1)
+				select {
+				case out <- inflight{hdr: hdr, resp: apiVersionsUnsupported()}:
+				case <-c.ctx.Done():
+					return
+				}
 				continue
 			}
 			c.log.Warn().Int16("api_key", hdr.APIKey).Int16("api_version", hdr.APIVersion).
@@ -119,13 +170,16 @@ func (c *conn) readLoop(out chan<- inflight) {
 		}
 		req, err := protocol.DecodeRequest(hdr, rest)
 		if err != nil {
+			mem.release(reserved)
 			c.log.Warn().Err(err).Str("client_id", hdr.ClientID).Msg("closing connection: malformed request")
 			c.cancel()
 			return
 		}
+		c.pending.Add(1)
 		select {
-		case out <- inflight{hdr: hdr, req: req}:
+		case out <- inflight{hdr: hdr, req: req, mem: reserved}:
 		case <-c.ctx.Done():
+			mem.release(reserved)
 			return
 		}
 	}
@@ -142,7 +196,13 @@ func (c *conn) handleLoop(in <-chan inflight, out chan<- inflight) {
 	for f := range in {
 		if f.req != nil {
 			f.resp = c.handle(f)
+			// Handled: the frame's memory may go to other readers (Kafka
+			// releases a request's buffer once its handler returns).
+			c.s.reqMem.release(f.mem)
+			f.mem = 0
 			if f.resp == nil {
+				c.pending.Add(-1)
+				c.touch()
 				continue // acks=0: nothing to send
 			}
 		}
@@ -180,11 +240,16 @@ func (c *conn) handle(f inflight) (resp kmsg.Response) {
 }
 
 func (c *conn) writeLoop(in <-chan inflight) {
-	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	// Allocated with the first response: a connection that never gets one
+	// (a client stalled in its first request) does not hold it.
+	var bw *bufio.Writer
 	var buf []byte
 	for f := range in {
 		if c.ctx.Err() != nil {
 			continue // drain so the handler never blocks
+		}
+		if bw == nil {
+			bw = bufio.NewWriterSize(c.nc, 64<<10)
 		}
 		var ok bool
 		if buf, ok = c.encode(buf[:0], f); !ok {
@@ -200,6 +265,10 @@ func (c *conn) writeLoop(in <-chan inflight) {
 				continue
 			}
 		}
+		// Written, or buffered behind a response that is still pending and
+		// flushes it: writing is activity, and the request is done.
+		c.touch()
+		c.pending.Add(-1)
 		if cap(buf) > 1<<20 {
 			buf = nil // do not pin one large fetch response's buffer
 		}
@@ -227,7 +296,7 @@ func (c *conn) encode(buf []byte, f inflight) (_ []byte, ok bool) {
 
 func isClosedConnErr(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, context.Canceled) || isTimeout(err) || errors.Is(err, errConnReset)
+		errors.Is(err, context.Canceled) || isTimeout(err) || errors.Is(err, errConnReset) || errors.Is(err, errIdleConn)
 }
 
 func isTimeout(err error) bool {

@@ -41,6 +41,11 @@ type Server struct {
 
 	fetchSessions *fetchSessions
 	stats         serverStats
+	reqMem        *requestMemory // queued.max.request.bytes; see requestmemory.go
+
+	// closing is set when Close begins, before connections are told to
+	// stop: from then on a read deadline means "stop", not an idle check.
+	closing atomic.Bool
 
 	wg sync.WaitGroup // every goroutine the server owns
 
@@ -63,6 +68,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:           cfg,
 		log:           cfg.Logger,
 		fetchSessions: newFetchSessions(),
+		reqMem:        newRequestMemory(cfg.queuedMaxRequestBytes),
 	}
 	s.mu.conns = make(map[net.Conn]context.CancelFunc)
 	s.quitCtx, s.quit = context.WithCancel(context.Background())
@@ -125,6 +131,7 @@ func (s *Server) goTracked(f func()) {
 }
 
 func (s *Server) acceptLoop(ln net.Listener) {
+	var backoff acceptBackoff
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -133,13 +140,20 @@ func (s *Server) acceptLoop(ln net.Listener) {
 				return
 			default:
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				s.log.Error().Err(err).Str("listener", ln.Addr().String()).Msg("listener closed; no longer accepting on it")
+				return
 			}
-			s.log.Error().Err(err).Msg("accept failed")
-			return
+			// Out of file descriptors (EMFILE, ENFILE), buffers or memory:
+			// the connection waits in the kernel's backlog. Kafka's
+			// acceptor logs and carries on; so does Skiff, after a pause
+			// so that a persistent error does not spin.
+			if !backoff.wait(s.quitCtx, err, s.log, ln.Addr().String()) {
+				return
+			}
+			continue
 		}
+		backoff.recovered(s.log, ln.Addr().String())
 		if tc, ok := nc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
@@ -196,6 +210,7 @@ const gracePeriod = 5 * time.Second
 // a grace period), then flushes and closes every log. Safe to call twice.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.closing.Store(true)
 		s.mu.Lock()
 		s.mu.closed = true
 		conns := make([]net.Conn, 0, len(s.mu.conns))
@@ -239,6 +254,10 @@ func (s *Server) Close() error {
 type Stats struct {
 	Connections   int   // open client connections
 	ParkedFetches int64 // fetches waiting for data (long polls)
+	// QueuedRequestBytes is the request memory held by frames being read
+	// or waiting to be handled (counted against queued.max.request.bytes;
+	// 0 when that is unbounded).
+	QueuedRequestBytes int64
 }
 
 type serverStats struct {
@@ -250,5 +269,5 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	conns := len(s.mu.conns)
 	s.mu.Unlock()
-	return Stats{Connections: conns, ParkedFetches: s.stats.parkedFetches.Load()}
+	return Stats{Connections: conns, ParkedFetches: s.stats.parkedFetches.Load(), QueuedRequestBytes: s.reqMem.inUse()}
 }
