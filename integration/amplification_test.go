@@ -1,0 +1,274 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Amplification: small requests must not cost the broker memory far beyond
+// their own size and the configured response caps (issue 9, finding 3).
+// These run against a real skiff process so that its peak RSS (VmHWM) can
+// be read from /proc.
+
+const (
+	ampPartitionBytes = 256 << 20
+	ampValueBytes     = 256 << 10
+	// kafkaFetchMaxBytes is Kafka's fetch.max.bytes default (KIP-541).
+	kafkaFetchMaxBytes = 57671680
+	// ampRSSLimit is acceptance 2: no small request drives RSS above this.
+	ampRSSLimit = 200 << 20
+)
+
+func TestAmplificationBoundsBrokerMemory(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("needs /proc to read the broker's peak RSS")
+	}
+	started := time.Now()
+	bin := buildSkiff(t)
+	p := startSkiff(t, bin, t.TempDir())
+	adm := newAdmin(t, p.addr)
+	const topic = "amplified"
+	createTopic(t, adm, topic, 1, nil)
+	loadPartition(t, p.addr, topic, ampPartitionBytes)
+	t.Logf("loaded %d MB in %v; broker VmHWM %d MB", ampPartitionBytes>>20, time.Since(started).Round(time.Millisecond), vmHWM(t, p)>>20)
+	assertHWM(t, p, "after loading the partition")
+
+	t.Run("DuplicatePartitionFetch", func(t *testing.T) {
+		// 64 copies of one partition, each asking for 2 GB: Kafka keeps
+		// one entry per partition and caps the response at fetch.max.bytes.
+		req := hugeFetch(topic, 0)
+		one := req.Topics[0].Partitions[0]
+		for range 63 {
+			req.Topics[0].Partitions = append(req.Topics[0].Partitions, one)
+		}
+		resp := roundTrip(t, dialRaw(t, p.addr), req, 1).(*kmsg.FetchResponse)
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			t.Fatalf("response has %d topics, first with %d partitions; want one entry for the duplicated partition", len(resp.Topics), len(resp.Topics[0].Partitions))
+		}
+		checkFetchedPartition(t, resp.Topics[0].Partitions[0])
+		assertHWM(t, p, "after a fetch naming one partition 64 times")
+	})
+
+	t.Run("ConcurrentHugeFetches", func(t *testing.T) {
+		var wg sync.WaitGroup
+		resps := make([]*kmsg.FetchResponse, 4)
+		conns := make([]*rawConn, 4)
+		for i := range conns {
+			conns[i] = &rawConn{c: dialRaw(t, p.addr)}
+		}
+		errs := make(chan error, 4)
+		for i := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Different offsets so the reads do not share pages.
+				resp, err := conns[i].fetch(hugeFetch(topic, int64(i)*100))
+				resps[i] = resp
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, resp := range resps {
+			if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+				t.Fatalf("fetch %d: %d topics in the response, want 1", i, len(resp.Topics))
+			}
+			checkFetchedPartition(t, resp.Topics[0].Partitions[0])
+		}
+		assertHWM(t, p, "after four concurrent fetches with max_bytes 2^31-1")
+	})
+
+	t.Run("MetadataEmptyTopicNames", func(t *testing.T) {
+		// 8M empty names in a 16 MB request: Kafka answers each distinct
+		// name once, and "" is INVALID_TOPIC_EXCEPTION.
+		const names = 8 << 20
+		body := make([]byte, 0, 4+2*names+3)
+		body = binary.BigEndian.AppendUint32(body, names)
+		body = append(body, make([]byte, 2*names)...) // int16 length 0, names times
+		body = append(body, 1, 0, 0)                  // allow auto-creation; no authorized operations
+		c := dialRaw(t, p.addr)
+		sendRaw(t, c, rawFrame(int16(kmsg.Metadata), 8, 7, body))
+		corr, rest := readResponse(t, c)
+		if corr != 7 {
+			t.Fatalf("correlation id %d, want 7", corr)
+		}
+		resp := kmsg.NewPtrMetadataResponse()
+		resp.Version = 8
+		if err := resp.ReadFrom(rest); err != nil {
+			t.Fatalf("decoding the metadata response (%d bytes): %v", len(rest), err)
+		}
+		if len(resp.Topics) != 1 {
+			t.Fatalf("metadata response has %d topics for %d copies of the empty name, want 1", len(resp.Topics), names)
+		}
+		mt := resp.Topics[0]
+		if mt.Topic == nil || *mt.Topic != "" || mt.ErrorCode != kerr.InvalidTopicException.Code {
+			t.Fatalf("empty name answered as topic %v with error %d, want \"\" with INVALID_TOPIC_EXCEPTION (%d)", mt.Topic, mt.ErrorCode, kerr.InvalidTopicException.Code)
+		}
+		assertHWM(t, p, "after a metadata request of 8M empty topic names")
+	})
+
+	t.Run("RoundTripAfterwards", func(t *testing.T) {
+		createTopic(t, adm, "after-amplification", 1, nil)
+		cl := newClient(t, p.addr, kgo.ConsumeTopics("after-amplification"))
+		ctx := testContext(t)
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "after-amplification", Value: []byte("still here")}).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+		for {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatal("the record produced after the amplification cases was not consumed")
+			}
+			fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s/%d: %v", topic, p, err) })
+			if recs := fs.Records(); len(recs) > 0 {
+				if string(recs[0].Value) != "still here" {
+					t.Fatalf("consumed %q", recs[0].Value)
+				}
+				break
+			}
+		}
+		assertHWM(t, p, "at the end")
+	})
+	t.Logf("total %v; broker VmHWM %d MB", time.Since(started).Round(time.Millisecond), vmHWM(t, p)>>20)
+}
+
+// hugeFetch is a sessionless fetch of one partition from offset that asks
+// for as much as the protocol allows.
+func hugeFetch(topic string, offset int64) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 12 // by name, flexible
+	req.ReplicaID = -1
+	req.MaxBytes = 1<<31 - 1
+	req.MinBytes = 1
+	req.SessionEpoch = -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.FetchOffset = offset
+	rp.PartitionMaxBytes = 1<<31 - 1
+	rp.CurrentLeaderEpoch = -1
+	rp.LogStartOffset = -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+// checkFetchedPartition asserts a fetched partition has records and no more
+// than the broker's fetch.max.bytes.
+func checkFetchedPartition(t *testing.T, rp kmsg.FetchResponseTopicPartition) {
+	t.Helper()
+	if rp.ErrorCode != 0 {
+		t.Fatalf("partition %d: error %d", rp.Partition, rp.ErrorCode)
+	}
+	if n := len(rp.RecordBatches); n == 0 || n > kafkaFetchMaxBytes {
+		t.Fatalf("partition %d: %d bytes of records, want 1..%d (fetch.max.bytes)", rp.Partition, n, kafkaFetchMaxBytes)
+	}
+}
+
+// rawConn sends a request and decodes its response without the testing.T
+// helpers, for use from several goroutines.
+type rawConn struct {
+	c interface {
+		Write([]byte) (int, error)
+		Read([]byte) (int, error)
+		SetDeadline(time.Time) error
+	}
+}
+
+func (r *rawConn) fetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, error) {
+	r.c.SetDeadline(time.Now().Add(time.Minute))
+	if _, err := r.c.Write(encodeRequest(req, 3)); err != nil {
+		return nil, fmt.Errorf("writing fetch: %w", err)
+	}
+	br := bufio.NewReader(r.c)
+	var size [4]byte
+	if _, err := io.ReadFull(br, size[:]); err != nil {
+		return nil, fmt.Errorf("reading fetch response size: %w", err)
+	}
+	frame := make([]byte, binary.BigEndian.Uint32(size[:]))
+	if _, err := io.ReadFull(br, frame); err != nil {
+		return nil, fmt.Errorf("reading fetch response: %w", err)
+	}
+	rest, err := skipTagSection(frame[4:])
+	if err != nil {
+		return nil, err
+	}
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	if err := resp.ReadFrom(rest); err != nil {
+		return nil, fmt.Errorf("decoding fetch response: %w", err)
+	}
+	return resp, nil
+}
+
+// loadPartition fills partition 0 of topic with about n bytes of record
+// values, in large batches.
+func loadPartition(t *testing.T, addr, topic string, n int) {
+	t.Helper()
+	cl := newClient(t, addr, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(10*time.Millisecond),
+		kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedBytes(16<<20), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	ctx := testContext(t)
+	value := bytes.Repeat([]byte("amplify "), ampValueBytes/8)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for range n / ampValueBytes {
+		wg.Add(1)
+		cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+			defer wg.Done()
+			if err != nil {
+				mu.Lock()
+				firstErr = err
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		t.Fatalf("loading %s: %v", topic, firstErr)
+	}
+}
+
+// vmHWM returns the broker's peak resident set size.
+func vmHWM(t *testing.T, p *skiffProcess) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatalf("reading the broker's /proc status: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatalf("parsing %q: %v", line, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in the broker's /proc status")
+	return 0
+}
+
+func assertHWM(t *testing.T, p *skiffProcess, when string) {
+	t.Helper()
+	if hwm := vmHWM(t, p); hwm > ampRSSLimit {
+		t.Fatalf("broker peak RSS %d MB %s, want at most %d MB", hwm>>20, when, ampRSSLimit>>20)
+	}
+}
