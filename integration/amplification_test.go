@@ -48,17 +48,27 @@ func TestAmplificationBoundsBrokerMemory(t *testing.T) {
 
 	t.Run("DuplicatePartitionFetch", func(t *testing.T) {
 		// 64 copies of one partition, each asking for 2 GB: Kafka keeps
-		// one entry per partition and caps the response at fetch.max.bytes.
+		// one entry per partition (the last copy's fields win) and caps
+		// the response at fetch.max.bytes.
 		req := hugeFetch(topic, 0)
 		one := req.Topics[0].Partitions[0]
 		for range 63 {
 			req.Topics[0].Partitions = append(req.Topics[0].Partitions, one)
 		}
+		const lastOffset = 500
+		req.Topics[0].Partitions[63].FetchOffset = lastOffset
 		resp := roundTrip(t, dialRaw(t, p.addr), req, 1).(*kmsg.FetchResponse)
 		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
 			t.Fatalf("response has %d topics, first with %d partitions; want one entry for the duplicated partition", len(resp.Topics), len(resp.Topics[0].Partitions))
 		}
-		checkFetchedPartition(t, resp.Topics[0].Partitions[0])
+		rp := resp.Topics[0].Partitions[0]
+		checkFetchedPartition(t, rp)
+		// The first batch's base offset and last offset delta (batch v2).
+		base := int64(binary.BigEndian.Uint64(rp.RecordBatches))
+		last := base + int64(int32(binary.BigEndian.Uint32(rp.RecordBatches[23:])))
+		if base > lastOffset || last < lastOffset {
+			t.Fatalf("first batch holds offsets %d-%d; want the one with the last copy's fetch offset %d", base, last, lastOffset)
+		}
 		assertHWM(t, p, "after a fetch naming one partition 64 times")
 	})
 
@@ -268,7 +278,9 @@ func vmHWM(t *testing.T, p *skiffProcess) int64 {
 
 func assertHWM(t *testing.T, p *skiffProcess, when string) {
 	t.Helper()
-	if hwm := vmHWM(t, p); hwm > ampRSSLimit {
+	hwm := vmHWM(t, p)
+	t.Logf("broker VmHWM %d MB %s", hwm>>20, when)
+	if hwm > ampRSSLimit {
 		t.Fatalf("broker peak RSS %d MB %s, want at most %d MB", hwm>>20, when, ampRSSLimit>>20)
 	}
 }

@@ -5,7 +5,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() { register(kmsg.Metadata, 0, 13, (*Server).handleMetadata) }
+func init() {
+	register(kmsg.Metadata, 0, 13, (*Server).handleMetadata)
+	beforeDecode[int16(kmsg.Metadata)] = collapseMetadataTopics
+}
 
 // authorizedOperationsOmitted is Kafka's value for "not requested".
 const authorizedOperationsOmitted = -2147483648
@@ -33,8 +36,20 @@ func (s *Server) handleMetadata(r *request) (kmsg.Response, error) {
 		}
 		return resp, nil
 	}
+	// Kafka answers each distinct topic once (it turns the list into a
+	// set), so a request repeating a name cannot multiply the response.
+	seenNames := make(map[string]bool, len(req.Topics))
+	seenIDs := make(map[[16]byte]bool)
 	for _, rt := range req.Topics {
 		var name string
+		switch {
+		case rt.Topic != nil && seenNames[*rt.Topic], rt.Topic == nil && seenIDs[rt.TopicID]:
+			continue
+		case rt.Topic != nil:
+			seenNames[*rt.Topic] = true
+		default:
+			seenIDs[rt.TopicID] = true
+		}
 		switch {
 		case rt.Topic != nil && *rt.Topic != "":
 			name = *rt.Topic
@@ -50,7 +65,10 @@ func (s *Server) handleMetadata(r *request) (kmsg.Response, error) {
 			}
 			name = t.name
 		default:
+			// An empty name is not a valid topic: Kafka answers it by name
+			// with INVALID_TOPIC_EXCEPTION (Topic.validate).
 			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic = rt.Topic
 			mt.ErrorCode = kerr.InvalidTopicException.Code
 			mt.AuthorizedOperations = authorizedOperationsOmitted
 			resp.Topics = append(resp.Topics, mt)

@@ -37,6 +37,8 @@ type Config struct {
 	numPartitions          int32
 	autoCreateTopics       bool
 	socketRequestMaxBytes  int32
+	fetchMaxBytes          int32
+	fetchMemoryPoolBytes   int64
 	retentionCheckMs       int64
 	offsetsTopicPartitions int32
 	defaultReplication     int16
@@ -67,6 +69,10 @@ var brokerConfigDefs = []brokerConfigDef{
 	{name: "auto.create.topics.enable", typ: typeBoolean, def: "true"},
 	{name: "delete.topic.enable", typ: typeBoolean, def: "true"},
 	{name: "socket.request.max.bytes", typ: typeInt, def: "104857600", check: intRange(1, 1<<31-1)},
+	{name: "fetch.max.bytes", typ: typeInt, def: "57671680", check: intRange(1024, 1<<31-1)},
+	// Skiff-specific: the broker-wide budget for fetch response bytes being
+	// built or sent (see fetchpool.go).
+	{name: "fetch.memory.pool.bytes", typ: typeLong, def: "67108864", check: longMin(0)},
 	{name: "log.retention.check.interval.ms", typ: typeLong, def: "300000", check: longMin(1)},
 	{name: "log.retention.minutes", typ: typeInt, def: "", check: intRange(-1, 1<<31-1)},
 	{name: "log.retention.hours", typ: typeInt, def: "168", check: intRange(-1, 1<<31-1)},
@@ -165,6 +171,8 @@ func (c *Config) Validate() error {
 	c.numPartitions = int32(parseLong(get("num.partitions")))
 	c.autoCreateTopics = get("auto.create.topics.enable") == "true"
 	c.socketRequestMaxBytes = int32(parseLong(get("socket.request.max.bytes")))
+	c.fetchMaxBytes = int32(parseLong(get("fetch.max.bytes")))
+	c.fetchMemoryPoolBytes = parseLong(get("fetch.memory.pool.bytes"))
 	c.retentionCheckMs = parseLong(get("log.retention.check.interval.ms"))
 	c.offsetsTopicPartitions = int32(parseLong(get("offsets.topic.num.partitions")))
 	c.defaultReplication = int16(parseLong(get("default.replication.factor")))

@@ -53,6 +53,8 @@ var brokerConfigDocs = map[string]string{
 	"auto.create.topics.enable":                "Whether a topic is created when a client asks for its metadata.",
 	"delete.topic.enable":                      "Whether topics may be deleted.",
 	"socket.request.max.bytes":                 "The largest request the broker accepts.",
+	"fetch.max.bytes":                          "The most bytes of records the broker returns for one fetch request, whatever the request asks for (KIP-541).",
+	"fetch.memory.pool.bytes":                  "Skiff-specific: the most bytes of records that all fetch responses being built or sent may hold at once; a fetch that finds the pool short returns less, but always at least one batch so consumers progress.",
 	"log.retention.check.interval.ms":          "How often the broker looks for segments to delete by retention.",
 	"log.retention.minutes":                    "retention.ms default in minutes, used if log.retention.ms is not set.",
 	"log.retention.hours":                      "retention.ms default in hours, used if log.retention.ms and log.retention.minutes are not set.",

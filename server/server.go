@@ -40,6 +40,7 @@ type Server struct {
 	started time.Time
 
 	fetchSessions *fetchSessions
+	fetchPool     *fetchPool // fetch.memory.pool.bytes
 	stats         serverStats
 
 	wg sync.WaitGroup // every goroutine the server owns
@@ -63,6 +64,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:           cfg,
 		log:           cfg.Logger,
 		fetchSessions: newFetchSessions(),
+		fetchPool:     newFetchPool(cfg.fetchMemoryPoolBytes),
 	}
 	s.mu.conns = make(map[net.Conn]context.CancelFunc)
 	s.quitCtx, s.quit = context.WithCancel(context.Background())
