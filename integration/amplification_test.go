@@ -284,3 +284,49 @@ func assertHWM(t *testing.T, p *skiffProcess, when string) {
 		t.Fatalf("broker peak RSS %d MB %s, want at most %d MB", hwm>>20, when, ampRSSLimit>>20)
 	}
 }
+
+// TestFetchLimitsFromBrokerConfig checks the broker-side fetch limits on an
+// embedded broker: fetch.max.bytes caps a fetch that asks for 2 GB, and
+// with fetch.memory.pool.bytes exhausted a fetch still returns its first
+// batch, so a consumer reads everything one batch at a time.
+func TestFetchLimitsFromBrokerConfig(t *testing.T) {
+	const batches, batchBytes = 8, 100 << 10
+	load := func(t *testing.T, addr string) {
+		createTopic(t, newAdmin(t, addr), "limited", 1, nil)
+		cl := newClient(t, addr, kgo.DefaultProduceTopic("limited"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+		for i := range batches {
+			// One ProduceSync per record: one batch each.
+			v := bytes.Repeat([]byte{byte('a' + i)}, batchBytes)
+			if err := cl.ProduceSync(testContext(t), &kgo.Record{Value: v}).FirstErr(); err != nil {
+				t.Fatalf("produce: %v", err)
+			}
+		}
+	}
+	fetched := func(t *testing.T, addr string) []byte {
+		resp := roundTrip(t, dialRaw(t, addr), hugeFetch("limited", 0), 1).(*kmsg.FetchResponse)
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("unexpected fetch response %+v", resp.Topics)
+		}
+		return resp.Topics[0].Partitions[0].RecordBatches
+	}
+
+	t.Run("FetchMaxBytesCapsHugeMaxBytes", func(t *testing.T) {
+		b := startBroker(t, map[string]string{"fetch.max.bytes": "300000"})
+		load(t, b.Addr())
+		if n := len(fetched(t, b.Addr())); n > 300000 || n < 2*batchBytes {
+			t.Fatalf("fetch with max_bytes 2^31-1 returned %d bytes; want whole batches up to fetch.max.bytes 300000", n)
+		}
+	})
+	t.Run("ExhaustedPoolStillReturnsFirstBatch", func(t *testing.T) {
+		b := startBroker(t, map[string]string{"fetch.memory.pool.bytes": "0"})
+		load(t, b.Addr())
+		recs := fetched(t, b.Addr())
+		if n := int(binary.BigEndian.Uint32(recs[8:])) + 12; n != len(recs) {
+			t.Fatalf("fetch with an empty pool returned %d bytes, want exactly its first batch (%d bytes)", len(recs), n)
+		}
+		got := readPartitions(t, b.Addr(), "limited", 1)
+		if len(got[0]) != batches {
+			t.Fatalf("consumer read %d records through an empty pool, want %d", len(got[0]), batches)
+		}
+	})
+}
