@@ -135,6 +135,28 @@ func TestAmplificationBoundsBrokerMemory(t *testing.T) {
 		assertHWM(t, p, "after a metadata request of 8M empty topic names")
 	})
 
+	t.Run("DescribeConfigsRepeatedTopic", func(t *testing.T) {
+		// Under 1 MB naming one topic ~70K times, with synonyms and
+		// documentation: each copy would be answered with every config.
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		req.Version = 4
+		req.IncludeSynonyms, req.IncludeDocumentation = true, true
+		rr := kmsg.NewDescribeConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, topic
+		for len(req.Resources)*14 < 1000<<10 {
+			req.Resources = append(req.Resources, rr)
+		}
+		frame := encodeRequest(req, 9)
+		if len(frame) >= 1<<20 {
+			t.Fatalf("request is %d bytes, want under 1 MB", len(frame))
+		}
+		resp := roundTrip(t, dialRaw(t, p.addr), req, 9).(*kmsg.DescribeConfigsResponse)
+		if len(resp.Resources) != 1 || resp.Resources[0].ErrorCode != 0 || len(resp.Resources[0].Configs) == 0 {
+			t.Fatalf("%d resources in the response to %d copies of one; want one, with its configs", len(resp.Resources), len(req.Resources))
+		}
+		assertHWM(t, p, "after a DescribeConfigs naming one topic 70K times")
+	})
+
 	t.Run("RoundTripAfterwards", func(t *testing.T) {
 		createTopic(t, adm, "after-amplification", 1, nil)
 		cl := newClient(t, p.addr, kgo.ConsumeTopics("after-amplification"))
