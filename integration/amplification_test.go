@@ -352,3 +352,94 @@ func TestFetchLimitsFromBrokerConfig(t *testing.T) {
 		}
 	})
 }
+
+// TestRepeatedNamesAnsweredOnce checks the APIs whose answer to one name is
+// far larger than the name: a request repeating the name gets one answer
+// (Kafka's set semantics for Metadata and DescribeLogDirs; Skiff's choice
+// for the describe APIs, where Kafka answers every copy).
+func TestRepeatedNamesAnsweredOnce(t *testing.T) {
+	b := startBroker(t, nil)
+	createTopic(t, newAdmin(t, b.Addr()), "named", 3, nil)
+	c := dialRaw(t, b.Addr())
+	corr := int32(0)
+	send := func(req kmsg.Request) kmsg.Response {
+		corr++
+		return roundTrip(t, c, req, corr)
+	}
+	const copies = 1000
+
+	t.Run("Metadata", func(t *testing.T) {
+		req := kmsg.NewPtrMetadataRequest()
+		req.Version = 12
+		for range copies {
+			for _, n := range []string{"named", ""} {
+				rt := kmsg.NewMetadataRequestTopic()
+				rt.Topic = kmsg.StringPtr(n)
+				req.Topics = append(req.Topics, rt)
+			}
+		}
+		resp := send(req).(*kmsg.MetadataResponse)
+		if len(resp.Topics) != 2 || resp.Topics[0].ErrorCode != 0 || len(resp.Topics[0].Partitions) != 3 ||
+			resp.Topics[1].Topic == nil || *resp.Topics[1].Topic != "" || resp.Topics[1].ErrorCode != kerr.InvalidTopicException.Code {
+			t.Fatalf("metadata for %d copies of two names: %d topics; want named with 3 partitions, then \"\" with INVALID_TOPIC_EXCEPTION", copies, len(resp.Topics))
+		}
+	})
+	t.Run("DescribeConfigs", func(t *testing.T) {
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		req.Version = 4
+		rr := kmsg.NewDescribeConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, "named"
+		for range copies {
+			req.Resources = append(req.Resources, rr)
+		}
+		if resp := send(req).(*kmsg.DescribeConfigsResponse); len(resp.Resources) != 1 {
+			t.Fatalf("%d resources answered for %d copies of one", len(resp.Resources), copies)
+		}
+	})
+	t.Run("DescribeGroups", func(t *testing.T) {
+		req := kmsg.NewPtrDescribeGroupsRequest()
+		req.Version = 5
+		for range copies {
+			req.Groups = append(req.Groups, "g1", "g2")
+		}
+		resp := send(req).(*kmsg.DescribeGroupsResponse)
+		if len(resp.Groups) != 2 || resp.Groups[0].Group != "g1" || resp.Groups[1].Group != "g2" {
+			t.Fatalf("%d groups answered for %d copies of g1, g2", len(resp.Groups), copies)
+		}
+	})
+	t.Run("ConsumerGroupDescribe", func(t *testing.T) {
+		req := kmsg.NewPtrConsumerGroupDescribeRequest()
+		for range copies {
+			req.Groups = append(req.Groups, "g1")
+		}
+		if resp := send(req).(*kmsg.ConsumerGroupDescribeResponse); len(resp.Groups) != 1 {
+			t.Fatalf("%d groups answered for %d copies of one", len(resp.Groups), copies)
+		}
+	})
+	t.Run("OffsetFetchAllTopics", func(t *testing.T) {
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Version = 8
+		for range copies {
+			g := kmsg.NewOffsetFetchRequestGroup()
+			g.Group = "g1"
+			req.Groups = append(req.Groups, g)
+		}
+		if resp := send(req).(*kmsg.OffsetFetchResponse); len(resp.Groups) != 1 {
+			t.Fatalf("%d groups answered for %d copies of one", len(resp.Groups), copies)
+		}
+	})
+	t.Run("DescribeLogDirs", func(t *testing.T) {
+		req := kmsg.NewPtrDescribeLogDirsRequest()
+		req.Version = 4
+		for range copies {
+			rt := kmsg.NewDescribeLogDirsRequestTopic()
+			rt.Topic = "named"
+			rt.Partitions = []int32{2, 0, 2}
+			req.Topics = append(req.Topics, rt)
+		}
+		resp := send(req).(*kmsg.DescribeLogDirsResponse)
+		if len(resp.Dirs) != 1 || len(resp.Dirs[0].Topics) != 1 || len(resp.Dirs[0].Topics[0].Partitions) != 2 {
+			t.Fatalf("log dirs for %d copies of partitions 2, 0, 2: %d dirs; want one, with one topic with two partitions", copies, len(resp.Dirs))
+		}
+	})
+}
