@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -442,4 +443,73 @@ func TestRepeatedNamesAnsweredOnce(t *testing.T) {
 			t.Fatalf("log dirs for %d copies of partitions 2, 0, 2: %d dirs; want one, with one topic with two partitions", copies, len(resp.Dirs))
 		}
 	})
+}
+
+// TestCreateBeyondKafkaRecordLimitFailsWhole checks Kafka's bound on one
+// admin operation (10000 metadata records: a topic record, one per
+// partition, one per config): beyond it the whole request fails with
+// POLICY_VIOLATION, so a few bytes cannot ask for billions of partitions.
+func TestCreateBeyondKafkaRecordLimitFailsWhole(t *testing.T) {
+	b := startBroker(t, nil)
+	adm := newAdmin(t, b.Addr())
+	createTopic(t, adm, "grown", 1, nil)
+	c := dialRaw(t, b.Addr())
+	create := func(validateOnly bool, partitions ...int32) *kmsg.CreateTopicsResponse {
+		req := kmsg.NewPtrCreateTopicsRequest()
+		req.Version = 7
+		req.ValidateOnly = validateOnly
+		for i, n := range partitions {
+			rt := kmsg.NewCreateTopicsRequestTopic()
+			rt.Topic = fmt.Sprintf("wide-%d", i)
+			rt.NumPartitions, rt.ReplicationFactor = n, 1
+			req.Topics = append(req.Topics, rt)
+		}
+		return roundTrip(t, c, req, 1).(*kmsg.CreateTopicsResponse)
+	}
+	expect := func(resp *kmsg.CreateTopicsResponse, code int16) {
+		t.Helper()
+		for _, st := range resp.Topics {
+			if st.ErrorCode != code {
+				t.Fatalf("topic %s: error %d (%v), want %d", st.Topic, st.ErrorCode, st.ErrorMessage, code)
+			}
+		}
+	}
+	// Two topic records plus 9998 partition records: at the limit.
+	expect(create(true, 4999, 4999), 0)
+	// One more partition: every topic fails, even the small one.
+	expect(create(true, 5000, 4999), kerr.PolicyViolation.Code)
+	expect(create(false, 1<<31-1, 1), kerr.PolicyViolation.Code)
+	if ids := existingTopics(t, adm); ids["wide-0"] || ids["wide-1"] {
+		t.Fatalf("a failed oversized CreateTopics created topics: %v", ids)
+	}
+
+	grow := func(count int32) *kmsg.CreatePartitionsResponse {
+		req := kmsg.NewPtrCreatePartitionsRequest()
+		req.Version = 3
+		req.ValidateOnly = true
+		rt := kmsg.NewCreatePartitionsRequestTopic()
+		rt.Topic, rt.Count = "grown", count
+		req.Topics = append(req.Topics, rt)
+		return roundTrip(t, c, req, 2).(*kmsg.CreatePartitionsResponse)
+	}
+	if resp := grow(10001); resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("adding 10000 partitions: error %d, want none", resp.Topics[0].ErrorCode)
+	}
+	if resp := grow(1<<31 - 1); resp.Topics[0].ErrorCode != kerr.PolicyViolation.Code {
+		t.Fatalf("adding 2^31-2 partitions: error %d, want POLICY_VIOLATION", resp.Topics[0].ErrorCode)
+	}
+}
+
+// existingTopics lists the topics that exist.
+func existingTopics(t *testing.T, adm *kadm.Client) map[string]bool {
+	t.Helper()
+	details, err := adm.ListTopics(testContext(t))
+	if err != nil {
+		t.Fatalf("list topics: %v", err)
+	}
+	out := map[string]bool{}
+	for name := range details {
+		out[name] = true
+	}
+	return out
 }
