@@ -74,22 +74,33 @@ func (s *Server) handleFetch(r *request) (kmsg.Response, error) {
 	minBytes := min(req.MinBytes, maxBytes)
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	for {
-		granted := s.fetchPool.take(int64(maxBytes))
-		results, waits, bytes, held, anyErr := s.readPartitions(parts, int(granted), readCommitted)
-		// Keep what the records hold; the first batch may have been read on
-		// credit beyond what was granted.
-		s.fetchPool.give(granted - int64(held))
+		results, waits, bytes, granted, held, anyErr := s.readPooled(parts, maxBytes, readCommitted)
 		remaining := time.Until(deadline)
-		if bytes >= int(minBytes) || anyErr || remaining <= 0 {
+		// A fetch the pool cut short answers with what it could read rather
+		// than wait for min_bytes that the pool would not let it return.
+		cut := bytes > 0 && int64(bytes) >= granted
+		if bytes >= int(minBytes) || cut || anyErr || remaining <= 0 {
 			s.fillFetchResponse(resp, parts, results, incremental, useIDs, readCommitted)
-			return &heldResponse{Response: resp, release: func() { s.fetchPool.give(int64(held)) }}, nil
+			return &heldResponse{Response: resp, release: func() { s.fetchPool.give(held) }}, nil
 		}
-		s.fetchPool.give(int64(held)) // these results are dropped: read again after the wait
+		s.fetchPool.give(held) // these results are dropped: read again after the wait
 		if !s.waitForData(r, waits, remaining) {
 			// Nothing new came: answer with a fresh read, as before the wait.
 			deadline = time.Now()
 		}
 	}
+}
+
+// readPooled reads the partitions within what fetchPool grants, up to
+// maxBytes. The bytes the records hold (held) stay taken from the pool
+// until the caller gives them back; the first batch may have been read on
+// credit beyond the grant.
+func (s *Server) readPooled(parts []*sessionPart, maxBytes int32, readCommitted bool) (results []fetchResult, waits []<-chan struct{}, bytes int, granted, held int64, anyErr bool) {
+	granted = s.fetchPool.take(int64(maxBytes))
+	defer func() { s.fetchPool.give(granted - held) }() // also if a read panics
+	results, waits, bytes, h, anyErr := s.readPartitions(parts, int(granted), readCommitted)
+	held = int64(h)
+	return results, waits, bytes, granted, held, anyErr
 }
 
 // dedupeFetchPartitions keeps one entry per partition, as Kafka does by
