@@ -429,6 +429,34 @@ func TestRepeatedNamesAnsweredOnce(t *testing.T) {
 			t.Fatalf("%d groups answered for %d copies of one", len(resp.Groups), copies)
 		}
 	})
+	t.Run("DeleteRecords", func(t *testing.T) {
+		cl := newClient(t, b.Addr(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		for range 3 {
+			if err := cl.ProduceSync(testContext(t), &kgo.Record{Topic: "named", Partition: 1, Value: []byte("x")}).FirstErr(); err != nil {
+				t.Fatalf("produce: %v", err)
+			}
+		}
+		req := kmsg.NewPtrDeleteRecordsRequest()
+		req.Version = 2
+		for range copies {
+			rt := kmsg.NewDeleteRecordsRequestTopic()
+			rt.Topic = "named"
+			for _, off := range []int64{2, 1} {
+				rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+				rp.Partition, rp.Offset = 1, off
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			req.Topics = append(req.Topics, rt)
+		}
+		resp := send(req).(*kmsg.DeleteRecordsResponse)
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			t.Fatalf("%d topics answered for %d copies of one partition; want one, with one partition", len(resp.Topics), 2*copies)
+		}
+		// Kafka keeps the last offset named for a partition.
+		if rp := resp.Topics[0].Partitions[0]; rp.ErrorCode != 0 || rp.LowWatermark != 1 {
+			t.Fatalf("delete records to 2 then 1: error %d, low watermark %d; want the last, 1", rp.ErrorCode, rp.LowWatermark)
+		}
+	})
 	t.Run("DescribeLogDirs", func(t *testing.T) {
 		req := kmsg.NewPtrDescribeLogDirsRequest()
 		req.Version = 4
