@@ -511,6 +511,30 @@ func TestCreateBeyondKafkaRecordLimitFailsWhole(t *testing.T) {
 		t.Fatalf("a failed oversized CreateTopics created topics: %v", ids)
 	}
 
+	// Auto-creation through Metadata: Kafka sends the missing topics to its
+	// controller as one CreateTopics, which fails whole beyond the bound,
+	// and answers each topic UNKNOWN_TOPIC_OR_PARTITION.
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version = 12
+	md.AllowAutoTopicCreation = true
+	for i := range 5001 { // a topic record and a partition record each
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(fmt.Sprintf("auto-%d", i))
+		md.Topics = append(md.Topics, rt)
+	}
+	mresp := roundTrip(t, c, md, 3).(*kmsg.MetadataResponse)
+	if len(mresp.Topics) != len(md.Topics) {
+		t.Fatalf("metadata answered %d of %d topics", len(mresp.Topics), len(md.Topics))
+	}
+	for _, mt := range mresp.Topics {
+		if mt.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+			t.Fatalf("auto-creating 5001 topics: %v answered with error %d, want UNKNOWN_TOPIC_OR_PARTITION", *mt.Topic, mt.ErrorCode)
+		}
+	}
+	if ids := existingTopics(t, adm); ids["auto-0"] {
+		t.Fatal("a Metadata request beyond the bound auto-created topics")
+	}
+
 	grow := func(count int32) *kmsg.CreatePartitionsResponse {
 		req := kmsg.NewPtrCreatePartitionsRequest()
 		req.Version = 3
