@@ -361,6 +361,14 @@ func TestFetchLimitsFromBrokerConfig(t *testing.T) {
 func TestRepeatedNamesAnsweredOnce(t *testing.T) {
 	b := startBroker(t, nil)
 	createTopic(t, newAdmin(t, b.Addr()), "named", 3, nil)
+	// Three records in partition 1 from an idempotent producer (kgo's
+	// default), for DeleteRecords and DescribeProducers.
+	cl := newClient(t, b.Addr(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for range 3 {
+		if err := cl.ProduceSync(testContext(t), &kgo.Record{Topic: "named", Partition: 1, Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
 	c := dialRaw(t, b.Addr())
 	corr := int32(0)
 	send := func(req kmsg.Request) kmsg.Response {
@@ -430,12 +438,6 @@ func TestRepeatedNamesAnsweredOnce(t *testing.T) {
 		}
 	})
 	t.Run("DeleteRecords", func(t *testing.T) {
-		cl := newClient(t, b.Addr(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-		for range 3 {
-			if err := cl.ProduceSync(testContext(t), &kgo.Record{Topic: "named", Partition: 1, Value: []byte("x")}).FirstErr(); err != nil {
-				t.Fatalf("produce: %v", err)
-			}
-		}
 		req := kmsg.NewPtrDeleteRecordsRequest()
 		req.Version = 2
 		for range copies {
@@ -455,6 +457,19 @@ func TestRepeatedNamesAnsweredOnce(t *testing.T) {
 		// Kafka keeps the last offset named for a partition.
 		if rp := resp.Topics[0].Partitions[0]; rp.ErrorCode != 0 || rp.LowWatermark != 1 {
 			t.Fatalf("delete records to 2 then 1: error %d, low watermark %d; want the last, 1", rp.ErrorCode, rp.LowWatermark)
+		}
+	})
+	t.Run("DescribeProducers", func(t *testing.T) {
+		req := kmsg.NewPtrDescribeProducersRequest()
+		for range copies {
+			rt := kmsg.NewDescribeProducersRequestTopic()
+			rt.Topic = "named"
+			rt.Partitions = []int32{1, 1}
+			req.Topics = append(req.Topics, rt)
+		}
+		resp := send(req).(*kmsg.DescribeProducersResponse)
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 || len(resp.Topics[0].Partitions[0].ActiveProducers) == 0 {
+			t.Fatalf("%d topics answered for %d copies of one partition; want one, with one partition and its producers", len(resp.Topics), 2*copies)
 		}
 	})
 	t.Run("DescribeLogDirs", func(t *testing.T) {
