@@ -472,6 +472,15 @@ func TestRepeatedNamesAnsweredOnce(t *testing.T) {
 			t.Fatalf("%d topics answered for %d copies of one partition; want one, with one partition and its producers", len(resp.Topics), 2*copies)
 		}
 	})
+	t.Run("DescribeTransactions", func(t *testing.T) {
+		req := kmsg.NewPtrDescribeTransactionsRequest()
+		for range copies {
+			req.TransactionalIDs = append(req.TransactionalIDs, "tx")
+		}
+		if resp := send(req).(*kmsg.DescribeTransactionsResponse); len(resp.TransactionStates) != 1 {
+			t.Fatalf("%d transactions answered for %d copies of one", len(resp.TransactionStates), copies)
+		}
+	})
 	t.Run("DescribeLogDirs", func(t *testing.T) {
 		req := kmsg.NewPtrDescribeLogDirsRequest()
 		req.Version = 4

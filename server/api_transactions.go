@@ -79,7 +79,9 @@ func collapseDescribeProducers(topics []kmsg.DescribeProducersRequestTopic) []km
 func (s *Server) handleDescribeTransactions(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.DescribeTransactionsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeTransactionsResponse)
-	for _, id := range req.TransactionalIDs {
+	// A transaction is answered with every partition in it; a repeated id
+	// is answered once (Kafka answers every copy).
+	for _, id := range distinctStrings(req.TransactionalIDs) {
 		st := kmsg.NewDescribeTransactionsResponseTransactionState()
 		st.TransactionalID = id
 		d, ok := s.txn.Describe(id)
