@@ -352,6 +352,19 @@ func TestFetchLimitsFromBrokerConfig(t *testing.T) {
 			t.Fatalf("consumer read %d records through an empty pool, want %d", len(got[0]), batches)
 		}
 	})
+	t.Run("PoolGivenBackAfterFetches", func(t *testing.T) {
+		b := startBroker(t, nil)
+		load(t, b.Addr())
+		// A consumer reading everything, long polls at the end included,
+		// then a fetch whose connection closes before its answer is read.
+		readPartitions(t, b.Addr(), "limited", 1)
+		c := dialRaw(t, b.Addr())
+		sendRaw(t, c, encodeRequest(hugeFetch("limited", 0), 1))
+		c.Close()
+		eventually(t, 10*time.Second, "the fetch pool to be given back", func() bool {
+			return b.Stats().FetchBytesHeld == 0
+		})
+	})
 }
 
 // TestRepeatedNamesAnsweredOnce checks the APIs whose answer to one name is

@@ -241,6 +241,10 @@ func (s *Server) Close() error {
 type Stats struct {
 	Connections   int   // open client connections
 	ParkedFetches int64 // fetches waiting for data (long polls)
+	// FetchBytesHeld is what fetch responses being built or sent hold of
+	// fetch.memory.pool.bytes (more than the pool when first batches were
+	// read on credit).
+	FetchBytesHeld int64
 }
 
 type serverStats struct {
@@ -252,5 +256,6 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	conns := len(s.mu.conns)
 	s.mu.Unlock()
-	return Stats{Connections: conns, ParkedFetches: s.stats.parkedFetches.Load()}
+	return Stats{Connections: conns, ParkedFetches: s.stats.parkedFetches.Load(),
+		FetchBytesHeld: s.cfg.fetchMemoryPoolBytes - s.fetchPool.available()}
 }
