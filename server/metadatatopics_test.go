@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/skiffmq/skiff/protocol"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -99,4 +100,70 @@ func TestCollapseMetadataTopicsLeavesOtherBodiesAlone(t *testing.T) {
 			t.Fatalf("%s: body rewritten to %x, want it unchanged", c.name, out)
 		}
 	}
+}
+
+// FuzzCollapseMetadataTopics checks on any bytes that collapsing never
+// panics, and that a body that decodes still decodes afterwards to the
+// same distinct topics in the same order, with the same other fields.
+func FuzzCollapseMetadataTopics(f *testing.F) {
+	for _, v := range []int16{1, 4, 9, 10, 12} {
+		req := kmsg.NewPtrMetadataRequest()
+		req.Version = v
+		for _, n := range []string{"a", "a", "", "b", ""} {
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = &n
+			req.Topics = append(req.Topics, rt)
+		}
+		f.Add(v, metadataBody(req))
+	}
+	f.Fuzz(func(t *testing.T, v int16, body []byte) {
+		if v < 0 || v > 13 {
+			return
+		}
+		decode := func(b []byte) (*kmsg.MetadataRequest, bool) {
+			req := kmsg.NewPtrMetadataRequest()
+			req.Version = v
+			if req.IsFlexible() {
+				var err error
+				if b, err = protocol.SkipTags(b); err != nil {
+					return nil, false
+				}
+			}
+			return req, req.ReadFrom(b) == nil
+		}
+		out := collapseMetadataTopics(v, body)
+		in, ok := decode(body)
+		if !ok {
+			return
+		}
+		got, ok := decode(out)
+		if !ok {
+			t.Fatalf("v%d: a body that decodes no longer does after collapsing", v)
+		}
+		var want []kmsg.MetadataRequestTopic
+		seen := map[string]bool{}
+		for _, rt := range in.Topics {
+			k := string(rt.TopicID[:])
+			if rt.Topic != nil {
+				k += "\x00" + *rt.Topic
+			}
+			if !seen[k] {
+				seen[k] = true
+				want = append(want, rt)
+			}
+		}
+		if len(got.Topics) != len(want) {
+			t.Fatalf("v%d: %d topics after collapsing, want %d distinct", v, len(got.Topics), len(want))
+		}
+		for i := range want {
+			if got.Topics[i].TopicID != want[i].TopicID || (got.Topics[i].Topic == nil) != (want[i].Topic == nil) ||
+				(want[i].Topic != nil && *got.Topics[i].Topic != *want[i].Topic) {
+				t.Fatalf("v%d: topic %d differs after collapsing", v, i)
+			}
+		}
+		if got.AllowAutoTopicCreation != in.AllowAutoTopicCreation || got.IncludeTopicAuthorizedOperations != in.IncludeTopicAuthorizedOperations ||
+			got.IncludeClusterAuthorizedOperations != in.IncludeClusterAuthorizedOperations {
+			t.Fatalf("v%d: fields after the topics changed", v)
+		}
+	})
 }
