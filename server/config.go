@@ -107,6 +107,7 @@ var ignoredBrokerConfigs = []string{
 	"controller.listener.names", "inter.broker.listener.name",
 	"num.network.threads", "num.io.threads", "num.replica.fetchers", "num.recovery.threads.per.data.dir",
 	"socket.send.buffer.bytes", "socket.receive.buffer.bytes", "replica.lag.time.max.ms",
+	"replica.fetch.max.bytes", "replica.fetch.response.max.bytes", // follower-side fetch sizes
 	"share.coordinator.state.topic.replication.factor", "share.coordinator.state.topic.min.isr",
 	"group.coordinator.rebalance.protocols", "auto.leader.rebalance.enable", "log.cleaner.enable",
 	"log.cleaner.threads", "zookeeper.connect", "confluent.support.metrics.enable",
