@@ -74,6 +74,10 @@ func DecodeRequest(h RequestHeader, rest []byte) (kmsg.Request, error) {
 	return req, nil
 }
 
+// SkipTags skips a tagged-field section and returns what follows it, for
+// callers that walk a flexible request's bytes before it is decoded.
+func SkipTags(b []byte) ([]byte, error) { return skipTags(b) }
+
 // skipTags skips a tagged-field section: a count, then for each field its
 // tag and a length-prefixed value.
 func skipTags(b []byte) ([]byte, error) {

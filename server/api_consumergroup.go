@@ -14,5 +14,7 @@ func (s *Server) handleConsumerGroupHeartbeat(r *request) (kmsg.Response, error)
 }
 
 func (s *Server) handleConsumerGroupDescribe(r *request) (kmsg.Response, error) {
-	return s.groups.ConsumerGroupDescribe(groupContext(r), r.kreq.(*kmsg.ConsumerGroupDescribeRequest)), nil
+	req := r.kreq.(*kmsg.ConsumerGroupDescribeRequest)
+	req.Groups = distinctStrings(req.Groups) // as DescribeGroups
+	return s.groups.ConsumerGroupDescribe(groupContext(r), req), nil
 }

@@ -18,9 +18,23 @@ func (s *Server) handleCreatePartitions(r *request) (kmsg.Response, error) {
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
+	// As for CreateTopics, Kafka fails the whole request if it would write
+	// more than maxRecordsPerUserOp partition records.
+	var added int64
+	for _, rt := range req.Topics {
+		if v, ok := s.meta.view(rt.Topic); ok && seen[rt.Topic] == 1 && !v.internal && rt.Count > v.partitions {
+			added += int64(rt.Count - v.partitions)
+		}
+	}
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
+		if added > maxRecordsPerUserOp {
+			st.ErrorCode = kerr.PolicyViolation.Code
+			st.ErrorMessage = kmsg.StringPtr(excessiveBatchMessage)
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		code, msg := s.createPartitions(&rt, seen[rt.Topic] > 1, req.ValidateOnly)
 		if code != nil {
 			st.ErrorCode = code.Code

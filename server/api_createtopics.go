@@ -22,6 +22,17 @@ func (s *Server) handleCreateTopics(r *request) (kmsg.Response, error) {
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
+	if s.createTopicsRecords(req, seen) > maxRecordsPerUserOp {
+		for _, rt := range req.Topics {
+			st := kmsg.NewCreateTopicsResponseTopic()
+			st.Topic = rt.Topic
+			st.NumPartitions, st.ReplicationFactor = -1, -1
+			st.ErrorCode = kerr.PolicyViolation.Code
+			st.ErrorMessage = kmsg.StringPtr(excessiveBatchMessage)
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil
+	}
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
@@ -72,6 +83,38 @@ func (s *Server) handleCreateTopics(r *request) (kmsg.Response, error) {
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
+}
+
+// maxRecordsPerUserOp is Kafka's bound on the metadata records one admin
+// operation may write (QuorumController.MAX_RECORDS_PER_USER_OP). A
+// CreateTopics or CreatePartitions that would write more fails whole with
+// POLICY_VIOLATION, so a request of a few bytes cannot ask for millions
+// of partitions (and as many files).
+const maxRecordsPerUserOp = 10000
+
+// excessiveBatchMessage is Kafka's message for that failure.
+const excessiveBatchMessage = "Unable to perform excessively large batch operation."
+
+// createTopicsRecords counts the records Kafka's controller would write
+// for the topics of req that it would create: a topic record, one per
+// partition and one per config.
+func (s *Server) createTopicsRecords(req *kmsg.CreateTopicsRequest, seen map[string]int) int64 {
+	var n int64
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		if seen[rt.Topic] > 1 {
+			continue
+		}
+		partitions, _, configs, code, _ := s.validateNewTopic(rt)
+		if code != nil {
+			continue
+		}
+		if _, exists := s.meta.view(rt.Topic); exists {
+			continue
+		}
+		n += 1 + int64(partitions) + int64(len(configs))
+	}
+	return n
 }
 
 // validateNewTopic applies Kafka's CreateTopics checks to one topic and

@@ -18,7 +18,7 @@ const deleteToHighWatermark = -1
 func (s *Server) handleDeleteRecords(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.DeleteRecordsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
-	for _, rt := range req.Topics {
+	for _, rt := range collapseDeleteRecords(req.Topics) {
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
 		for _, rp := range rt.Partitions {
@@ -56,4 +56,37 @@ func (s *Server) handleDeleteRecords(r *request) (kmsg.Response, error) {
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
+}
+
+// collapseDeleteRecords keeps one entry per partition, the last offset
+// asked for winning, and one per topic, as Kafka collects the request in
+// a map by partition: each entry moves the log start and writes its
+// checkpoint, so a repeated partition must not do that over and over.
+func collapseDeleteRecords(topics []kmsg.DeleteRecordsRequestTopic) []kmsg.DeleteRecordsRequestTopic {
+	type at struct{ topic, partition int }
+	type topicPartition struct {
+		topic     string
+		partition int32
+	}
+	topicAt := make(map[string]int, len(topics))
+	partAt := make(map[topicPartition]at)
+	var out []kmsg.DeleteRecordsRequestTopic
+	for _, rt := range topics {
+		ti, ok := topicAt[rt.Topic]
+		if !ok {
+			ti = len(out)
+			topicAt[rt.Topic] = ti
+			out = append(out, kmsg.DeleteRecordsRequestTopic{Topic: rt.Topic})
+		}
+		for _, rp := range rt.Partitions {
+			k := topicPartition{rt.Topic, rp.Partition}
+			if a, dup := partAt[k]; dup {
+				out[a.topic].Partitions[a.partition].Offset = rp.Offset
+				continue
+			}
+			partAt[k] = at{ti, len(out[ti].Partitions)}
+			out[ti].Partitions = append(out[ti].Partitions, rp)
+		}
+	}
+	return out
 }

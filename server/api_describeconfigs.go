@@ -34,7 +34,17 @@ type configSynonym struct {
 func (s *Server) handleDescribeConfigs(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.DescribeConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
+	// Each resource is answered with all its configs (and, if asked, their
+	// synonyms and documentation): kilobytes for a dozen request bytes.
+	// Kafka answers every copy of a repeated resource; Skiff answers each
+	// distinct one once, so that a request cannot multiply its answer.
+	seen := make(map[string]bool, len(req.Resources))
 	for _, rr := range req.Resources {
+		if key := describeConfigsKey(rr); seen[key] {
+			continue
+		} else {
+			seen[key] = true
+		}
 		res := kmsg.NewDescribeConfigsResponseResource()
 		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
 		entries, code, msg := s.describeResource(rr.ResourceType, rr.ResourceName)
@@ -55,6 +65,15 @@ func (s *Server) handleDescribeConfigs(r *request) (kmsg.Response, error) {
 		resp.Resources = append(resp.Resources, res)
 	}
 	return resp, nil
+}
+
+// describeConfigsKey identifies a resource and the configs asked of it.
+func describeConfigsKey(rr kmsg.DescribeConfigsRequestResource) string {
+	key := strconv.Itoa(int(rr.ResourceType)) + "\x00" + rr.ResourceName
+	if rr.ConfigNames != nil {
+		key += "\x00" + strings.Join(rr.ConfigNames, "\x00")
+	}
+	return key
 }
 
 func (e *configEntry) wire(req *kmsg.DescribeConfigsRequest) kmsg.DescribeConfigsResponseResourceConfig {

@@ -33,10 +33,22 @@ func (s *Server) handleDescribeLogDirs(r *request) (kmsg.Response, error) {
 			wants = append(wants, want{topic: name})
 		}
 	} else {
+		// Kafka collects the requested partitions in a set, so a topic or
+		// partition named many times is described once.
+		at := make(map[string]int, len(req.Topics))
+		seen := make(map[int64]bool)
 		for _, rt := range req.Topics {
-			wants = append(wants, want{topic: rt.Topic, parts: rt.Partitions})
-			if wants[len(wants)-1].parts == nil {
-				wants[len(wants)-1].parts = []int32{}
+			i, ok := at[rt.Topic]
+			if !ok {
+				i = len(wants)
+				at[rt.Topic] = i
+				wants = append(wants, want{topic: rt.Topic, parts: []int32{}})
+			}
+			for _, p := range rt.Partitions {
+				if k := int64(i)<<32 | int64(uint32(p)); !seen[k] {
+					seen[k] = true
+					wants[i].parts = append(wants[i].parts, p)
+				}
 			}
 		}
 	}

@@ -43,6 +43,7 @@ func (s *Server) handleFetch(r *request) (kmsg.Response, error) {
 			})
 		}
 	}
+	reqParts = dedupeFetchPartitions(reqParts)
 	var parts []*sessionPart
 	if sess != nil {
 		sess.mu.Lock()
@@ -67,15 +68,60 @@ func (s *Server) handleFetch(r *request) (kmsg.Response, error) {
 	}
 
 	readCommitted := req.IsolationLevel == 1
+	// The broker's fetch.max.bytes caps what any request may ask for, and
+	// min_bytes cannot exceed the cap (KafkaApis.handleFetchRequest).
+	maxBytes := min(max(req.MaxBytes, 0), s.cfg.fetchMaxBytes)
+	minBytes := min(req.MinBytes, maxBytes)
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	for {
-		results, waits, bytes, anyErr := s.readPartitions(parts, req.MaxBytes, readCommitted)
+		results, waits, bytes, granted, held, anyErr := s.readPooled(parts, maxBytes, readCommitted)
 		remaining := time.Until(deadline)
-		if bytes >= int(req.MinBytes) || anyErr || remaining <= 0 || !s.waitForData(r, waits, remaining) {
+		// A fetch the pool cut short answers with what it could read rather
+		// than wait for min_bytes that the pool would not let it return.
+		cut := bytes > 0 && int64(bytes) >= granted
+		if bytes >= int(minBytes) || cut || anyErr || remaining <= 0 {
 			s.fillFetchResponse(resp, parts, results, incremental, useIDs, readCommitted)
-			return resp, nil
+			return &heldResponse{Response: resp, release: func() { s.fetchPool.give(held) }}, nil
+		}
+		s.fetchPool.give(held) // these results are dropped: read again after the wait
+		if !s.waitForData(r, waits, remaining) {
+			// Nothing new came: answer with a fresh read, as before the wait.
+			deadline = time.Now()
 		}
 	}
+}
+
+// readPooled reads the partitions within what fetchPool grants, up to
+// maxBytes. The bytes the records hold (held) stay taken from the pool
+// until the caller gives them back; the first batch may have been read on
+// credit beyond the grant.
+func (s *Server) readPooled(parts []*sessionPart, maxBytes int32, readCommitted bool) (results []fetchResult, waits []<-chan struct{}, bytes int, granted, held int64, anyErr bool) {
+	granted = s.fetchPool.take(int64(maxBytes))
+	defer func() { s.fetchPool.give(granted - held) }() // also if a read panics
+	results, waits, bytes, h, anyErr := s.readPartitions(parts, int(granted), readCommitted)
+	held = int64(h)
+	return results, waits, bytes, granted, held, anyErr
+}
+
+// dedupeFetchPartitions keeps one entry per partition, as Kafka does by
+// collecting a request's partitions in a map (FetchRequest.fetchData): the
+// first occurrence keeps its place and the last one's fields win. A
+// request naming one partition many times must not read it many times.
+func dedupeFetchPartitions(parts []fetchPartitionReq) []fetchPartitionReq {
+	if len(parts) < 2 {
+		return parts
+	}
+	at := make(map[sessionKey]int, len(parts))
+	out := parts[:0]
+	for _, p := range parts {
+		if i, dup := at[p.key]; dup {
+			out[i] = p
+			continue
+		}
+		at[p.key] = len(out)
+		out = append(out, p)
+	}
+	return out
 }
 
 // fetchTopicName resolves a fetched topic: by name before v13, by topic id
@@ -101,14 +147,12 @@ type fetchResult struct {
 // readPartitions reads every partition once, honouring the response and
 // per-partition byte limits and Kafka's rule that the first batch of the
 // response is returned even if it exceeds them (so a consumer never stalls
-// on a large batch).
-func (s *Server) readPartitions(parts []*sessionPart, maxBytes int32, readCommitted bool) ([]fetchResult, []<-chan struct{}, int, bool) {
-	results := make([]fetchResult, len(parts))
-	waits := make([]<-chan struct{}, 0, len(parts))
-	total, anyErr := 0, false
-	if maxBytes <= 0 {
-		maxBytes = 1<<31 - 1
-	}
+// on a large batch). It returns the bytes of records in the response and
+// the bytes the read buffers hold (more, when read_committed cuts records
+// at the last stable offset).
+func (s *Server) readPartitions(parts []*sessionPart, maxBytes int, readCommitted bool) (results []fetchResult, waits []<-chan struct{}, total, held int, anyErr bool) {
+	results = make([]fetchResult, len(parts))
+	waits = make([]<-chan struct{}, 0, len(parts))
 	for i, sp := range parts {
 		res := &results[i]
 		res.hw, res.lso, res.logStart = -1, -1, -1
@@ -129,7 +173,7 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int32, readCommit
 			continue
 		}
 		waits = append(waits, p.log.Wait())
-		limit := min(int(sp.maxBytes), int(maxBytes)-total)
+		limit := min(int(sp.maxBytes), maxBytes-total)
 		if limit <= 0 && total > 0 {
 			// The response is full: report the partition without reading it.
 			res.hw, res.logStart = p.log.HighWatermark(), p.log.LogStartOffset()
@@ -148,12 +192,13 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int32, readCommit
 			continue
 		}
 		res.records = rr.Records
+		held += cap(rr.Records)
 		if readCommitted {
 			res.records, res.aborted = committedRecords(p, sp.fetchOffset, rr.Records, res.lso)
 		}
 		total += len(res.records)
 	}
-	return results, waits, total, anyErr
+	return results, waits, total, held, anyErr
 }
 
 func fetchErrorCode(err error) int16 {

@@ -14,7 +14,28 @@ func (s *Server) handleListGroups(r *request) (kmsg.Response, error) {
 }
 
 func (s *Server) handleDescribeGroups(r *request) (kmsg.Response, error) {
-	return s.groups.DescribeGroups(groupContext(r), r.kreq.(*kmsg.DescribeGroupsRequest)), nil
+	req := r.kreq.(*kmsg.DescribeGroupsRequest)
+	// A group is described with every member's metadata and assignment;
+	// each distinct group is answered once (Kafka answers every copy).
+	req.Groups = distinctStrings(req.Groups)
+	return s.groups.DescribeGroups(groupContext(r), req), nil
+}
+
+// distinctStrings drops repeated strings, keeping first occurrences in
+// order, so that a request naming one thing many times is answered once.
+func distinctStrings(in []string) []string {
+	if len(in) < 2 {
+		return in
+	}
+	seen := make(map[string]bool, len(in))
+	out := in[:0]
+	for _, v := range in {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func (s *Server) handleDeleteGroups(r *request) (kmsg.Response, error) {

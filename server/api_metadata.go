@@ -5,7 +5,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() { register(kmsg.Metadata, 0, 13, (*Server).handleMetadata) }
+func init() {
+	register(kmsg.Metadata, 0, 13, (*Server).handleMetadata)
+	beforeDecode[int16(kmsg.Metadata)] = collapseMetadataTopics
+}
 
 // authorizedOperationsOmitted is Kafka's value for "not requested".
 const authorizedOperationsOmitted = -2147483648
@@ -33,8 +36,21 @@ func (s *Server) handleMetadata(r *request) (kmsg.Response, error) {
 		}
 		return resp, nil
 	}
+	autoCreate := allowCreate && s.cfg.autoCreateTopics && s.autoCreateRecords(req.Topics) <= maxRecordsPerUserOp
+	// Kafka answers each distinct topic once (it turns the list into a
+	// set), so a request repeating a name cannot multiply the response.
+	seenNames := make(map[string]bool, len(req.Topics))
+	seenIDs := make(map[[16]byte]bool)
 	for _, rt := range req.Topics {
 		var name string
+		switch {
+		case rt.Topic != nil && seenNames[*rt.Topic], rt.Topic == nil && seenIDs[rt.TopicID]:
+			continue
+		case rt.Topic != nil:
+			seenNames[*rt.Topic] = true
+		default:
+			seenIDs[rt.TopicID] = true
+		}
 		switch {
 		case rt.Topic != nil && *rt.Topic != "":
 			name = *rt.Topic
@@ -50,13 +66,16 @@ func (s *Server) handleMetadata(r *request) (kmsg.Response, error) {
 			}
 			name = t.name
 		default:
+			// An empty name is not a valid topic: Kafka answers it by name
+			// with INVALID_TOPIC_EXCEPTION (Topic.validate).
 			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic = rt.Topic
 			mt.ErrorCode = kerr.InvalidTopicException.Code
 			mt.AuthorizedOperations = authorizedOperationsOmitted
 			resp.Topics = append(resp.Topics, mt)
 			continue
 		}
-		if _, ok := s.meta.view(name); !ok && allowCreate && s.cfg.autoCreateTopics {
+		if _, ok := s.meta.view(name); !ok && autoCreate {
 			if code := s.autoCreateTopic(name); code != 0 {
 				mt := kmsg.NewMetadataResponseTopic()
 				mt.Topic = kmsg.StringPtr(name)
@@ -69,6 +88,31 @@ func (s *Server) handleMetadata(r *request) (kmsg.Response, error) {
 		resp.Topics = append(resp.Topics, s.metadataTopic(req, name))
 	}
 	return resp, nil
+}
+
+// autoCreateRecords counts the metadata records that auto-creating the
+// missing topics named in a Metadata request would write. Kafka sends them
+// to its controller as one CreateTopics, which fails whole beyond
+// maxRecordsPerUserOp; the Metadata answer for each is then
+// UNKNOWN_TOPIC_OR_PARTITION, as for any missing topic. Creating topics is
+// disk work, so this also bounds what one request can make the broker do.
+func (s *Server) autoCreateRecords(topics []kmsg.MetadataRequestTopic) int64 {
+	var n int64
+	seen := make(map[string]bool)
+	for _, rt := range topics {
+		if rt.Topic == nil || seen[*rt.Topic] {
+			continue
+		}
+		name := *rt.Topic
+		seen[name] = true
+		if validateTopicName(name) != nil || isInternalTopic(name) {
+			continue
+		}
+		if _, ok := s.meta.view(name); !ok {
+			n += 1 + int64(s.cfg.numPartitions)
+		}
+	}
+	return n
 }
 
 // autoCreateTopic creates a topic with the broker defaults on first use, as

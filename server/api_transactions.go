@@ -21,7 +21,10 @@ func init() {
 func (s *Server) handleDescribeProducers(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.DescribeProducersRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeProducersResponse)
-	for _, t := range req.Topics {
+	// Each partition is answered with all its active producers; a repeated
+	// partition is answered once (Kafka answers every copy), so that four
+	// request bytes cannot ask for a partition's whole producer state again.
+	for _, t := range collapseDescribeProducers(req.Topics) {
 		rt := kmsg.NewDescribeProducersResponseTopic()
 		rt.Topic = t.Topic
 		for _, pi := range t.Partitions {
@@ -46,10 +49,39 @@ func (s *Server) handleDescribeProducers(r *request) (kmsg.Response, error) {
 	return resp, nil
 }
 
+// collapseDescribeProducers keeps each topic once, with each of its
+// partitions once, in the order first named.
+func collapseDescribeProducers(topics []kmsg.DescribeProducersRequestTopic) []kmsg.DescribeProducersRequestTopic {
+	type topicPartition struct {
+		topic     string
+		partition int32
+	}
+	topicAt := make(map[string]int, len(topics))
+	seen := make(map[topicPartition]bool)
+	var out []kmsg.DescribeProducersRequestTopic
+	for _, t := range topics {
+		i, ok := topicAt[t.Topic]
+		if !ok {
+			i = len(out)
+			topicAt[t.Topic] = i
+			out = append(out, kmsg.DescribeProducersRequestTopic{Topic: t.Topic})
+		}
+		for _, p := range t.Partitions {
+			if k := (topicPartition{t.Topic, p}); !seen[k] {
+				seen[k] = true
+				out[i].Partitions = append(out[i].Partitions, p)
+			}
+		}
+	}
+	return out
+}
+
 func (s *Server) handleDescribeTransactions(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.DescribeTransactionsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeTransactionsResponse)
-	for _, id := range req.TransactionalIDs {
+	// A transaction is answered with every partition in it; a repeated id
+	// is answered once (Kafka answers every copy).
+	for _, id := range distinctStrings(req.TransactionalIDs) {
 		st := kmsg.NewDescribeTransactionsResponseTransactionState()
 		st.TransactionalID = id
 		d, ok := s.txn.Describe(id)

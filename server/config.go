@@ -42,6 +42,8 @@ type Config struct {
 	socketRequestMaxBytes  int32
 	connectionsMaxIdle     time.Duration // <= 0: connections never expire
 	queuedMaxRequestBytes  int64         // <= 0: unbounded
+	fetchMaxBytes          int32
+	fetchMemoryPoolBytes   int64
 	retentionCheckMs       int64
 	offsetsTopicPartitions int32
 	defaultReplication     int16
@@ -74,6 +76,10 @@ var brokerConfigDefs = []brokerConfigDef{
 	{name: "socket.request.max.bytes", typ: typeInt, def: "104857600", check: intRange(1, 1<<31-1)},
 	{name: "connections.max.idle.ms", typ: typeLong, def: "600000"},
 	{name: "queued.max.request.bytes", typ: typeLong, def: strconv.FormatInt(defaultQueuedMaxRequestBytes, 10)},
+	{name: "fetch.max.bytes", typ: typeInt, def: "57671680", check: intRange(1024, 1<<31-1)},
+	// Skiff-specific: the broker-wide budget for fetch response bytes being
+	// built or sent (see fetchpool.go).
+	{name: "fetch.memory.pool.bytes", typ: typeLong, def: "67108864", check: longMin(0)},
 	{name: "log.retention.check.interval.ms", typ: typeLong, def: "300000", check: longMin(1)},
 	{name: "log.retention.minutes", typ: typeInt, def: "", check: intRange(-1, 1<<31-1)},
 	{name: "log.retention.hours", typ: typeInt, def: "168", check: intRange(-1, 1<<31-1)},
@@ -110,6 +116,7 @@ var ignoredBrokerConfigs = []string{
 	"controller.listener.names", "inter.broker.listener.name",
 	"num.network.threads", "num.io.threads", "num.replica.fetchers", "num.recovery.threads.per.data.dir",
 	"socket.send.buffer.bytes", "socket.receive.buffer.bytes", "replica.lag.time.max.ms",
+	"replica.fetch.max.bytes", "replica.fetch.response.max.bytes", // follower-side fetch sizes
 	"share.coordinator.state.topic.replication.factor", "share.coordinator.state.topic.min.isr",
 	"group.coordinator.rebalance.protocols", "auto.leader.rebalance.enable", "log.cleaner.enable",
 	"log.cleaner.threads", "zookeeper.connect", "confluent.support.metrics.enable",
@@ -195,6 +202,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("server: queued.max.request.bytes (%d) must be -1 or at least socket.request.max.bytes (%d)",
 			c.queuedMaxRequestBytes, c.socketRequestMaxBytes)
 	}
+	c.fetchMaxBytes = int32(parseLong(get("fetch.max.bytes")))
+	c.fetchMemoryPoolBytes = parseLong(get("fetch.memory.pool.bytes"))
 	c.retentionCheckMs = parseLong(get("log.retention.check.interval.ms"))
 	c.offsetsTopicPartitions = int32(parseLong(get("offsets.topic.num.partitions")))
 	c.defaultReplication = int16(parseLong(get("default.replication.factor")))

@@ -168,6 +168,9 @@ func (c *conn) readLoop(out chan<- inflight) {
 			c.cancel()
 			return
 		}
+		if rewrite := beforeDecode[hdr.APIKey]; rewrite != nil {
+			rest = rewrite(hdr.APIVersion, rest)
+		}
 		req, err := protocol.DecodeRequest(hdr, rest)
 		if err != nil {
 			mem.release(reserved)
@@ -209,6 +212,7 @@ func (c *conn) handleLoop(in <-chan inflight, out chan<- inflight) {
 		select {
 		case out <- f:
 		case <-c.ctx.Done():
+			releaseResponse(f.resp)
 		}
 	}
 }
@@ -244,18 +248,32 @@ func (c *conn) writeLoop(in <-chan inflight) {
 	// (a client stalled in its first request) does not hold it.
 	var bw *bufio.Writer
 	var buf []byte
+	var pieces [][]byte // the frame: slices of buf and, for fetches, records
 	for f := range in {
 		if c.ctx.Err() != nil {
+			releaseResponse(f.resp)
 			continue // drain so the handler never blocks
 		}
 		if bw == nil {
 			bw = bufio.NewWriterSize(c.nc, 64<<10)
 		}
 		var ok bool
-		if buf, ok = c.encode(buf[:0], f); !ok {
+		buf, pieces, ok = c.encode(buf[:0], pieces[:0], f)
+		if !ok {
+			releaseResponse(f.resp)
 			continue
 		}
-		if _, err := bw.Write(buf); err != nil {
+		var err error
+		for _, p := range pieces {
+			if _, err = bw.Write(p); err != nil {
+				break
+			}
+		}
+		// The records are with the socket or bw now (bufio hands large
+		// writes to the socket directly): give their budget back.
+		clear(pieces)
+		releaseResponse(f.resp)
+		if err != nil {
 			c.cancel()
 			continue
 		}
@@ -277,7 +295,7 @@ func (c *conn) writeLoop(in <-chan inflight) {
 
 // encode completes a deferred response and encodes the response frame. A
 // panic there, like one in a handler, closes only this connection.
-func (c *conn) encode(buf []byte, f inflight) (_ []byte, ok bool) {
+func (c *conn) encode(buf []byte, pieces [][]byte, f inflight) (_ []byte, _ [][]byte, ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			c.log.Error().Str("api", kmsg.NameForKey(f.hdr.APIKey)).Interface("panic", v).Bytes("stack", debug.Stack()).
@@ -291,7 +309,15 @@ func (c *conn) encode(buf []byte, f inflight) (_ []byte, ok bool) {
 		d.wait()
 		resp = d.Response
 	}
-	return protocol.AppendResponse(buf, f.hdr.CorrelationID, resp), true
+	if h, isHeld := resp.(*heldResponse); isHeld {
+		resp = h.Response
+	}
+	if fr, isFetch := resp.(*kmsg.FetchResponse); isFetch {
+		buf, pieces = appendFetchFrame(buf, pieces, f.hdr.CorrelationID, fr)
+		return buf, pieces, true
+	}
+	buf = protocol.AppendResponse(buf, f.hdr.CorrelationID, resp)
+	return buf, append(pieces, buf), true
 }
 
 func isClosedConnErr(err error) bool {

@@ -33,6 +33,23 @@ type deferredResponse struct {
 	wait          func()
 }
 
+// heldResponse is returned (as the kmsg.Response) by handlers whose
+// response holds memory reserved from a broker-wide budget (fetchPool):
+// the connection calls release exactly once, when the response has been
+// written or will never be.
+type heldResponse struct {
+	kmsg.Response
+	release func()
+}
+
+// releaseResponse gives back what resp holds, if anything.
+func releaseResponse(resp kmsg.Response) {
+	if h, ok := resp.(*heldResponse); ok && h.release != nil {
+		h.release()
+		h.release = nil
+	}
+}
+
 type apiEntry struct {
 	key      int16
 	min, max int16
@@ -42,6 +59,11 @@ type apiEntry struct {
 // apis is filled by each api_*.go file's init, so ApiVersions is derived
 // from the handlers that exist and cannot drift from the code.
 var apis = map[int16]apiEntry{}
+
+// beforeDecode rewrites a request's bytes (after the header's fixed part)
+// before they are decoded, for APIs whose decoded form would cost far more
+// memory than the bytes; see collapseMetadataTopics.
+var beforeDecode = map[int16]func(version int16, rest []byte) []byte{}
 
 func register(key kmsg.Key, min, max int16, h handler) {
 	if _, dup := apis[int16(key)]; dup {

@@ -40,6 +40,7 @@ type Server struct {
 	started time.Time
 
 	fetchSessions *fetchSessions
+	fetchPool     *fetchPool // fetch.memory.pool.bytes
 	stats         serverStats
 	reqMem        *requestMemory // queued.max.request.bytes; see requestmemory.go
 
@@ -69,6 +70,7 @@ func New(cfg Config) (*Server, error) {
 		log:           cfg.Logger,
 		fetchSessions: newFetchSessions(),
 		reqMem:        newRequestMemory(cfg.queuedMaxRequestBytes),
+		fetchPool:     newFetchPool(cfg.fetchMemoryPoolBytes),
 	}
 	s.mu.conns = make(map[net.Conn]context.CancelFunc)
 	s.quitCtx, s.quit = context.WithCancel(context.Background())
@@ -258,6 +260,10 @@ type Stats struct {
 	// or waiting to be handled (counted against queued.max.request.bytes;
 	// 0 when that is unbounded).
 	QueuedRequestBytes int64
+	// FetchBytesHeld is what fetch responses being built or sent hold of
+	// fetch.memory.pool.bytes (more than the pool when first batches were
+	// read on credit).
+	FetchBytesHeld int64
 }
 
 type serverStats struct {
@@ -269,5 +275,7 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	conns := len(s.mu.conns)
 	s.mu.Unlock()
-	return Stats{Connections: conns, ParkedFetches: s.stats.parkedFetches.Load(), QueuedRequestBytes: s.reqMem.inUse()}
+	return Stats{Connections: conns, ParkedFetches: s.stats.parkedFetches.Load(),
+		QueuedRequestBytes: s.reqMem.inUse(),
+		FetchBytesHeld:     s.cfg.fetchMemoryPoolBytes - s.fetchPool.available()}
 }
