@@ -182,6 +182,20 @@ func checkBatches(records []byte, cfg produceConfig, now int64) (protocol.BatchH
 	if h.NumRecords <= 0 {
 		return none, kerr.InvalidRecord, "record batch has no records"
 	}
+	// Walk the records as Kafka's LogValidator does, so that a batch whose
+	// header lies about its records (count, offsets, lengths) is refused
+	// rather than stored for consumers to trip over. Kafka answers these
+	// without an error message.
+	info, err := protocol.ValidateRecords(records[:h.Size()], protocol.DefaultMaxDecompressedSize)
+	if err != nil {
+		return none, recordsErrorCode(err), ""
+	}
+	if !cfg.logAppendTime && info.MaxTimestamp != h.MaxTimestamp {
+		// Kafka sets the batch's max timestamp from its records; a wrong
+		// one would misdirect the time index and ListOffsets.
+		protocol.SetMaxTimestamp(records[:h.Size()], info.MaxTimestamp)
+		h.MaxTimestamp = info.MaxTimestamp
+	}
 	if !cfg.logAppendTime {
 		if h.MaxTimestamp > now && h.MaxTimestamp-now > cfg.timestampAfterMs {
 			return none, kerr.InvalidTimestamp, fmt.Sprintf("timestamp %d is more than message.timestamp.after.max.ms ahead of broker time", h.MaxTimestamp)
@@ -191,6 +205,19 @@ func checkBatches(records []byte, cfg produceConfig, now int64) (protocol.BatchH
 		}
 	}
 	return h, nil, ""
+}
+
+// recordsErrorCode maps a protocol.ValidateRecords error to Kafka's code:
+// records that contradict their batch or framing are INVALID_RECORD (Kafka's
+// InvalidRecordException); compressed bytes that do not decompress, or
+// decompress past the limit, are CORRUPT_MESSAGE. (Kafka itself answers
+// UNKNOWN_SERVER_ERROR for undecodable compressed bytes, its decompressor's
+// exception having no error code.)
+func recordsErrorCode(err error) *kerr.Error {
+	if errors.Is(err, protocol.ErrRecordsCorrupt) {
+		return kerr.InvalidRecord
+	}
+	return kerr.CorruptMessage
 }
 
 // appendErrorCode maps a storage or batch error to its Kafka error code.
