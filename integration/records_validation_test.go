@@ -1,0 +1,135 @@
+package integration
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skiffmq/skiff/protocol/protocoltest"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestProduceRefusesLyingBatches is the regression test for batches whose
+// CRC is right but whose records lie (issue 9, finding 5): Skiff stored
+// them and consumers silently skipped the poisoned offsets. Each must get
+// Kafka's error code with no error message or record errors (Kafka throws
+// these as plain InvalidRecordException, not a RecordValidationException),
+// leave the log end offset where it was, and the partition must then take
+// and serve a normal batch.
+func TestProduceRefusesLyingBatches(t *testing.T) {
+	b := startBroker(t, nil)
+	h := newHealthyClients(t, b.Addr())
+	c := dialRaw(t, b.Addr())
+	for i, lb := range protocoltest.LyingBatches(time.Now().UnixMilli()) {
+		t.Run(lb.Name, func(t *testing.T) {
+			topic := fmt.Sprintf("lying-%d", i)
+			createTopic(t, h.adm, topic, 1, nil)
+			resp := roundTrip(t, c, produceV9(topic, 0, lb.Batch), int32(100+i)).(*kmsg.ProduceResponse)
+			if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+				t.Fatalf("response %+v: want one topic with one partition", resp.Topics)
+			}
+			p := resp.Topics[0].Partitions[0]
+			if p.ErrorCode != lb.Want.Code {
+				t.Errorf("partition error %v (%d), want %v (%d)", kerr.ErrorForCode(p.ErrorCode), p.ErrorCode, lb.Want, lb.Want.Code)
+			}
+			if p.ErrorMessage != nil || len(p.ErrorRecords) != 0 {
+				t.Errorf("error message %v and record errors %+v, want neither", p.ErrorMessage, p.ErrorRecords)
+			}
+			if p.BaseOffset != -1 {
+				t.Errorf("base offset %d for a refused batch, want -1", p.BaseOffset)
+			}
+			if got := endOffset(t, h.adm, topic, 0); got != 0 {
+				t.Fatalf("after a refused batch the log end offset is %d, want 0", got)
+			}
+			resp = roundTrip(t, c, produceV9(topic, 0, recordBatch("after", "the lie")), int32(200+i)).(*kmsg.ProduceResponse)
+			if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.BaseOffset != 0 {
+				t.Fatalf("valid batch after the refused one: error %d base offset %d, want 0 and 0", p.ErrorCode, p.BaseOffset)
+			}
+			got := consumeN(t, b.Addr(), topic, 2)
+			for j, want := range []string{"after", "the lie"} {
+				if string(got[j].Value) != want || got[j].Offset != int64(j) {
+					t.Fatalf("record %d: %q at offset %d, want %q at %d", j, got[j].Value, got[j].Offset, want, j)
+				}
+			}
+		})
+	}
+	h.check(t)
+}
+
+// TestListOffsetsCompressedBombFixedMemory is the regression test for the
+// ListOffsets decompression bomb (issue 9, finding 4): every ListOffsets by
+// timestamp decoded the whole batch into a slice of records, so a 4 MB
+// zstd batch of five million records cost about 740 MB per request. On a
+// real skiff process, the batch is produced (Kafka accepts a well-formed
+// batch whatever its compression ratio, within max.message.bytes of
+// compressed size), then four ListOffsets by timestamp must find the right
+// record while the process's peak resident memory stays under 200 MB.
+func TestListOffsetsCompressedBombFixedMemory(t *testing.T) {
+	const (
+		records = 5_000_000
+		perMs   = 1000 // records per millisecond of timestamp
+		limitMB = 200
+	)
+	base := time.Now().UnixMilli() - 10_000
+	batch, err := protocoltest.CompressibleBatch(records, base, perMs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startSkiff(t, buildSkiff(t), t.TempDir())
+	adm := newAdmin(t, p.addr)
+	const topic = "bomb"
+	maxBytes := strconv.Itoa(8 << 20)
+	createTopic(t, adm, topic, 1, map[string]*string{"max.message.bytes": &maxBytes})
+
+	c := dialRaw(t, p.addr)
+	resp := roundTrip(t, c, produceV9(topic, 0, batch), 1).(*kmsg.ProduceResponse)
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("producing the %d-byte batch of %d records: %v", len(batch), records, kerr.ErrorForCode(code))
+	}
+
+	// The first record at or after a timestamp near the batch's end.
+	target := base + (records-perMs/2)/perMs
+	wantOffset := (target - base) * perMs
+	for i := range 4 {
+		listed, err := adm.ListOffsetsAfterMilli(testContext(t), target, topic)
+		if err != nil {
+			t.Fatalf("ListOffsets %d: %v", i, err)
+		}
+		o, ok := listed.Lookup(topic, 0)
+		if !ok || o.Err != nil || o.Offset != wantOffset || o.Timestamp != target {
+			t.Fatalf("ListOffsets %d: %+v, want offset %d at timestamp %d", i, o, wantOffset, target)
+		}
+	}
+	hwm := vmHWM(t, p.cmd.Process.Pid)
+	t.Logf("skiff peak resident memory after producing and 4 ListOffsets: %d MB", hwm>>20)
+	if hwm > limitMB<<20 {
+		t.Fatalf("skiff peak resident memory %d MB, want under %d MB", hwm>>20, limitMB)
+	}
+}
+
+// vmHWM returns the peak resident set size of process pid, in bytes.
+func vmHWM(t *testing.T, pid int) int64 {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc status for the skiff process: %v", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("parsing VmHWM %q: %v", rest, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmHWM line in /proc/%d/status", pid)
+	return 0
+}
