@@ -9,7 +9,9 @@ import (
 )
 
 // ErrRecordsCorrupt is returned when the records inside a batch cannot be
-// decoded. The server answers CORRUPT_MESSAGE.
+// decoded or contradict the batch header. At produce time the server
+// answers INVALID_RECORD, as Kafka does for its InvalidRecordException;
+// when reading a stored batch, CORRUPT_MESSAGE.
 var ErrRecordsCorrupt = errors.New("protocol: records corrupt")
 
 const (

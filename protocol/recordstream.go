@@ -172,7 +172,7 @@ func (s *recordStream) atEnd() bool {
 	if len(s.b) > 0 {
 		return false
 	}
-	return !s.fill(1) && len(s.b) == 0
+	return !s.fill(1) && len(s.b) == 0 && s.err == nil
 }
 
 // decodeError classifies a decompressor's read error.
