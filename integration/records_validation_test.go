@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffmq/skiff/protocol"
 	"github.com/skiffmq/skiff/protocol/protocoltest"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -132,4 +133,41 @@ func vmHWM(t *testing.T, pid int) int64 {
 	}
 	t.Fatalf("no VmHWM line in /proc/%d/status", pid)
 	return 0
+}
+
+// TestProduceFixesUnderstatedMaxTimestamp is the regression test for a
+// batch whose header understates its records' max timestamp: Skiff stored
+// the header's value, which the time index and ListOffsets trust, so the
+// later record could not be found by its timestamp. Kafka sets a CreateTime
+// batch's max timestamp from its records (LogValidator), and so must Skiff.
+func TestProduceFixesUnderstatedMaxTimestamp(t *testing.T) {
+	b := startBroker(t, nil)
+	adm := newAdmin(t, b.Addr())
+	const topic = "understated"
+	createTopic(t, adm, topic, 1, nil)
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	// Two records 5 s apart; RawBatch's header says base for both the
+	// first and the max timestamp.
+	records := protocol.AppendRecord(nil, protocol.Record{OffsetDelta: 0, Value: []byte("early")})
+	records = protocol.AppendRecord(records, protocol.Record{OffsetDelta: 1, TimestampDelta: 5000, Value: []byte("late")})
+	c := dialRaw(t, b.Addr())
+	resp := roundTrip(t, c, produceV9(topic, 0, protocoltest.RawBatch(protocol.CodecNone, 2, 1, base, records)), 1).(*kmsg.ProduceResponse)
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("produce: %v", kerr.ErrorForCode(code))
+	}
+	ctx := testContext(t)
+	listed, err := adm.ListOffsetsAfterMilli(ctx, base+1, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := listed.Lookup(topic, 0); o.Err != nil || o.Offset != 1 || o.Timestamp != base+5000 {
+		t.Errorf("first record after base+1ms: offset %d timestamp %d (%v), want 1 at %d", o.Offset, o.Timestamp, o.Err, base+5000)
+	}
+	maxTS, err := adm.ListMaxTimestampOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := maxTS.Lookup(topic, 0); m.Err != nil || m.Offset != 1 || m.Timestamp != base+5000 {
+		t.Errorf("max timestamp: offset %d timestamp %d (%v), want 1 at %d", m.Offset, m.Timestamp, m.Err, base+5000)
+	}
 }
