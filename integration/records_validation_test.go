@@ -171,3 +171,26 @@ func TestProduceFixesUnderstatedMaxTimestamp(t *testing.T) {
 		t.Errorf("max timestamp: offset %d timestamp %d (%v), want 1 at %d", m.Offset, m.Timestamp, m.Err, base+5000)
 	}
 }
+
+// TestProduceRefusesRecordOlderThanItsBatch is the regression test for the
+// timestamp window being checked against the batch's first timestamp only:
+// a later record with a negative timestamp delta could be older than
+// message.timestamp.before.max.ms allows. Kafka checks every record.
+func TestProduceRefusesRecordOlderThanItsBatch(t *testing.T) {
+	b := startBroker(t, nil)
+	adm := newAdmin(t, b.Addr())
+	const topic = "old-record"
+	hour := strconv.Itoa(int(time.Hour / time.Millisecond))
+	createTopic(t, adm, topic, 1, map[string]*string{"message.timestamp.before.max.ms": &hour})
+	now := time.Now().UnixMilli()
+	records := protocol.AppendRecord(nil, protocol.Record{OffsetDelta: 0, Value: []byte("now")})
+	records = protocol.AppendRecord(records, protocol.Record{OffsetDelta: 1, TimestampDelta: -2 * time.Hour.Milliseconds(), Value: []byte("two hours ago")})
+	c := dialRaw(t, b.Addr())
+	resp := roundTrip(t, c, produceV9(topic, 0, protocoltest.RawBatch(protocol.CodecNone, 2, 1, now, records)), 1).(*kmsg.ProduceResponse)
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidTimestamp.Code {
+		t.Fatalf("produce: %v, want INVALID_TIMESTAMP", kerr.ErrorForCode(code))
+	}
+	if got := endOffset(t, adm, topic, 0); got != 0 {
+		t.Fatalf("log end offset %d after a refused batch, want 0", got)
+	}
+}

@@ -295,6 +295,9 @@ type RecordsInfo struct {
 	// MaxTimestamp is the largest record timestamp (base timestamp plus
 	// delta), or -1 for a batch without records.
 	MaxTimestamp int64
+	// MinTimestamp is the smallest record timestamp other than -1 (Kafka's
+	// "no timestamp"), or -1 if there is none.
+	MinTimestamp int64
 	// NullKeys counts records without a key, which compacted topics refuse.
 	NullKeys int
 	// Bytes is the records' decompressed size.
@@ -315,7 +318,7 @@ type RecordsInfo struct {
 // ErrDecompressedTooLarge when the compressed bytes cannot be read.
 // ValidateRecords does not check the CRC; run ValidateBatch first.
 func ValidateRecords(batch []byte, maxSize int) (RecordsInfo, error) {
-	info := RecordsInfo{MaxTimestamp: -1}
+	info := RecordsInfo{MaxTimestamp: -1, MinTimestamp: -1}
 	h, err := ParseBatchHeader(batch)
 	if err != nil {
 		return info, err
@@ -336,7 +339,11 @@ func ValidateRecords(batch []byte, maxSize int) (RecordsInfo, error) {
 		if r.OffsetDelta != it.Index() {
 			return info, fmt.Errorf("%w: record %d has offset delta %d", ErrRecordsCorrupt, it.Index(), r.OffsetDelta)
 		}
-		info.MaxTimestamp = max(info.MaxTimestamp, h.BaseTimestamp+r.TimestampDelta)
+		ts := h.BaseTimestamp + r.TimestampDelta
+		info.MaxTimestamp = max(info.MaxTimestamp, ts)
+		if ts != -1 && (info.MinTimestamp == -1 || ts < info.MinTimestamp) {
+			info.MinTimestamp = ts
+		}
 		if it.KeyLen() < 0 {
 			info.NullKeys++
 		}

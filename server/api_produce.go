@@ -173,6 +173,11 @@ func checkBatches(records []byte, cfg produceConfig, now int64) (protocol.BatchH
 		return none, kerr.InvalidRecord, "Produce requests are only allowed to contain exactly one record batch per partition"
 	}
 	h, err := protocol.ValidateBatch(records)
+	if errors.Is(err, protocol.ErrBatchOffsetDelta) {
+		// An offset range that ends before it starts: Kafka's
+		// LogValidator.validateBatch throws InvalidRecordException.
+		return none, kerr.InvalidRecord, ""
+	}
 	if err != nil {
 		return none, appendErrorCode(err), ""
 	}
@@ -200,8 +205,10 @@ func checkBatches(records []byte, cfg produceConfig, now int64) (protocol.BatchH
 		if h.MaxTimestamp > now && h.MaxTimestamp-now > cfg.timestampAfterMs {
 			return none, kerr.InvalidTimestamp, fmt.Sprintf("timestamp %d is more than message.timestamp.after.max.ms ahead of broker time", h.MaxTimestamp)
 		}
-		if h.BaseTimestamp >= 0 && h.BaseTimestamp < now && now-h.BaseTimestamp > cfg.timestampBeforeMs {
-			return none, kerr.InvalidTimestamp, fmt.Sprintf("timestamp %d is more than message.timestamp.before.max.ms behind broker time", h.BaseTimestamp)
+		// Kafka checks every record's timestamp, and a record may be older
+		// than the batch's first one.
+		if oldest := info.MinTimestamp; oldest >= 0 && oldest < now && now-oldest > cfg.timestampBeforeMs {
+			return none, kerr.InvalidTimestamp, fmt.Sprintf("timestamp %d is more than message.timestamp.before.max.ms behind broker time", oldest)
 		}
 	}
 	return h, nil, ""

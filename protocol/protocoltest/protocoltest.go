@@ -62,7 +62,8 @@ func recordBody(body ...[]byte) []byte {
 }
 
 // LyingBatches returns the batches of Skiff issue 9 finding 5, each of
-// which Skiff once stored, and what Kafka answers for each. Kafka's
+// which Skiff once stored, and a negative last offset delta, which it
+// refused with the wrong code; and what Kafka answers for each. Kafka's
 // verdicts (LogValidator.validateBatch, DefaultRecordBatch's iterators,
 // DefaultRecord.readFrom): a count that disagrees with the offset range,
 // and any record that cannot be read as framed, throw
@@ -89,6 +90,8 @@ func LyingBatches(ts int64) []LyingBatch {
 		{"gzip garbage", RawBatch(protocol.CodecGzip, 1, 0, ts,
 			[]byte("this was never gzip compressed")), kerr.CorruptMessage},
 		{"last offset delta 2^31-1 for 1 record", RawBatch(protocol.CodecNone, 1, math.MaxInt32, ts,
+			record(0, "one")), kerr.InvalidRecord},
+		{"last offset delta -1", RawBatch(protocol.CodecNone, 1, -1, ts,
 			record(0, "one")), kerr.InvalidRecord},
 	}
 }
