@@ -194,3 +194,56 @@ func TestProduceRefusesRecordOlderThanItsBatch(t *testing.T) {
 		t.Fatalf("log end offset %d after a refused batch, want 0", got)
 	}
 }
+
+// TestProduceCompactedTopicRefusesNullKeys: a compacted topic keeps the
+// latest record per key, so Kafka refuses records without one
+// (LogValidator.validateKey) with INVALID_RECORD, one record error per
+// keyless record and a message that counts them and shows the first three.
+// Skiff accepted them.
+func TestProduceCompactedTopicRefusesNullKeys(t *testing.T) {
+	b := startBroker(t, nil)
+	adm := newAdmin(t, b.Addr())
+	const topic = "compacted"
+	compact := "compact,delete"
+	createTopic(t, adm, topic, 1, map[string]*string{"cleanup.policy": &compact})
+	var records []byte
+	for i, key := range []string{"k", "", "k", "", "", "", "k"} {
+		r := protocol.Record{OffsetDelta: int32(i), Value: []byte("v")}
+		if key != "" {
+			r.Key = []byte(key)
+		}
+		records = protocol.AppendRecord(records, r)
+	}
+	c := dialRaw(t, b.Addr())
+	resp := roundTrip(t, c, produceV9(topic, 0, protocoltest.RawBatch(protocol.CodecNone, 7, 6, time.Now().UnixMilli(), records)), 1).(*kmsg.ProduceResponse)
+	p := resp.Topics[0].Partitions[0]
+	if p.ErrorCode != kerr.InvalidRecord.Code {
+		t.Fatalf("produce: %v, want INVALID_RECORD", kerr.ErrorForCode(p.ErrorCode))
+	}
+	perRecord := "Compacted topic cannot accept message without key in topic partition compacted-0"
+	var got []int32
+	for _, e := range p.ErrorRecords {
+		if e.ErrorMessage == nil || *e.ErrorMessage != perRecord {
+			t.Errorf("record %d error message %v, want %q", e.RelativeOffset, e.ErrorMessage, perRecord)
+		}
+		got = append(got, e.RelativeOffset)
+	}
+	if fmt.Sprint(got) != "[1 3 4 5]" {
+		t.Errorf("record errors for records %v, want [1 3 4 5]", got)
+	}
+	want := "One or more records have been rejected due to 4 record errors in total, and only showing the first three errors at most: [" +
+		"RecordError(batchIndex=1, message='" + perRecord + "'), " +
+		"RecordError(batchIndex=3, message='" + perRecord + "'), " +
+		"RecordError(batchIndex=4, message='" + perRecord + "')]"
+	if p.ErrorMessage == nil || *p.ErrorMessage != want {
+		t.Errorf("error message %v,\nwant %q", p.ErrorMessage, want)
+	}
+	if got := endOffset(t, adm, topic, 0); got != 0 {
+		t.Fatalf("log end offset %d after a refused batch, want 0", got)
+	}
+	resp = roundTrip(t, c, produceV9(topic, 0, protocoltest.RawBatch(protocol.CodecNone, 1, 0, time.Now().UnixMilli(),
+		protocol.AppendRecord(nil, protocol.Record{Key: []byte("k"), Value: []byte("keyed")}))), 2).(*kmsg.ProduceResponse)
+	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.BaseOffset != 0 {
+		t.Fatalf("keyed record: error %d base offset %d, want 0 and 0", p.ErrorCode, p.BaseOffset)
+	}
+}
