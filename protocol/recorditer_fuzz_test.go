@@ -1,7 +1,6 @@
 package protocol_test
 
 import (
-	"bytes"
 	"errors"
 	"math/rand/v2"
 	"reflect"
@@ -83,7 +82,7 @@ func FuzzValidateRecords(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := protocol.ValidateRecords(rebuilt, 2*validateFuzzLimit); err != nil && !bytes.Equal(rebuilt, b) {
+		if _, err := protocol.ValidateRecords(rebuilt, 2*validateFuzzLimit); err != nil {
 			t.Fatalf("rebuilt batch refused: %v", err)
 		}
 	})
