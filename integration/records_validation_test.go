@@ -66,9 +66,9 @@ func TestProduceRefusesLyingBatches(t *testing.T) {
 // ListOffsets decompression bomb (issue 9, finding 4): every ListOffsets by
 // timestamp decoded the whole batch into a slice of records, so a 4 MB
 // zstd batch of five million records cost about 740 MB per request. On a
-// real skiff process, the batch is produced (Kafka accepts a well-formed
-// batch whatever its compression ratio, within max.message.bytes of
-// compressed size), then four ListOffsets by timestamp must find the right
+// real skiff process, an honest batch that size is produced (Kafka accepts
+// a well-formed batch whatever its compression ratio, within
+// max.message.bytes of compressed size), then four ListOffsets by timestamp must find the right
 // record while the process's peak resident memory stays under 200 MB.
 func TestListOffsetsCompressedBombFixedMemory(t *testing.T) {
 	const (
@@ -88,7 +88,18 @@ func TestListOffsetsCompressedBombFixedMemory(t *testing.T) {
 	createTopic(t, adm, topic, 1, map[string]*string{"max.message.bytes": &maxBytes})
 
 	c := dialRaw(t, p.addr)
-	resp := roundTrip(t, c, produceV9(topic, 0, batch), 1).(*kmsg.ProduceResponse)
+	// The finding's own bomb, 9 million records whose offset deltas are
+	// all 0, is no longer stored: it lies about every offset after the
+	// first, and Produce refuses it at the second record.
+	bomb, err := protocoltest.ZeroDeltaBomb(9_000_000, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := roundTrip(t, c, produceV9(topic, 0, bomb), 1).(*kmsg.ProduceResponse)
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidRecord.Code {
+		t.Fatalf("producing the %d-byte zero-delta bomb: %v, want INVALID_RECORD", len(bomb), kerr.ErrorForCode(code))
+	}
+	resp = roundTrip(t, c, produceV9(topic, 0, batch), 2).(*kmsg.ProduceResponse)
 	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
 		t.Fatalf("producing the %d-byte batch of %d records: %v", len(batch), records, kerr.ErrorForCode(code))
 	}

@@ -177,10 +177,11 @@ func TestValidateRecordsSizeLimit(t *testing.T) {
 // TestRecordIteratorBombInFixedMemory is the regression test for the
 // ListOffsets decompression bomb: 4 MB of zstd that hold five million
 // records (55 MB) used to be decoded into a slice of every record, 737 MiB
-// allocated per walk. The iterator must walk it in
-// memory that does not grow with the record count.
+// allocated per walk. The iterator must walk such a batch (two million
+// records here, 300 MiB the old way) in memory that does not grow with the
+// record count.
 func TestRecordIteratorBombInFixedMemory(t *testing.T) {
-	const n = 5_000_000
+	const n = 2_000_000
 	batch, err := protocoltest.CompressibleBatch(n, 1e12, 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -199,5 +200,40 @@ func TestRecordIteratorBombInFixedMemory(t *testing.T) {
 	// 64 KiB read window; a per-record slice would be 100 times this.
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 32<<20 {
 		t.Fatalf("walking %d compressed records allocated %d MiB", n, alloc>>20)
+	}
+}
+
+// TestZeroDeltaBombRefusedAndWalkedInFixedMemory: the bomb of issue 9
+// (9 million 7-byte records, all offset deltas 0, in a few kilobytes of
+// zstd) is refused at its second record, and where one was stored before
+// produce validated records, ListOffsets's skip-key-value walk over all of
+// it costs fixed memory.
+func TestZeroDeltaBombRefusedAndWalkedInFixedMemory(t *testing.T) {
+	const n = 9_000_000
+	batch, err := protocoltest.ZeroDeltaBomb(n, 1e12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(batch) > 64<<10 {
+		t.Fatalf("bomb of %d bytes; the finding's was a few kilobytes", len(batch))
+	}
+	if _, err := protocol.ValidateRecords(batch, 0); !errors.Is(err, protocol.ErrRecordsCorrupt) {
+		t.Fatalf("ValidateRecords: %v, want ErrRecordsCorrupt", err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var it protocol.RecordIterator
+	defer it.Close()
+	it.Reset(batch, protocol.IterSkipKeyValue, 0)
+	count := 0
+	for it.Next() {
+		count++
+	}
+	runtime.ReadMemStats(&after)
+	if it.Err() != nil || count != n {
+		t.Fatalf("walked %d records, %v; want %d", count, it.Err(), n)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 32<<20 {
+		t.Fatalf("walking the bomb allocated %d MiB", alloc>>20)
 	}
 }

@@ -102,6 +102,34 @@ func LyingBatches(ts int64) []LyingBatch {
 // are 55 MB decompressed and 4 MB of zstd. It is written with a streaming
 // encoder, so neither the records nor their bytes are ever held whole.
 func CompressibleBatch(n int32, ts int64, perMs int32) ([]byte, error) {
+	payload, err := zstdRecords(n, func(i int32) protocol.Record {
+		return protocol.Record{TimestampDelta: int64(i / perMs), OffsetDelta: i}
+	})
+	if err != nil {
+		return nil, err
+	}
+	b := RawBatch(protocol.CodecZstd, n, n-1, ts, payload)
+	binary.BigEndian.PutUint64(b[35:], uint64(ts+int64((n-1)/perMs)))
+	protocol.UpdateCRC(b)
+	return b, nil
+}
+
+// ZeroDeltaBomb returns the decompression bomb of Skiff issue 9 finding 4:
+// n identical 7-byte records (all deltas 0, null key and value) in a zstd
+// batch whose header claims n records; 9 million of them are a few
+// kilobytes that decompress to 63 MB. Every record after the first lies
+// about its offset.
+func ZeroDeltaBomb(n int32, ts int64) ([]byte, error) {
+	payload, err := zstdRecords(n, func(int32) protocol.Record { return protocol.Record{} })
+	if err != nil {
+		return nil, err
+	}
+	return RawBatch(protocol.CodecZstd, n, n-1, ts, payload), nil
+}
+
+// zstdRecords compresses the records rec(0..n-1) with a streaming encoder,
+// 64 KiB at a time.
+func zstdRecords(n int32, rec func(i int32) protocol.Record) ([]byte, error) {
 	var out sliceWriter
 	zw, err := zstd.NewWriter(&out, zstd.WithEncoderConcurrency(1))
 	if err != nil {
@@ -109,7 +137,7 @@ func CompressibleBatch(n int32, ts int64, perMs int32) ([]byte, error) {
 	}
 	var chunk []byte
 	for i := range n {
-		chunk = protocol.AppendRecord(chunk, protocol.Record{TimestampDelta: int64(i / perMs), OffsetDelta: i})
+		chunk = protocol.AppendRecord(chunk, rec(i))
 		if len(chunk) >= 64<<10 || i == n-1 {
 			if _, err := zw.Write(chunk); err != nil {
 				return nil, err
@@ -120,10 +148,7 @@ func CompressibleBatch(n int32, ts int64, perMs int32) ([]byte, error) {
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
-	b := RawBatch(protocol.CodecZstd, n, n-1, ts, out.b)
-	binary.BigEndian.PutUint64(b[35:], uint64(ts+int64((n-1)/perMs)))
-	protocol.UpdateCRC(b)
-	return b, nil
+	return out.b, nil
 }
 
 type sliceWriter struct{ b []byte }
