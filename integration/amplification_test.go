@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -279,24 +277,10 @@ func loadPartition(t *testing.T, addr, topic string, n int) {
 	}
 }
 
-// vmHWM returns the broker's peak resident set size.
+// vmHWM returns the broker's peak resident set size, in bytes.
 func vmHWM(t *testing.T, p *skiffProcess) int64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		t.Fatalf("reading the broker's /proc status: %v", err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				t.Fatalf("parsing %q: %v", line, err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM in the broker's /proc status")
-	return 0
+	return procStatusKB(t, p.cmd.Process.Pid, "VmHWM") << 10
 }
 
 func assertHWM(t *testing.T, p *skiffProcess, when string) {

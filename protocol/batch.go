@@ -218,6 +218,14 @@ func SetLogAppendTime(batch []byte, ts int64) {
 	binary.BigEndian.PutUint32(batch[offCRC:], crc32.Checksum(batch[offAttributes:], castagnoli))
 }
 
+// SetMaxTimestamp sets the max timestamp of a CreateTime batch to ts and
+// recomputes the CRC, for when the records disagree with the header.
+// batch must be exactly one batch.
+func SetMaxTimestamp(batch []byte, ts int64) {
+	binary.BigEndian.PutUint64(batch[offMaxTimestamp:], uint64(ts))
+	UpdateCRC(batch)
+}
+
 // UpdateCRC recomputes the CRC of a batch after its covered bytes changed.
 // batch must be exactly one batch.
 func UpdateCRC(batch []byte) {

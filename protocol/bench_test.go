@@ -112,3 +112,45 @@ func BenchmarkReadFrame(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkProduceCheck measures what Produce checks per batch: the header
+// and CRC (ValidateBatch), then the records (ValidateRecords, which
+// decompresses a compressed batch). Batches hold about 64 KiB of records of
+// 100 B or 10 KiB values; bytes are the uncompressed record bytes.
+func BenchmarkProduceCheck(b *testing.B) {
+	for _, size := range []int{100, 10 << 10} {
+		for _, codec := range []Codec{CodecNone, CodecLZ4} {
+			rng := rand.New(rand.NewPCG(15, 16))
+			var recs []Record
+			for n := 0; n < 64<<10; n += size {
+				v := make([]byte, size)
+				for i := range v {
+					v[i] = "abcdefgh"[rng.IntN(8)]
+				}
+				recs = append(recs, Record{OffsetDelta: int32(len(recs)), Key: []byte("key"), Value: v})
+			}
+			batch, err := BuildBatch(nil, BatchHeader{BaseTimestamp: 1e12, ProducerID: -1, BaseSequence: -1}, codec, recs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			raw, _ := BuildBatch(nil, BatchHeader{}, CodecNone, recs)
+			for _, check := range []string{"crc", "crc+records"} {
+				b.Run(fmt.Sprintf("%dB/%s/%s", size, codec, check), func(b *testing.B) {
+					b.SetBytes(int64(len(raw) - BatchHeaderSize))
+					b.ReportAllocs()
+					for b.Loop() {
+						if _, err := ValidateBatch(batch); err != nil {
+							b.Fatal(err)
+						}
+						if check == "crc" {
+							continue
+						}
+						if _, err := ValidateRecords(batch, 0); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
+	}
+}

@@ -29,10 +29,15 @@
 // epoch, which the CRC does not cover, and for LogAppendTime topics the max
 // timestamp, recomputing the CRC (SetLogAppendTime).
 //
-// Where the broker must look inside a batch (compaction, record-level
-// checks, internal topics) DecodeRecords decompresses it and decodes its
-// records, with their keys and values aliasing the batch or the
-// decompression buffer rather than copied. BuildBatch and AppendRecord
+// Where the broker must look inside a batch it walks the records with a
+// RecordIterator, one at a time, in place or through a fixed window over a
+// streaming decompressor, optionally skipping keys and values: produce-time
+// validation (ValidateRecords, Kafka's LogValidator checks) and ListOffsets
+// by timestamp cost fixed memory however many records a small compressed
+// batch holds. Where it needs every record at once (compaction, internal
+// topics) DecodeRecords decompresses the batch and decodes its records,
+// with their keys and values aliasing the batch or the decompression
+// buffer rather than copied. BuildBatch and AppendRecord
 // write batches, for the internal topics the coordinators keep and for
 // tests; BuildControlBatch writes transaction markers.
 //
@@ -41,6 +46,7 @@
 //	}, protocol.CodecZstd, []protocol.Record{{Key: k, Value: v}})
 //	...
 //	h, err := protocol.ValidateBatch(batch)         // header, length, CRC
+//	info, err := protocol.ValidateRecords(batch, 0) // record framing, streamed
 //	recs, err := protocol.DecodeRecords(batch, buf) // decompress and decode
 //
 // # Compression

@@ -9,7 +9,9 @@ import (
 )
 
 // ErrRecordsCorrupt is returned when the records inside a batch cannot be
-// decoded. The server answers CORRUPT_MESSAGE.
+// decoded or contradict the batch header. At produce time the server
+// answers INVALID_RECORD, as Kafka does for its InvalidRecordException;
+// when reading a stored batch, CORRUPT_MESSAGE.
 var ErrRecordsCorrupt = errors.New("protocol: records corrupt")
 
 const (
@@ -116,9 +118,18 @@ func (d *recordDecoder) record(r *Record) string {
 	}
 	// Decode within the record's own bytes, so that a field cannot run into
 	// the next record and the length is checked to be exact.
-	rd := recordDecoder{b: d.b[:n:n]}
+	rd := recordDecoder{b: d.b[:n:n], headers: d.headers}
 	d.b = d.b[n:]
+	field := rd.body(r)
+	d.headers = rd.headers
+	return field
+}
 
+// body decodes one record's fields, after its length prefix, from all of
+// d.b, appending its headers to d.headers.
+func (d *recordDecoder) body(r *Record) string {
+	rd := d
+	var ok bool
 	if len(rd.b) < 1 {
 		return "attributes"
 	}
@@ -146,7 +157,7 @@ func (d *recordDecoder) record(r *Record) string {
 		// pointing into an outgrown array, which is fine as nothing writes
 		// to it again; the cap stops an append to one record's headers
 		// from overwriting the next record's.
-		start := len(d.headers)
+		start := len(rd.headers)
 		for range count {
 			kn, ok := rd.varint()
 			// Unlike keys of records, header keys are not nullable.
@@ -158,9 +169,9 @@ func (d *recordDecoder) record(r *Record) string {
 			if h.Value, ok = rd.nullableBytes(); !ok {
 				return "header value"
 			}
-			d.headers = append(d.headers, h)
+			rd.headers = append(rd.headers, h)
 		}
-		r.Headers = d.headers[start:len(d.headers):len(d.headers)]
+		r.Headers = rd.headers[start:len(rd.headers):len(rd.headers)]
 	}
 	if len(rd.b) != 0 {
 		return "length (bytes left after the headers)"

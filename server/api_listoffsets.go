@@ -101,7 +101,10 @@ func setRecordAtTimestamp(batch []byte, ts int64, sp *kmsg.ListOffsetsResponseTo
 
 // recordAtTimestamp finds the first record in batch whose timestamp is at
 // least ts and returns its offset and timestamp. LogAppendTime batches carry
-// one timestamp for every record.
+// one timestamp for every record. The records are walked as a stream,
+// skipping keys and values, so that a batch which decompresses to millions
+// of records costs a fixed amount of memory per request, not one slot per
+// record.
 func recordAtTimestamp(batch []byte, ts int64) (offset, timestamp int64, found bool, err error) {
 	h, err := protocol.ParseBatchHeader(batch)
 	if err != nil {
@@ -110,14 +113,16 @@ func recordAtTimestamp(batch []byte, ts int64) (offset, timestamp int64, found b
 	if h.IsLogAppendTime() {
 		return h.BaseOffset, h.MaxTimestamp, h.MaxTimestamp >= ts, nil
 	}
-	recs, err := protocol.DecodeRecords(batch, nil)
-	if err != nil {
+	var it protocol.RecordIterator
+	defer it.Close()
+	if err := it.Reset(batch, protocol.IterSkipKeyValue, protocol.DefaultMaxDecompressedSize); err != nil {
 		return 0, 0, false, err
 	}
-	for _, rec := range recs {
+	for it.Next() {
+		rec := it.Record()
 		if t := h.BaseTimestamp + rec.TimestampDelta; t >= ts {
 			return h.BaseOffset + int64(rec.OffsetDelta), t, true, nil
 		}
 	}
-	return 0, 0, false, nil
+	return 0, 0, false, it.Err()
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/skiffmq/skiff/coordinator/txn"
@@ -102,9 +104,12 @@ func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.Produce
 		return durableWait{}, false
 	}
 	now := time.Now().UnixMilli()
-	h, code, msg := checkBatches(records, cfg, now)
+	h, code, msg, nullKeys := checkBatches(records, cfg, now)
 	if code != nil {
 		sp.ErrorCode = code.Code
+		if nullKeys > 0 {
+			msg = s.nullKeyErrors(records, p, nullKeys, sp)
+		}
 		if msg != "" {
 			sp.ErrorMessage = kmsg.StringPtr(msg)
 		}
@@ -138,6 +143,7 @@ func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.Produce
 type produceConfig struct {
 	maxMessageBytes   int64
 	logAppendTime     bool
+	compacted         bool // cleanup.policy includes compact
 	timestampAfterMs  int64
 	timestampBeforeMs int64
 }
@@ -152,6 +158,7 @@ func (c *cluster) produceConfig(topicName string) produceConfig {
 	return produceConfig{
 		maxMessageBytes:   parseLong(c.topicConfigLocked(t, "max.message.bytes")),
 		logAppendTime:     c.topicConfigLocked(t, "message.timestamp.type") == "LogAppendTime",
+		compacted:         slices.Contains(strings.Split(c.topicConfigLocked(t, "cleanup.policy"), ","), "compact"),
 		timestampAfterMs:  parseLong(c.topicConfigLocked(t, "message.timestamp.after.max.ms")),
 		timestampBeforeMs: parseLong(c.topicConfigLocked(t, "message.timestamp.before.max.ms")),
 	}
@@ -160,37 +167,75 @@ func (c *cluster) produceConfig(topicName string) produceConfig {
 // checkBatches applies the checks Kafka makes before appending: from
 // Produce v3 a partition carries exactly one magic-2 batch (else
 // INVALID_RECORD), with a valid CRC, no larger than max.message.bytes, and
-// CreateTime timestamps within the allowed window.
-func checkBatches(records []byte, cfg produceConfig, now int64) (protocol.BatchHeader, *kerr.Error, string) {
+// CreateTime timestamps within the allowed window, and for a compacted
+// topic a key on every record (nullKeys > 0 counts the records without).
+func checkBatches(records []byte, cfg produceConfig, now int64) (_ protocol.BatchHeader, _ *kerr.Error, msg string, nullKeys int) {
 	var none protocol.BatchHeader
 	size, err := protocol.PeekBatchSize(records)
 	switch {
 	case errors.Is(err, protocol.ErrBatchLength):
-		return none, kerr.CorruptMessage, "record batch length is below the minimum"
+		return none, kerr.CorruptMessage, "record batch length is below the minimum", 0
 	case err != nil || size > len(records):
-		return none, kerr.InvalidRecord, "Produce requests must have at least one complete record batch per partition"
+		return none, kerr.InvalidRecord, "Produce requests must have at least one complete record batch per partition", 0
 	case size < len(records):
-		return none, kerr.InvalidRecord, "Produce requests are only allowed to contain exactly one record batch per partition"
+		return none, kerr.InvalidRecord, "Produce requests are only allowed to contain exactly one record batch per partition", 0
 	}
 	h, err := protocol.ValidateBatch(records)
+	if errors.Is(err, protocol.ErrBatchOffsetDelta) {
+		// An offset range that ends before it starts: Kafka's
+		// LogValidator.validateBatch throws InvalidRecordException.
+		return none, kerr.InvalidRecord, "", 0
+	}
 	if err != nil {
-		return none, appendErrorCode(err), ""
+		return none, appendErrorCode(err), "", 0
 	}
 	if int64(h.Size()) > cfg.maxMessageBytes {
-		return none, kerr.MessageTooLarge, fmt.Sprintf("The record batch size %d exceeds max.message.bytes %d", h.Size(), cfg.maxMessageBytes)
+		return none, kerr.MessageTooLarge, fmt.Sprintf("The record batch size %d exceeds max.message.bytes %d", h.Size(), cfg.maxMessageBytes), 0
 	}
 	if h.NumRecords <= 0 {
-		return none, kerr.InvalidRecord, "record batch has no records"
+		return none, kerr.InvalidRecord, "record batch has no records", 0
+	}
+	// Walk the records as Kafka's LogValidator does, so that a batch whose
+	// header lies about its records (count, offsets, lengths) is refused
+	// rather than stored for consumers to trip over. Kafka answers these
+	// without an error message.
+	info, err := protocol.ValidateRecords(records[:h.Size()], protocol.DefaultMaxDecompressedSize)
+	if err != nil {
+		return none, recordsErrorCode(err), "", 0
+	}
+	if cfg.compacted && info.NullKeys > 0 {
+		return none, kerr.InvalidRecord, "", info.NullKeys
+	}
+	if !cfg.logAppendTime && info.MaxTimestamp != h.MaxTimestamp {
+		// Kafka sets the batch's max timestamp from its records; a wrong
+		// one would misdirect the time index and ListOffsets.
+		protocol.SetMaxTimestamp(records[:h.Size()], info.MaxTimestamp)
+		h.MaxTimestamp = info.MaxTimestamp
 	}
 	if !cfg.logAppendTime {
 		if h.MaxTimestamp > now && h.MaxTimestamp-now > cfg.timestampAfterMs {
-			return none, kerr.InvalidTimestamp, fmt.Sprintf("timestamp %d is more than message.timestamp.after.max.ms ahead of broker time", h.MaxTimestamp)
+			return none, kerr.InvalidTimestamp, fmt.Sprintf("timestamp %d is more than message.timestamp.after.max.ms ahead of broker time", h.MaxTimestamp), 0
 		}
-		if h.BaseTimestamp >= 0 && h.BaseTimestamp < now && now-h.BaseTimestamp > cfg.timestampBeforeMs {
-			return none, kerr.InvalidTimestamp, fmt.Sprintf("timestamp %d is more than message.timestamp.before.max.ms behind broker time", h.BaseTimestamp)
+		// Kafka checks every record's timestamp, and a record may be older
+		// than the batch's first one.
+		if oldest := info.MinTimestamp; oldest >= 0 && oldest < now && now-oldest > cfg.timestampBeforeMs {
+			return none, kerr.InvalidTimestamp, fmt.Sprintf("timestamp %d is more than message.timestamp.before.max.ms behind broker time", oldest), 0
 		}
 	}
-	return h, nil, ""
+	return h, nil, "", 0
+}
+
+// recordsErrorCode maps a protocol.ValidateRecords error to Kafka's code:
+// records that contradict their batch or framing are INVALID_RECORD (Kafka's
+// InvalidRecordException); compressed bytes that do not decompress, or
+// decompress past the limit, are CORRUPT_MESSAGE. (Kafka itself answers
+// UNKNOWN_SERVER_ERROR for undecodable compressed bytes, its decompressor's
+// exception having no error code.)
+func recordsErrorCode(err error) *kerr.Error {
+	if errors.Is(err, protocol.ErrRecordsCorrupt) {
+		return kerr.InvalidRecord
+	}
+	return kerr.CorruptMessage
 }
 
 // appendErrorCode maps a storage or batch error to its Kafka error code.
