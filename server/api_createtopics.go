@@ -134,6 +134,9 @@ func (s *Server) validateNewTopic(rt *kmsg.CreateTopicsRequestTopic) (partitions
 func (s *Server) createdTopicConfigs(overrides map[string]string) []kmsg.CreateTopicsResponseTopicConfig {
 	out := make([]kmsg.CreateTopicsResponseTopicConfig, 0, len(topicConfigDefs))
 	for _, d := range topicConfigDefs {
+		if d.internal {
+			continue
+		}
 		c := kmsg.NewCreateTopicsResponseTopicConfig()
 		c.Name = d.name
 		v, src := s.cfg.topicDefaults[d.name], kmsg.ConfigSourceDefaultConfig

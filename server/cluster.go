@@ -207,6 +207,9 @@ func (c *cluster) storageConfigLocked(t *topic) storage.Config {
 	get := func(name string) int64 { return parseLong(c.topicConfigLocked(t, name)) }
 	sc := storage.DefaultConfig()
 	sc.SegmentBytes = get("segment.bytes")
+	if v, ok := t.configs[internalSegmentBytes]; ok {
+		sc.SegmentBytes = parseLong(v) // a test's small segments, below segment.bytes' minimum
+	}
 	sc.SegmentMs = get("segment.ms")
 	sc.IndexIntervalBytes = int32(get("index.interval.bytes"))
 	sc.RetentionMs = get("retention.ms")
