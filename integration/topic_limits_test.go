@@ -4,6 +4,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/skiffmq/skiff/server"
@@ -107,4 +108,79 @@ func TestTopicConfigMinimumsEnforced(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Value must be at least 1048576") {
 		t.Errorf("log.segment.bytes=1048575: server.New error %v, want the segment.bytes minimum", err)
 	}
+}
+
+// TestCreateMillionPartitionsRefused: CreateTopics with num_partitions =
+// 1,000,000 ran for 24 s, exhausted file descriptors, answered
+// UNKNOWN_SERVER_ERROR and stalled every other client. Kafka 4's controller
+// refuses a request adding more than 10,000 partitions up front with
+// POLICY_VIOLATION; CreatePartitions is refused the same way. Another
+// client is served meanwhile, and nothing is created.
+func TestCreateMillionPartitionsRefused(t *testing.T) {
+	b := startBroker(t, nil)
+	adm := newAdmin(t, b.Addr())
+	ctx := testContext(t)
+	const topic = "bounded"
+	createTopic(t, adm, topic, 1, nil)
+
+	huge := kmsg.NewPtrCreateTopicsRequest()
+	huge.TimeoutMillis = 60000
+	for _, tc := range []struct {
+		name       string
+		partitions int32
+	}{{"million", 1_000_000}, {"split-a", 5_000}, {"split-b", 5_001}} {
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = tc.name, tc.partitions, 1
+		huge.Topics = append(huge.Topics, rt)
+	}
+	done := make(chan *kmsg.CreateTopicsResponse, 1)
+	go func() {
+		resp, err := huge.RequestWith(ctx, newClient(t, b.Addr()))
+		if err != nil {
+			t.Errorf("CreateTopics: %v", err)
+		}
+		done <- resp
+	}()
+	// Another client is answered while (or after) the huge request runs.
+	other := newClient(t, b.Addr())
+	eventually(t, 30*time.Second, "another client's metadata request to be answered", func() bool {
+		_, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, other)
+		return err == nil
+	})
+	resp := <-done
+	if resp == nil {
+		t.FailNow()
+	}
+	for _, st := range resp.Topics {
+		if st.ErrorCode != kerr.PolicyViolation.Code || st.ErrorMessage == nil || *st.ErrorMessage != "Excessively large number of partitions per request." {
+			t.Errorf("CreateTopics %s: %v %v, want POLICY_VIOLATION \"Excessively large number of partitions per request.\"", st.Topic, kerr.ErrorForCode(st.ErrorCode), st.ErrorMessage)
+		}
+	}
+
+	grow := kmsg.NewPtrCreatePartitionsRequest()
+	grow.TimeoutMillis = 60000
+	gt := kmsg.NewCreatePartitionsRequestTopic()
+	gt.Topic, gt.Count = topic, 1_000_000
+	grow.Topics = append(grow.Topics, gt)
+	gresp, err := grow.RequestWith(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := gresp.Topics[0]; st.ErrorCode != kerr.PolicyViolation.Code || st.ErrorMessage == nil || *st.ErrorMessage != "Unable to perform excessively large batch operation." {
+		t.Errorf("CreatePartitions to 1,000,000: %v %v, want POLICY_VIOLATION", kerr.ErrorForCode(st.ErrorCode), st.ErrorMessage)
+	}
+
+	listed, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"million", "split-a", "split-b"} {
+		if listed.Has(name) {
+			t.Errorf("refused topic %s was created", name)
+		}
+	}
+	if d := listed[topic]; len(d.Partitions) != 1 {
+		t.Errorf("%s has %d partitions after the refused CreatePartitions, want 1", topic, len(d.Partitions))
+	}
+	roundTripTopic(t, b.Addr(), topic)
 }
