@@ -34,21 +34,28 @@ func TestTopicConfigMinimumsEnforced(t *testing.T) {
 	cl := newClient(t, b.Addr())
 	ctx := testContext(t)
 
-	for _, tc := range []struct{ name, value, msg string }{
-		{"segment.bytes", "14", "Invalid value 14 for configuration segment.bytes: Value must be at least 1048576"},
-		{"segment.bytes", "1048575", "Invalid value 1048575 for configuration segment.bytes: Value must be at least 1048576"},
-		{"compression.gzip.level", "0", "Invalid value 0 for configuration compression.gzip.level: Value must be between 1 and 9 or equal to -1"},
-		{"min.cleanable.dirty.ratio", "1.5", "Invalid value 1.5 for configuration min.cleanable.dirty.ratio: Value must be no more than 1"},
-		{"cleanup.policy", "forever", "Invalid value forever for configuration cleanup.policy: String must be one of: delete, compact"},
-		{"segment.ms", "soon", "Invalid value soon for configuration segment.ms: Not a number of type LONG"},
+	for _, tc := range []struct {
+		topic   string
+		configs [][2]string
+		msg     string
+	}{
+		{"tiny-14", [][2]string{{"segment.bytes", "14"}}, "Invalid value 14 for configuration segment.bytes: Value must be at least 1048576"},
+		{"tiny-1mib", [][2]string{{"segment.bytes", "1048575"}}, "Invalid value 1048575 for configuration segment.bytes: Value must be at least 1048576"},
+		{"gzip-0", [][2]string{{"compression.gzip.level", "0"}}, "Invalid value 0 for configuration compression.gzip.level: Value must be between 1 and 9 or equal to -1"},
+		{"ratio", [][2]string{{"min.cleanable.dirty.ratio", "1.5"}}, "Invalid value 1.5 for configuration min.cleanable.dirty.ratio: Value must be no more than 1"},
+		{"policy", [][2]string{{"cleanup.policy", "forever"}}, "Invalid value forever for configuration cleanup.policy: String must be one of: delete, compact"},
+		{"roll", [][2]string{{"segment.ms", "soon"}}, "Invalid value soon for configuration segment.ms: Not a number of type LONG"},
+		{"lags", [][2]string{{"min.compaction.lag.ms", "10"}, {"max.compaction.lag.ms", "5"}}, "conflict topic config setting min.compaction.lag.ms (10) > max.compaction.lag.ms (5)"},
 	} {
 		req := kmsg.NewPtrCreateTopicsRequest()
 		req.TimeoutMillis = 10000
 		rt := kmsg.NewCreateTopicsRequestTopic()
-		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "tiny-"+strings.ReplaceAll(tc.name, ".", "-"), 1, 1
-		c := kmsg.NewCreateTopicsRequestTopicConfig()
-		c.Name, c.Value = tc.name, kmsg.StringPtr(tc.value)
-		rt.Configs = append(rt.Configs, c)
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = tc.topic, 1, 1
+		for _, kv := range tc.configs {
+			c := kmsg.NewCreateTopicsRequestTopicConfig()
+			c.Name, c.Value = kv[0], kmsg.StringPtr(kv[1])
+			rt.Configs = append(rt.Configs, c)
+		}
 		req.Topics = append(req.Topics, rt)
 		resp, err := req.RequestWith(ctx, cl)
 		if err != nil {
@@ -56,7 +63,7 @@ func TestTopicConfigMinimumsEnforced(t *testing.T) {
 		}
 		st := resp.Topics[0]
 		if st.ErrorCode != kerr.InvalidConfig.Code || st.ErrorMessage == nil || *st.ErrorMessage != tc.msg {
-			t.Errorf("CreateTopics %s=%s: %v %v, want INVALID_CONFIG %q", tc.name, tc.value, kerr.ErrorForCode(st.ErrorCode), st.ErrorMessage, tc.msg)
+			t.Errorf("CreateTopics %v: %v %v, want INVALID_CONFIG %q", tc.configs, kerr.ErrorForCode(st.ErrorCode), st.ErrorMessage, tc.msg)
 		}
 	}
 

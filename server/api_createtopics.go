@@ -175,6 +175,9 @@ func (s *Server) validateNewTopic(rt *kmsg.CreateTopicsRequestTopic) (partitions
 		}
 		configs[c.Name] = *c.Value
 	}
+	if err := validateTopicConfigSet(configs, s.cfg.topicDefaults); err != nil {
+		return 0, 0, nil, kerr.InvalidConfig, err.Error()
+	}
 	return partitions, repl, configs, nil, ""
 }
 

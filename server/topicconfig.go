@@ -119,6 +119,22 @@ func (d *topicConfigDef) validateValue(v string) error {
 	return nil
 }
 
+// validateTopicConfigSet applies Kafka's checks across configs
+// (LogConfig.validateValues) to a topic's overrides over the broker's
+// defaults.
+func validateTopicConfigSet(overrides, defaults map[string]string) error {
+	get := func(name string) int64 {
+		if v, ok := overrides[name]; ok {
+			return parseLong(v)
+		}
+		return parseLong(defaults[name])
+	}
+	if minLag, maxLag := get("min.compaction.lag.ms"), get("max.compaction.lag.ms"); minLag > maxLag {
+		return fmt.Errorf("conflict topic config setting min.compaction.lag.ms (%d) > max.compaction.lag.ms (%d)", minLag, maxLag)
+	}
+	return nil
+}
+
 // checkType parses v as Kafka's ConfigDef.parseType does (trimmed;
 // booleans in any case) and words failures as it does.
 func checkType(t configType, v string) error {
