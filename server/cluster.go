@@ -25,12 +25,15 @@ import (
 // its id, partitions and config overrides. It is small, kept in memory and
 // persisted atomically to meta.json on every change.
 //
-// Lock order: saveMu, then mu. A change takes saveMu for its whole course:
-// it reserves under mu (or reads what it changes), opens logs and writes
-// meta.json holding only saveMu, and publishes under mu.
-// So no disk I/O happens under mu, which every produce, fetch and metadata
-// request takes, and meta.json is written by one change at a time, each
-// snapshot including every change published before it.
+// Lock order: saveMu, then mu. A change holds saveMu for its whole course
+// and does its disk I/O with mu released, so produce, fetch and metadata
+// requests, which take mu, never wait for a file to be opened or synced.
+// New topics and partitions are reserved under mu, their logs opened and
+// meta.json written holding only saveMu, and then published under mu.
+// Smaller changes (deleting a topic, configs, quotas) are applied under mu,
+// written with mu released and rolled back if the write fails. As saveMu
+// serializes the writes, each snapshot of meta.json includes every change
+// before it.
 type cluster struct {
 	cfg   *Config
 	store *storage.Store
