@@ -131,9 +131,9 @@ func TestReplayTransactionalOffsets(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	app(txnBatch(appendBatch(nil, 1, []kv{offset("g", 0, 10)}), 7, false))
-	app(txnBatch(appendBatch(nil, 1, []kv{offset("g", 1, 11)}), 8, false))
-	app(txnBatch(appendBatch(nil, 1, []kv{controlMarker(false)}), 8, true))
+	app(txnBatch(mustBatch(t, 1, []kv{offset("g", 0, 10)}), 7, false))
+	app(txnBatch(mustBatch(t, 1, []kv{offset("g", 1, 11)}), 8, false))
+	app(txnBatch(mustBatch(t, 1, []kv{controlMarker(false)}), 8, true))
 	h.restart()
 
 	fetch := func(stable bool) (*kmsg.OffsetFetchResponseTopic, int16) {
@@ -154,7 +154,7 @@ func TestReplayTransactionalOffsets(t *testing.T) {
 	if tp.Partitions[0].Offset != -1 {
 		t.Fatalf("pending offset visible: %+v", tp.Partitions)
 	}
-	app(txnBatch(appendBatch(nil, 1, []kv{controlMarker(true)}), 7, true))
+	app(txnBatch(mustBatch(t, 1, []kv{controlMarker(true)}), 7, true))
 	h.restart()
 	tp, _ = fetch(true)
 	if tp.Partitions[0].Offset != 10 || tp.Partitions[0].ErrorCode != 0 {

@@ -18,6 +18,31 @@ var (
 	errNoLogs = errors.New("coordinator: __consumer_offsets is not available")
 )
 
+// kv is one record the coordinator writes to __consumer_offsets: a key and
+// a value, nil for a tombstone.
+type kv struct {
+	key, value []byte
+}
+
+// encodeBatch builds the uncompressed batch holding recs, all stamped with
+// timestamp ts (ms), through the protocol package's batch encoder. The base
+// offset is left 0 and the leader epoch -1 for the log to assign.
+func encodeBatch(ts int64, recs []kv) ([]byte, error) {
+	out := make([]protocol.Record, len(recs))
+	for i, r := range recs {
+		out[i] = protocol.Record{OffsetDelta: int32(i), Key: r.key, Value: r.value}
+	}
+	h := protocol.BatchHeader{
+		PartitionLeaderEpoch: -1,
+		BaseTimestamp:        ts,
+		MaxTimestamp:         ts,
+		ProducerID:           -1,
+		ProducerEpoch:        -1,
+		BaseSequence:         -1,
+	}
+	return protocol.BuildBatch(nil, h, protocol.CodecNone, out)
+}
+
 // pendingWrite is records bound for one __consumer_offsets partition and
 // what to do once they are durable (or failed). apply runs under
 // Groups.mu, in log order, with the offset of the write's first record.
@@ -85,8 +110,10 @@ func (w *logWriter) write(batch []*pendingWrite) {
 	}
 	base, err := int64(-1), error(nil)
 	if len(recs) > 0 {
-		buf := appendBatch(nil, w.g.now().UnixMilli(), recs)
-		if base, err = w.log.AppendRecords(buf, true); err != nil {
+		var buf []byte
+		if buf, err = encodeBatch(w.g.now().UnixMilli(), recs); err != nil {
+			w.g.logger.Error().Err(err).Int("records", len(recs)).Msg("coordinator: encoding a __consumer_offsets batch failed")
+		} else if base, err = w.log.AppendRecords(buf, true); err != nil {
 			w.g.logger.Error().Err(err).Int("records", len(recs)).Msg("coordinator: appending to __consumer_offsets failed")
 		}
 	}
@@ -175,11 +202,17 @@ func appendErrorCode(err error) int16 {
 }
 
 // replayLocked rebuilds state from one partition of __consumer_offsets.
+// Batches may use any codec (an older broker or Kafka itself may have
+// compressed them). A batch that cannot be decoded is logged and skipped:
+// losing the records of one unreadable batch is better than a broker that
+// cannot start.
 func (g *Groups) replayLocked(part int, l Log) error {
-	err := logscan.Batches(l, func(b []byte, _ protocol.BatchHeader) error {
-		h, recs, err := decodeBatch(b)
+	err := logscan.Batches(l, func(b []byte, h protocol.BatchHeader) error {
+		recs, err := protocol.DecodeRecords(b, nil)
 		if err != nil {
-			return err
+			g.logger.Error().Err(err).Str("topic", "__consumer_offsets").Int("partition", part).
+				Int64("offset", h.BaseOffset).Msg("coordinator: skipping undecodable batch on replay")
+			return nil
 		}
 		g.replayBatchLocked(h, recs)
 		return nil
@@ -190,11 +223,11 @@ func (g *Groups) replayLocked(part int, l Log) error {
 	return nil
 }
 
-func (g *Groups) replayBatchLocked(h protocol.BatchHeader, recs []decodedRecord) {
+func (g *Groups) replayBatchLocked(h protocol.BatchHeader, recs []protocol.Record) {
 	if h.IsControl() {
 		for _, r := range recs {
 			var k kmsg.ControlRecordKey
-			if err := k.ReadFrom(r.key); err != nil {
+			if err := k.ReadFrom(r.Key); err != nil {
 				continue
 			}
 			switch k.Type {
@@ -211,7 +244,7 @@ func (g *Groups) replayBatchLocked(h protocol.BatchHeader, recs []decodedRecord)
 		pid = h.ProducerID
 	}
 	for _, r := range recs {
-		g.replayRecordLocked(r.key, r.value, pid, r.offset)
+		g.replayRecordLocked(r.Key, r.Value, pid, h.BaseOffset+int64(r.OffsetDelta))
 	}
 }
 

@@ -159,7 +159,7 @@ func TestLowerRetentionTakesEffectAtOnce(t *testing.T) {
 	b := startBroker(t, nil)
 	adm := newAdmin(t, b.Addr())
 	ctx := testContext(t)
-	createTopic(t, adm, "old-data", 1, map[string]*string{"segment.bytes": kmsg.StringPtr("1024")})
+	createTopic(t, adm, "old-data", 1, map[string]*string{"internal.segment.bytes": kmsg.StringPtr("1024")})
 	produceN(t, b.Addr(), "old-data", 0, 30, time.Now().Add(-2*time.Hour))
 	rs, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: kmsg.StringPtr("3600000")}}, "old-data")
 	if err != nil || rs[0].Err != nil {

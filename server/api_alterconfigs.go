@@ -220,6 +220,9 @@ func (s *Server) applyTopicOps(current map[string]string, ops []alterOp, replace
 			}
 		}
 	}
+	if err := validateTopicConfigSet(next, s.cfg.topicDefaults); err != nil {
+		return nil, alterErr(kerr.InvalidConfig, "%s", err.Error())
+	}
 	return next, nil
 }
 

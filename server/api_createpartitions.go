@@ -18,24 +18,17 @@ func (s *Server) handleCreatePartitions(r *request) (kmsg.Response, error) {
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
-	// As for CreateTopics, Kafka fails the whole request if it would write
-	// more than maxRecordsPerUserOp partition records.
-	var added int64
-	for _, rt := range req.Topics {
-		if v, ok := s.meta.view(rt.Topic); ok && seen[rt.Topic] == 1 && !v.internal && rt.Count > v.partitions {
-			added += int64(rt.Count - v.partitions)
-		}
-	}
+	tooMany := s.partitionsToAdd(req.Topics, seen) > maxPartitionsPerRequest
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
-		if added > maxRecordsPerUserOp {
-			st.ErrorCode = kerr.PolicyViolation.Code
-			st.ErrorMessage = kmsg.StringPtr(excessiveBatchMessage)
-			resp.Topics = append(resp.Topics, st)
-			continue
+		var code *kerr.Error
+		var msg string
+		if tooMany && seen[rt.Topic] == 1 {
+			code, msg = kerr.PolicyViolation, errExcessiveBatch
+		} else {
+			code, msg = s.createPartitions(&rt, seen[rt.Topic] > 1, req.ValidateOnly)
 		}
-		code, msg := s.createPartitions(&rt, seen[rt.Topic] > 1, req.ValidateOnly)
 		if code != nil {
 			st.ErrorCode = code.Code
 			st.ErrorMessage = kmsg.StringPtr(msg)
@@ -43,6 +36,28 @@ func (s *Server) handleCreatePartitions(r *request) (kmsg.Response, error) {
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
+}
+
+// errExcessiveBatch is the message of the POLICY_VIOLATION Kafka's
+// controller answers when a request would write more than its
+// MAX_RECORDS_PER_USER_OP (10,000) metadata records.
+const errExcessiveBatch = "Unable to perform excessively large batch operation."
+
+// partitionsToAdd is how many partitions the request would add in total
+// (one metadata record each in Kafka), counting only growing topics that
+// exist and appear once. It is checked before anything is created, so an
+// oversized request creates nothing.
+func (s *Server) partitionsToAdd(topics []kmsg.CreatePartitionsRequestTopic, seen map[string]int) int64 {
+	var total int64
+	for _, rt := range topics {
+		if seen[rt.Topic] > 1 {
+			continue
+		}
+		if v, ok := s.meta.view(rt.Topic); ok && rt.Count > v.partitions {
+			total += int64(rt.Count - v.partitions)
+		}
+	}
+	return total
 }
 
 func (s *Server) createPartitions(rt *kmsg.CreatePartitionsRequestTopic, dup, validateOnly bool) (*kerr.Error, string) {

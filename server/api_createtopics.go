@@ -14,6 +14,15 @@ func init() { register(kmsg.CreateTopics, 2, 7, (*Server).handleCreateTopics) }
 // maxTopicNameLength is Kafka's limit (255 minus room for partition suffixes).
 const maxTopicNameLength = 249
 
+// maxPartitionsPerRequest is Kafka's MAX_PARTITIONS_PER_BATCH
+// (ReplicationControlManager): a CreateTopics request that would create
+// more partitions in total is refused whole, before any work, because
+// such requests exhausted memory there and file descriptors here.
+const maxPartitionsPerRequest = 10_000
+
+// errExcessivePartitions is Kafka's message for that refusal.
+const errExcessivePartitions = "Excessively large number of partitions per request."
+
 func (s *Server) handleCreateTopics(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.CreateTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
@@ -22,17 +31,25 @@ func (s *Server) handleCreateTopics(r *request) (kmsg.Response, error) {
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
-	if s.createTopicsRecords(req, seen) > maxRecordsPerUserOp {
+	tooMany := s.requestedPartitions(req.Topics, seen) > maxPartitionsPerRequest
+	if !tooMany && s.createTopicsRecords(req, seen) > maxRecordsPerUserOp {
+		// Kafka's controller fails the whole operation when it would write
+		// more metadata records than it allows, so every topic gets it.
 		for _, rt := range req.Topics {
 			st := kmsg.NewCreateTopicsResponseTopic()
 			st.Topic = rt.Topic
 			st.NumPartitions, st.ReplicationFactor = -1, -1
 			st.ErrorCode = kerr.PolicyViolation.Code
-			st.ErrorMessage = kmsg.StringPtr(excessiveBatchMessage)
+			st.ErrorMessage = kmsg.StringPtr(errExcessiveBatch)
 			resp.Topics = append(resp.Topics, st)
 		}
 		return resp, nil
 	}
+
+	// pending maps a topic to create to its place in the response, so
+	// that every topic of the request is created (and persisted) at once.
+	var specs []newTopic
+	var pending []int
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
@@ -46,6 +63,10 @@ func (s *Server) handleCreateTopics(r *request) (kmsg.Response, error) {
 			fail(kerr.InvalidRequest, fmt.Sprintf("Create topics request from client `%s` contains multiple entries for the following topics: %s", r.clientID, rt.Topic))
 			continue
 		}
+		if tooMany {
+			fail(kerr.PolicyViolation, errExcessivePartitions)
+			continue
+		}
 		partitions, repl, configs, kerrCode, msg := s.validateNewTopic(&rt)
 		if kerrCode != nil {
 			fail(kerrCode, msg)
@@ -55,45 +76,49 @@ func (s *Server) handleCreateTopics(r *request) (kmsg.Response, error) {
 			fail(kerr.TopicAlreadyExists, fmt.Sprintf("Topic '%s' already exists.", rt.Topic))
 			continue
 		}
-		var id [16]byte
-		if !req.ValidateOnly {
-			v, err := s.meta.createTopic(rt.Topic, partitions, configs)
-			switch {
-			case errors.Is(err, errTopicExists):
-				fail(kerr.TopicAlreadyExists, fmt.Sprintf("Topic '%s' already exists.", rt.Topic))
-				continue
-			case errors.Is(err, errTopicCollision):
-				fail(kerr.InvalidTopicException, err.Error())
-				continue
-			case err != nil:
-				s.log.Error().Err(err).Str("topic", rt.Topic).Msg("creating topic")
-				fail(kerr.UnknownServerError, err.Error())
+		if req.ValidateOnly {
+			if clash := s.meta.collidingTopic(rt.Topic); clash != "" {
+				fail(kerr.InvalidTopicException, fmt.Sprintf("Topic '%s' collides with existing topic: %s", rt.Topic, clash))
 				continue
 			}
-			id = v.id
-		} else if clash := s.meta.collidingTopic(rt.Topic); clash != "" {
-			fail(kerr.InvalidTopicException, fmt.Sprintf("Topic '%s' collides with existing topic: %s", rt.Topic, clash))
-			continue
+		} else {
+			specs = append(specs, newTopic{name: rt.Topic, partitions: partitions, configs: configs})
+			pending = append(pending, len(resp.Topics))
 		}
-		st.TopicID = id
 		st.NumPartitions, st.ReplicationFactor = partitions, repl
 		if req.Version >= 5 {
 			st.Configs = s.createdTopicConfigs(configs)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	if len(specs) == 0 {
+		return resp, nil
+	}
+	for i, res := range s.meta.createTopics(specs) {
+		st := &resp.Topics[pending[i]]
+		var code *kerr.Error
+		switch {
+		case res.err == nil:
+			st.TopicID = res.view.id
+			continue
+		case errors.Is(res.err, errTopicExists):
+			code, st.ErrorMessage = kerr.TopicAlreadyExists, kmsg.StringPtr(fmt.Sprintf("Topic '%s' already exists.", st.Topic))
+		case errors.Is(res.err, errTopicCollision):
+			code, st.ErrorMessage = kerr.InvalidTopicException, kmsg.StringPtr(res.err.Error())
+		default:
+			s.log.Error().Err(res.err).Str("topic", st.Topic).Msg("creating topic")
+			code, st.ErrorMessage = kerr.UnknownServerError, kmsg.StringPtr(res.err.Error())
+		}
+		st.ErrorCode = code.Code
+		st.NumPartitions, st.ReplicationFactor, st.Configs = -1, -1, nil
+	}
 	return resp, nil
 }
 
 // maxRecordsPerUserOp is Kafka's bound on the metadata records one admin
-// operation may write (QuorumController.MAX_RECORDS_PER_USER_OP). A
-// CreateTopics or CreatePartitions that would write more fails whole with
-// POLICY_VIOLATION, so a request of a few bytes cannot ask for millions
-// of partitions (and as many files).
-const maxRecordsPerUserOp = 10000
-
-// excessiveBatchMessage is Kafka's message for that failure.
-const excessiveBatchMessage = "Unable to perform excessively large batch operation."
+// operation may write (QuorumController.MAX_RECORDS_PER_USER_OP): past it
+// the operation fails whole with POLICY_VIOLATION (errExcessiveBatch).
+const maxRecordsPerUserOp = 10_000
 
 // createTopicsRecords counts the records Kafka's controller would write
 // for the topics of req that it would create: a topic record, one per
@@ -115,6 +140,26 @@ func (s *Server) createTopicsRecords(req *kmsg.CreateTopicsRequest, seen map[str
 		n += 1 + int64(partitions) + int64(len(configs))
 	}
 	return n
+}
+
+// requestedPartitions is the upper bound Kafka's controller puts on what a
+// CreateTopics request creates (validateTotalNumberOfPartitions): each
+// topic's count, the broker default for -1, or its number of assignments.
+// Duplicated topics are refused on their own and not counted.
+func (s *Server) requestedPartitions(topics []kmsg.CreateTopicsRequestTopic, seen map[string]int) int64 {
+	var total int64
+	for _, rt := range topics {
+		switch {
+		case seen[rt.Topic] > 1:
+		case len(rt.ReplicaAssignment) > 0:
+			total += int64(len(rt.ReplicaAssignment))
+		case rt.NumPartitions == -1:
+			total += int64(s.cfg.numPartitions)
+		case rt.NumPartitions > 0:
+			total += int64(rt.NumPartitions)
+		}
+	}
+	return total
 }
 
 // validateNewTopic applies Kafka's CreateTopics checks to one topic and
@@ -170,6 +215,9 @@ func (s *Server) validateNewTopic(rt *kmsg.CreateTopicsRequestTopic) (partitions
 		}
 		configs[c.Name] = *c.Value
 	}
+	if err := validateTopicConfigSet(configs, s.cfg.topicDefaults); err != nil {
+		return 0, 0, nil, kerr.InvalidConfig, err.Error()
+	}
 	return partitions, repl, configs, nil, ""
 }
 
@@ -177,6 +225,9 @@ func (s *Server) validateNewTopic(rt *kmsg.CreateTopicsRequestTopic) (partitions
 func (s *Server) createdTopicConfigs(overrides map[string]string) []kmsg.CreateTopicsResponseTopicConfig {
 	out := make([]kmsg.CreateTopicsResponseTopicConfig, 0, len(topicConfigDefs))
 	for _, d := range topicConfigDefs {
+		if d.internal {
+			continue
+		}
 		c := kmsg.NewCreateTopicsResponseTopicConfig()
 		c.Name = d.name
 		v, src := s.cfg.topicDefaults[d.name], kmsg.ConfigSourceDefaultConfig

@@ -154,6 +154,9 @@ func (s *Server) topicConfigEntries(overrides map[string]string) []configEntry {
 	out := make([]configEntry, 0, len(topicConfigDefs))
 	for i := range topicConfigDefs {
 		d := &topicConfigDefs[i]
+		if d.internal {
+			continue
+		}
 		e := configEntry{name: d.name, typ: d.typ, doc: topicConfigDocs[d.name]}
 		brokerSyns := s.brokerSynonyms(d)
 		if v, ok := overrides[d.name]; ok {

@@ -46,6 +46,13 @@ func (s *Server) handleProduce(r *request) (kmsg.Response, error) {
 					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 					break
 				}
+				if isInternalTopic(name) {
+					// As Kafka's ReplicaManager (internalTopicsAllowed is
+					// false for client produces): only the coordinators
+					// write here, and they do not come through Produce.
+					sp.ErrorCode = kerr.InvalidTopicException.Code
+					break
+				}
 				if w, ok := s.producePartition(p, rp.Records, &sp); ok && req.Acks != 0 {
 					w.topicIdx, w.partIdx = len(resp.Topics), len(st.Partitions)
 					waits = append(waits, w)

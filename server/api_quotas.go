@@ -88,8 +88,9 @@ func (c *cluster) clientQuotas() []clientQuota {
 // alterClientQuota applies ops to one entity and persists the result; an
 // entity left without values is removed.
 func (c *cluster) alterClientQuota(entity []quotaEntityPart, ops []kmsg.AlterClientQuotasRequestEntryOp) error {
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	key := quotaEntityKey(entity)
 	old := c.mu.quotas[key]
 	q := &clientQuota{Entity: entity, Values: map[string]float64{}}
@@ -108,12 +109,15 @@ func (c *cluster) alterClientQuota(entity []quotaEntityPart, ops []kmsg.AlterCli
 	} else {
 		c.mu.quotas[key] = q
 	}
-	if err := c.saveLocked(); err != nil {
+	c.mu.Unlock()
+	if err := c.saveMeta(); err != nil {
+		c.mu.Lock()
 		if old != nil {
 			c.mu.quotas[key] = old
 		} else {
 			delete(c.mu.quotas, key)
 		}
+		c.mu.Unlock()
 		return err
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -22,11 +24,26 @@ import (
 // cluster holds the cluster metadata: the cluster id and every topic with
 // its id, partitions and config overrides. It is small, kept in memory and
 // persisted atomically to meta.json on every change.
+//
+// Lock order: saveMu, then mu. A change holds saveMu for its whole course
+// and does its disk I/O with mu released, so produce, fetch and metadata
+// requests, which take mu, never wait for a file to be opened or synced.
+// New topics and partitions are reserved under mu, their logs opened and
+// meta.json written holding only saveMu, and then published under mu.
+// Smaller changes (deleting a topic, configs, quotas) are applied under mu,
+// written with mu released and rolled back if the write fails. As saveMu
+// serializes the writes, each snapshot of meta.json includes every change
+// before it.
 type cluster struct {
 	cfg   *Config
 	store *storage.Store
 	log   zerolog.Logger
 	path  string
+
+	saveMu sync.Mutex // serializes metadata changes and meta.json writes
+	// metaWrites counts meta.json writes, so that tests can check that a
+	// request persists once however many topics it creates.
+	metaWrites atomic.Int64
 
 	mu struct {
 		sync.RWMutex
@@ -110,7 +127,8 @@ func openCluster(cfg *Config, store *storage.Store, logger zerolog.Logger) (*clu
 	if err := c.removeStrayLogs(); err != nil {
 		return nil, err
 	}
-	if err := c.saveLocked(); err != nil {
+	// Nothing else runs yet: no lock is needed around this write.
+	if err := c.writeMeta(c.snapshotLocked(nil, nil)); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -159,39 +177,77 @@ func isInternalTopic(name string) bool {
 	return name == "__consumer_offsets" || name == "__transaction_state"
 }
 
-// saveLocked writes the metadata atomically. Callers hold mu (either mode).
-func (c *cluster) saveLocked() error {
+// snapshotLocked builds meta.json's content from the published topics,
+// plus added (topics not yet published) and grown (published topics whose
+// new partition count is not yet published). Configs are copied so that
+// the snapshot can be encoded after mu is released. Callers hold mu.
+func (c *cluster) snapshotLocked(added []*topic, grown map[string]int32) metaFile {
 	mf := metaFile{ClusterID: c.mu.clusterID}
-	for _, t := range c.mu.topics {
+	add := func(t *topic, partitions int32) {
 		mf.Topics = append(mf.Topics, metaTopic{
 			Name:       t.name,
 			ID:         base64.RawURLEncoding.EncodeToString(t.id[:]),
-			Partitions: int32(len(t.partitions)),
-			Configs:    t.configs,
+			Partitions: partitions,
+			Configs:    maps.Clone(t.configs),
 		})
+	}
+	for _, t := range c.mu.topics {
+		n, ok := grown[t.name]
+		if !ok {
+			n = int32(len(t.partitions))
+		}
+		add(t, n)
+	}
+	for _, t := range added {
+		add(t, int32(len(t.partitions)))
 	}
 	sort.Slice(mf.Topics, func(i, j int) bool { return mf.Topics[i].Name < mf.Topics[j].Name })
 	mf.Quotas = c.quotasLocked()
+	return mf
+}
+
+// writeMeta writes meta.json atomically (temp file, fsync, rename, fsync
+// of the directory). Callers hold saveMu and not mu.
+func (c *cluster) writeMeta(mf metaFile) error {
 	data, err := json.MarshalIndent(mf, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("server: encoding cluster metadata: %w", err)
 	}
+	c.metaWrites.Add(1)
 	if err := storage.WriteFileAtomic(c.path, data); err != nil {
 		return fmt.Errorf("server: saving cluster metadata: %w", err)
 	}
 	return nil
 }
 
+// saveMeta persists the published metadata after a change made under mu.
+// Callers hold saveMu and not mu.
+func (c *cluster) saveMeta() error {
+	c.mu.RLock()
+	mf := c.snapshotLocked(nil, nil)
+	c.mu.RUnlock()
+	return c.writeMeta(mf)
+}
+
 func (c *cluster) openPartitionsLocked(t *topic, from, to int32) error {
-	cfg := c.storageConfigLocked(t)
+	ps, err := c.openPartitions(t.name, c.storageConfigLocked(t), from, to)
+	t.partitions = append(t.partitions, ps...)
+	return err
+}
+
+// openPartitions opens (creating if needed) the logs of partitions
+// [from, to) of a topic. On error it returns the logs it did open, for the
+// caller to drop. It takes no lock: the topic's names are reserved.
+func (c *cluster) openPartitions(topicName string, cfg storage.Config, from, to int32) ([]*partition, error) {
+	ps := make([]*partition, 0, to-from)
 	for i := from; i < to; i++ {
-		l, err := c.store.OpenLog(t.name+"-"+strconv.Itoa(int(i)), cfg)
+		l, err := c.store.OpenLog(topicName+"-"+strconv.Itoa(int(i)), cfg)
 		if err != nil {
-			return fmt.Errorf("server: opening %s-%d: %w", t.name, i, err)
+			return ps, fmt.Errorf("server: opening %s-%d: %w", topicName, i, err)
 		}
-		t.partitions = append(t.partitions, &partition{topic: t.name, index: i, log: l})
+		ps = append(ps, &partition{topic: topicName, index: i, log: l})
 	}
-	return nil
+	return ps, nil
 }
 
 // topicConfigLocked returns the effective value of a topic config: the
@@ -207,6 +263,9 @@ func (c *cluster) storageConfigLocked(t *topic) storage.Config {
 	get := func(name string) int64 { return parseLong(c.topicConfigLocked(t, name)) }
 	sc := storage.DefaultConfig()
 	sc.SegmentBytes = get("segment.bytes")
+	if v, ok := t.configs[internalSegmentBytes]; ok {
+		sc.SegmentBytes = parseLong(v) // a test's small segments, below segment.bytes' minimum
+	}
 	sc.SegmentMs = get("segment.ms")
 	sc.IndexIntervalBytes = int32(get("index.interval.bytes"))
 	sc.RetentionMs = get("retention.ms")
@@ -291,46 +350,26 @@ func (c *cluster) view(name string) (topicView, bool) {
 // createTopic creates a topic with the given partitions and config
 // overrides (already validated). errTopicExists if it exists.
 func (c *cluster) createTopic(name string, partitions int32, configs map[string]string) (topicView, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.mu.topics[name]; ok {
-		return topicView{}, errTopicExists
-	}
-	if clash := c.collidingTopicLocked(name); clash != "" {
-		return topicView{}, fmt.Errorf("%w: %q collides with existing topic %q", errTopicCollision, name, clash)
-	}
-	if configs == nil {
-		configs = map[string]string{}
-	}
-	t := &topic{name: name, id: newTopicID(), internal: isInternalTopic(name), configs: configs}
-	if err := c.openPartitionsLocked(t, 0, partitions); err != nil {
-		c.dropLogs(t.partitions)
-		return topicView{}, err
-	}
-	c.mu.topics[name] = t
-	c.mu.byID[t.id] = t
-	if err := c.saveLocked(); err != nil {
-		delete(c.mu.topics, name)
-		delete(c.mu.byID, t.id)
-		c.dropLogs(t.partitions)
-		return topicView{}, err
-	}
-	c.log.Info().Str("topic", name).Int32("partitions", partitions).Msg("topic created")
-	return topicView{name: name, id: t.id, internal: t.internal, partitions: partitions}, nil
+	r := c.createTopics([]newTopic{{name: name, partitions: partitions, configs: configs}})
+	return r[0].view, r[0].err
 }
 
 // collidingTopicLocked returns an existing topic whose name differs from
 // name only by '.' versus '_', which Kafka forbids because metric names
 // would collide.
 func (c *cluster) collidingTopicLocked(name string) string {
-	norm := strings.ReplaceAll(name, ".", "_")
+	norm := collisionKey(name)
 	for other := range c.mu.topics {
-		if other != name && strings.ReplaceAll(other, ".", "_") == norm {
+		if other != name && collisionKey(other) == norm {
 			return other
 		}
 	}
 	return ""
 }
+
+// collisionKey is what two topic names must not share: their metric names
+// are the same when they differ only by '.' versus '_'.
+func collisionKey(name string) string { return strings.ReplaceAll(name, ".", "_") }
 
 func (c *cluster) dropLogs(ps []*partition) {
 	for _, p := range ps {
@@ -344,6 +383,8 @@ func (c *cluster) dropLogs(ps []*partition) {
 // logs, so a crash in between leaves only stray directories that the next
 // start removes.
 func (c *cluster) deleteTopic(name string) error {
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
 	c.mu.Lock()
 	t, ok := c.mu.topics[name]
 	if !ok {
@@ -352,9 +393,12 @@ func (c *cluster) deleteTopic(name string) error {
 	}
 	delete(c.mu.topics, name)
 	delete(c.mu.byID, t.id)
-	err := c.saveLocked()
 	c.mu.Unlock()
-	if err != nil {
+	if err := c.saveMeta(); err != nil {
+		c.mu.Lock()
+		c.mu.topics[name] = t
+		c.mu.byID[t.id] = t
+		c.mu.Unlock()
 		return err
 	}
 	c.dropLogs(t.partitions)

@@ -5,6 +5,8 @@ import (
 	"maps"
 	"strings"
 	"time"
+
+	"github.com/skiffmq/skiff/storage"
 )
 
 // topicOverrides returns a copy of a topic's config overrides.
@@ -23,6 +25,8 @@ func (c *cluster) topicOverrides(name string) (map[string]string, bool) {
 // retention may have tightened it is enforced right away rather than at
 // the next log.retention.check.interval.ms.
 func (c *cluster) setTopicConfigs(name string, overrides map[string]string) error {
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
 	c.mu.Lock()
 	t, ok := c.mu.topics[name]
 	if !ok {
@@ -31,15 +35,18 @@ func (c *cluster) setTopicConfigs(name string, overrides map[string]string) erro
 	}
 	old := t.configs
 	t.configs = maps.Clone(overrides)
-	if err := c.saveLocked(); err != nil {
+	c.mu.Unlock()
+	if err := c.saveMeta(); err != nil {
+		c.mu.Lock()
 		t.configs = old
 		c.mu.Unlock()
 		return err
 	}
+	c.mu.RLock()
 	sc := c.storageConfigLocked(t)
 	parts := append([]*partition(nil), t.partitions...)
 	deletes := strings.Contains(c.topicConfigLocked(t, "cleanup.policy"), "delete")
-	c.mu.Unlock()
+	c.mu.RUnlock()
 	for _, p := range parts {
 		p.log.SetConfig(sc)
 	}
@@ -62,28 +69,41 @@ func (c *cluster) enforceRetentionOf(parts []*partition, now time.Time) {
 	}
 }
 
-// addPartitions grows a topic to total partitions, opening the new logs.
+// addPartitions grows a topic to total partitions. The new logs are
+// opened and meta.json written without holding mu; the partitions appear
+// once both are done.
 func (c *cluster) addPartitions(name string, total int32) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
+	c.mu.RLock()
 	t, ok := c.mu.topics[name]
+	var from int32
+	var sc storage.Config
+	if ok {
+		from = int32(len(t.partitions))
+		sc = c.storageConfigLocked(t)
+	}
+	c.mu.RUnlock()
 	if !ok {
 		return errUnknownTopic
 	}
-	from := int32(len(t.partitions))
 	if total <= from {
 		return fmt.Errorf("server: topic %s already has %d partitions", name, from)
 	}
-	if err := c.openPartitionsLocked(t, from, total); err != nil {
-		c.dropLogs(t.partitions[from:])
-		t.partitions = t.partitions[:from]
+	ps, err := c.openPartitions(name, sc, from, total)
+	if err == nil {
+		c.mu.RLock()
+		mf := c.snapshotLocked(nil, map[string]int32{name: total})
+		c.mu.RUnlock()
+		err = c.writeMeta(mf)
+	}
+	if err != nil {
+		c.dropLogs(ps)
 		return err
 	}
-	if err := c.saveLocked(); err != nil {
-		c.dropLogs(t.partitions[from:])
-		t.partitions = t.partitions[:from]
-		return err
-	}
+	c.mu.Lock()
+	t.partitions = append(t.partitions, ps...)
+	c.mu.Unlock()
 	c.log.Info().Str("topic", name).Int32("partitions", total).Msg("partitions added")
 	return nil
 }

@@ -237,6 +237,11 @@ func (c *Config) Validate() error {
 	_, fm := set("log.flush.interval.messages")
 	_, fms := set("log.flush.interval.ms")
 	c.explicitFlush = fm || fms
+	// Kafka checks the broker's log defaults across configs as it checks
+	// a topic's (LogConfig.validateBrokerLogConfigValues).
+	if err := validateTopicConfigSet(nil, c.topicDefaults); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	return nil
 }
 

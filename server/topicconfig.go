@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -32,16 +33,32 @@ type topicConfigDef struct {
 	typ    configType
 	def    string
 	check  func(string) error
+	// internal marks a config Kafka defines with defineInternal: accepted
+	// and honoured, never listed by DescribeConfigs or CreateTopics.
+	internal bool
 }
 
 const maxLong = "9223372036854775807"
+
+const (
+	// minSegmentBytes is Kafka 4's lower bound on segment.bytes and
+	// log.segment.bytes (LogConfig, KIP-1030).
+	minSegmentBytes = 1 << 20
+	// internalSegmentBytes is the config Kafka 4 keeps for tests that need
+	// small segments; when set it replaces segment.bytes.
+	internalSegmentBytes = "internal.segment.bytes"
+	// minInternalSegmentBytes keeps even the test override above one
+	// batch header, so every segment can hold a batch. Kafka has no
+	// validator here (a tiny value just rolls per batch).
+	minInternalSegmentBytes = 61
+)
 
 // topicConfigDefs lists every topic config of Apache Kafka 4.x that a
 // single-node broker can honour or at least store and report.
 var topicConfigDefs = []topicConfigDef{
 	{name: "cleanup.policy", broker: "log.cleanup.policy", typ: typeList, def: "delete", check: oneOfList("delete", "compact")},
 	{name: "compression.type", broker: "compression.type", typ: typeString, def: "producer", check: oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")},
-	{name: "compression.gzip.level", broker: "compression.gzip.level", typ: typeInt, def: "-1", check: intRange(-1, 9)},
+	{name: "compression.gzip.level", broker: "compression.gzip.level", typ: typeInt, def: "-1", check: gzipLevel},
 	{name: "compression.lz4.level", broker: "compression.lz4.level", typ: typeInt, def: "9", check: intRange(1, 17)},
 	{name: "compression.zstd.level", broker: "compression.zstd.level", typ: typeInt, def: "3", check: intRange(-131072, 22)},
 	{name: "delete.retention.ms", broker: "log.cleaner.delete.retention.ms", typ: typeLong, def: "86400000", check: longMin(0)},
@@ -65,9 +82,14 @@ var topicConfigDefs = []topicConfigDef{
 	{name: "remote.log.copy.disable", broker: "", typ: typeBoolean, def: "false"},
 	{name: "remote.log.delete.on.disable", broker: "", typ: typeBoolean, def: "false"},
 	{name: "remote.storage.enable", broker: "", typ: typeBoolean, def: "false", check: oneOf("false")},
-	{name: "retention.bytes", broker: "log.retention.bytes", typ: typeLong, def: "-1", check: longMin(-1)},
+	// Kafka puts no bound on retention.bytes: any negative value means unlimited.
+	{name: "retention.bytes", broker: "log.retention.bytes", typ: typeLong, def: "-1"},
 	{name: "retention.ms", broker: "log.retention.ms", typ: typeLong, def: "604800000", check: longMin(-1)},
-	{name: "segment.bytes", broker: "log.segment.bytes", typ: typeInt, def: "1073741824", check: intRange(14, math.MaxInt32)},
+	// KIP-1030 (Kafka 4.0) raised the minimum from 14 bytes to 1 MiB: tiny
+	// segments open a file per batch and exhaust descriptors.
+	{name: "segment.bytes", broker: "log.segment.bytes", typ: typeInt, def: "1073741824", check: intRange(minSegmentBytes, math.MaxInt32)},
+	// Kafka 4's testing-only override of segment.bytes, without a minimum.
+	{name: internalSegmentBytes, typ: typeInt, check: intRange(minInternalSegmentBytes, math.MaxInt32), internal: true},
 	{name: "segment.index.bytes", broker: "log.index.size.max.bytes", typ: typeInt, def: "10485760", check: intRange(4, math.MaxInt32)},
 	{name: "segment.jitter.ms", broker: "log.roll.jitter.ms", typ: typeLong, def: "0", check: longMin(0)},
 	{name: "segment.ms", broker: "log.roll.ms", typ: typeLong, def: "604800000", check: longMin(1)},
@@ -83,25 +105,44 @@ func findTopicConfig(name string) (*topicConfigDef, bool) {
 	return nil, false
 }
 
-// validateValue checks v against the def's type and extra check.
+// validateValue checks v against the def's type and extra check. Errors
+// read as Kafka's ConfigException: "Invalid value V for configuration N:
+// reason".
 func (d *topicConfigDef) validateValue(v string) error {
-	if err := checkType(d.typ, v); err != nil {
-		return fmt.Errorf("invalid value %q for configuration %s: %w", v, d.name, err)
+	err := checkType(d.typ, v)
+	if err == nil && d.check != nil {
+		err = d.check(v)
 	}
-	if d.check != nil {
-		if err := d.check(v); err != nil {
-			return fmt.Errorf("invalid value %q for configuration %s: %w", v, d.name, err)
-		}
+	if err != nil {
+		return fmt.Errorf("Invalid value %s for configuration %s: %w", v, d.name, err)
 	}
 	return nil
 }
 
+// validateTopicConfigSet applies Kafka's checks across configs
+// (LogConfig.validateValues) to a topic's overrides over the broker's
+// defaults.
+func validateTopicConfigSet(overrides, defaults map[string]string) error {
+	get := func(name string) int64 {
+		if v, ok := overrides[name]; ok {
+			return parseLong(v)
+		}
+		return parseLong(defaults[name])
+	}
+	if minLag, maxLag := get("min.compaction.lag.ms"), get("max.compaction.lag.ms"); minLag > maxLag {
+		return fmt.Errorf("conflict topic config setting min.compaction.lag.ms (%d) > max.compaction.lag.ms (%d)", minLag, maxLag)
+	}
+	return nil
+}
+
+// checkType parses v as Kafka's ConfigDef.parseType does (trimmed;
+// booleans in any case) and words failures as it does.
 func checkType(t configType, v string) error {
 	var err error
 	switch t {
 	case typeBoolean:
-		if v != "true" && v != "false" {
-			err = fmt.Errorf("expected true or false")
+		if b := strings.TrimSpace(v); !strings.EqualFold(b, "true") && !strings.EqualFold(b, "false") {
+			return errors.New("Expected value to be either true or false")
 		}
 	case typeInt:
 		_, err = strconv.ParseInt(strings.TrimSpace(v), 10, 32)
@@ -113,7 +154,7 @@ func checkType(t configType, v string) error {
 		_, err = strconv.ParseFloat(strings.TrimSpace(v), 64)
 	}
 	if err != nil {
-		return fmt.Errorf("not a valid %s", typeName(t))
+		return fmt.Errorf("Not a number of type %s", strings.ToUpper(typeName(t)))
 	}
 	return nil
 }
@@ -136,31 +177,37 @@ func typeName(t configType) string {
 	return "string"
 }
 
+// oneOf is Kafka's ValidString.in.
 func oneOf(allowed ...string) func(string) error {
 	return func(v string) error {
 		if !slices.Contains(allowed, v) {
-			return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+			return fmt.Errorf("String must be one of: %s", strings.Join(allowed, ", "))
 		}
 		return nil
 	}
 }
 
+// oneOfList is Kafka's ValidList.in: every item must be allowed.
 func oneOfList(allowed ...string) func(string) error {
 	return func(v string) error {
 		for _, item := range strings.Split(v, ",") {
 			if !slices.Contains(allowed, strings.TrimSpace(item)) {
-				return fmt.Errorf("each item must be one of %s", strings.Join(allowed, ", "))
+				return fmt.Errorf("String must be one of: %s", strings.Join(allowed, ", "))
 			}
 		}
 		return nil
 	}
 }
 
+// intRange is Kafka's ConfigDef.Range (atLeast / between) for integers.
 func intRange(lo, hi int64) func(string) error {
 	return func(v string) error {
 		n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		if n < lo || n > hi {
-			return fmt.Errorf("must be between %d and %d", lo, hi)
+		switch {
+		case n < lo:
+			return fmt.Errorf("Value must be at least %d", lo)
+		case n > hi:
+			return fmt.Errorf("Value must be no more than %d", hi)
 		}
 		return nil
 	}
@@ -170,11 +217,24 @@ func longMin(lo int64) func(string) error {
 	return intRange(lo, math.MaxInt64)
 }
 
+// gzipLevel is Kafka's gzip level validator: 1 to 9, or -1 for the
+// codec's default.
+func gzipLevel(v string) error {
+	n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if n != -1 && (n < 1 || n > 9) {
+		return errors.New("Value must be between 1 and 9 or equal to -1")
+	}
+	return nil
+}
+
 func doubleRange(lo, hi float64) func(string) error {
 	return func(v string) error {
 		f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		if f < lo || f > hi {
-			return fmt.Errorf("must be between %g and %g", lo, hi)
+		switch {
+		case f < lo:
+			return fmt.Errorf("Value must be at least %g", lo)
+		case f > hi:
+			return fmt.Errorf("Value must be no more than %g", hi)
 		}
 		return nil
 	}

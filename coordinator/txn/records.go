@@ -54,7 +54,8 @@ func encodeRecord(m *txnMeta, ts int64) ([]byte, error) {
 	return protocol.BuildBatch(nil, h, protocol.CodecNone, []protocol.Record{rec})
 }
 
-// replay rebuilds state from one partition of __transaction_state.
+// replay rebuilds state from one partition of __transaction_state,
+// whatever codec its batches use.
 func (c *Coordinator) replay(part int, l Log) error {
 	err := logscan.Batches(l, func(b []byte, h protocol.BatchHeader) error {
 		if h.IsControl() {
@@ -62,7 +63,12 @@ func (c *Coordinator) replay(part int, l Log) error {
 		}
 		recs, err := protocol.DecodeRecords(b, nil)
 		if err != nil {
-			return err
+			// Skipped, not fatal: one unreadable batch (written by a client
+			// before produces to internal topics were refused, or damaged
+			// on disk) must not keep the broker from starting.
+			c.log.Error().Err(err).Str("topic", "__transaction_state").Int("partition", part).
+				Int64("offset", h.BaseOffset).Msg("txn: skipping undecodable batch on replay")
+			return nil
 		}
 		for _, r := range recs {
 			c.replayRecord(r.Key, r.Value)
