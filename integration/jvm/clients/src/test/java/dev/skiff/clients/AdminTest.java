@@ -13,7 +13,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ExecutionException;
-import java.util.stream.Collectors;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AlterConfigOp;
@@ -259,9 +258,5 @@ class AdminTest {
     void describeAclsWithoutAuthorizer() {
         ExecutionException e = assertThrows(ExecutionException.class, () -> admin.describeAcls(AclBindingFilter.ANY).values().get());
         assertInstanceOf(SecurityDisabledException.class, e.getCause());
-    }
-
-    static Set<String> names(Collection<String> c) {
-        return c.stream().collect(Collectors.toSet());
     }
 }

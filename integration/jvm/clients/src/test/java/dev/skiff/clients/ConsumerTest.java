@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -267,11 +266,5 @@ class ConsumerTest {
             assertTrue(!firstMember.equals(md.consumerId()), "the replacement got a new member id");
             assertEquals(Set.of(0, 1), Member.partitions(md.assignment().topicPartitions()));
         }
-    }
-
-    static List<Long> offsets(List<ConsumerRecord<String, String>> recs) {
-        List<Long> out = new ArrayList<>();
-        recs.forEach(r -> out.add(r.offset()));
-        return out;
     }
 }
