@@ -56,8 +56,15 @@ func (s *Server) writeOneTxnMarker(topic string, partition int32, now, pid int64
 	if p == nil {
 		return kerr.UnknownTopicOrPartition.Code
 	}
+	// Kafka checks the producer epoch, then the coordinator epoch
+	// (ProducerAppendInfo.appendEndTxnMarker); the append below checks the
+	// producer epoch again under the log's lock.
 	for _, pr := range p.log.Producers() {
-		if pr.ProducerID == pid && pr.CoordinatorEpoch > coordinatorEpoch {
+		switch {
+		case pr.ProducerID != pid:
+		case epoch < pr.ProducerEpoch:
+			return kerr.InvalidProducerEpoch.Code
+		case pr.CoordinatorEpoch > coordinatorEpoch:
 			return kerr.TransactionCoordinatorFenced.Code
 		}
 	}
