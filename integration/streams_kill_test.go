@@ -17,7 +17,8 @@ import (
 // TestKafkaStreamsEOSKill runs a Kafka Streams word count
 // (integration/jvm/clients WordCount: a count() state store behind a
 // repartition, processing.guarantee=exactly_once_v2) as its own JVM,
-// SIGKILLs it while a transaction holds uncommitted output, adds more
+// SIGKILLs it right after seeing a transaction hold uncommitted output
+// (so mid-run, and nearly always mid-transaction), adds more
 // input, and starts it again on the same state directory. A read_committed
 // reader must then see, for every word, the counts 1, 2, ..., n with no gap
 // and no repeat (the record cache is off, so every word emits its count),
@@ -102,11 +103,15 @@ func testStreamsEOSKill(t *testing.T, v string) {
 		return hwm > lso && lso > 0
 	})
 	first.kill(t)
-	hwm, lso := streamsOutOffsets(t, adm)
-	if hwm <= lso {
-		t.Fatalf("after the kill the output's end offset %d is not above its last stable offset %d: the kill did not land mid-transaction", hwm, lso)
+	// Almost always the transaction seen open is still open: the process
+	// died holding it, and Skiff must abort it for the restarted instance.
+	// A commit that completed in the instant between the check and the
+	// kill is not a failure, only a kill between two transactions.
+	if hwm, lso := streamsOutOffsets(t, adm); hwm > lso {
+		t.Logf("killed WordCount mid-transaction: output end offsets sum %d, last stable offsets sum %d", hwm, lso)
+	} else {
+		t.Logf("killed WordCount mid-run, between two transactions (output end offsets sum %d)", hwm)
 	}
-	t.Logf("killed WordCount mid-transaction: output end offsets sum %d, last stable offsets sum %d", hwm, lso)
 
 	produceLines(streamsLines, 2*streamsLines)
 	second := startEOSWorker(t, "wordcount-2", nil, args...)
