@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -63,12 +64,22 @@ type ecosystemResult struct {
 // installs every one.
 func runEcosystemScript(t *testing.T, b *broker, prefix string, args ...string) ecosystemResult {
 	t.Helper()
+	return runEcosystemScriptEnv(t, b, prefix, nil, args...)
+}
+
+// runEcosystemScriptEnv is runEcosystemScript with env added to the
+// script's environment.
+func runEcosystemScriptEnv(t *testing.T, b *broker, prefix string, env []string, args ...string) ecosystemResult {
+	t.Helper()
 	if _, err := exec.LookPath(args[0]); err != nil {
 		t.Fatalf("%s is not installed (.ci/run installs it): %v", args[0], err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, args[0], append(args[1:], b.Addr(), prefix)...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
@@ -252,8 +263,18 @@ func checkEcoTransactions(t *testing.T, b *broker, adm *kadm.Client, prefix stri
 // consumers.
 func TestConfluentKafkaPythonEcosystem(t *testing.T) {
 	ecoRequirePython(t, "confluent_kafka", "python3-confluent-kafka")
+	testConfluentEcosystem(t, nil)
+}
+
+// TestConfluentKafkaPython2Ecosystem is the same scenario with
+// confluent-kafka 2.x from PyPI (librdkafka 2.1x) in place of Debian's.
+func TestConfluentKafkaPython2Ecosystem(t *testing.T) {
+	testConfluentEcosystem(t, confluent2Env(t))
+}
+
+func testConfluentEcosystem(t *testing.T, env []string) {
 	b := startBroker(t, ecosystemSettings())
-	res := runEcosystemScript(t, b, "ck", "/usr/bin/python3", filepath.Join(clientsDir(t), "confluent_ecosystem.py"))
+	res := runEcosystemScriptEnv(t, b, "ck", env, "/usr/bin/python3", filepath.Join(clientsDir(t), "confluent_ecosystem.py"))
 	adm := newAdmin(t, b.Addr())
 	codecs := []string{"gzip", "snappy", "lz4", "zstd"}
 	for _, c := range codecs {

@@ -89,14 +89,7 @@ func (s *Server) writeTxnMarkers(pid int64, epoch int16, commit bool, parts []tx
 			if p == nil {
 				return
 			}
-			batch, err := protocol.BuildControlBatch(nil, protocol.BatchHeader{
-				BaseTimestamp: now, MaxTimestamp: now, ProducerID: pid, ProducerEpoch: epoch,
-			}, commit, 0)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			_, err = p.log.Append(batch, storage.AppendOptions{LeaderEpoch: partitionLeaderEpoch, Sync: true})
+			err := appendTxnMarker(p, now, pid, epoch, commit, 0)
 			if err != nil && !errors.Is(err, storage.ErrInvalidProducerEpoch) {
 				errs[i] = err
 			}
@@ -104,6 +97,19 @@ func (s *Server) writeTxnMarkers(pid int64, epoch int16, commit bool, parts []tx
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// appendTxnMarker appends one COMMIT or ABORT control batch for the
+// producer to p, durably.
+func appendTxnMarker(p *partition, now, pid int64, epoch int16, commit bool, coordinatorEpoch int32) error {
+	batch, err := protocol.BuildControlBatch(nil, protocol.BatchHeader{
+		BaseTimestamp: now, MaxTimestamp: now, ProducerID: pid, ProducerEpoch: epoch,
+	}, commit, coordinatorEpoch)
+	if err != nil {
+		return err
+	}
+	_, err = p.log.Append(batch, storage.AppendOptions{LeaderEpoch: partitionLeaderEpoch, Sync: true})
+	return err
 }
 
 // offsetsPartitionFor is the __consumer_offsets partition of a group.

@@ -285,7 +285,9 @@ def check_transactions(bootstrap, prefix, admin):
 
 def main():
     bootstrap, prefix = sys.argv[1:3]
-    out = {"versions": {"confluent_kafka": confluent_kafka.version()[0],
+    # version() is a (string, int) pair in 1.x and a string in 2.x.
+    version = confluent_kafka.version()
+    out = {"versions": {"confluent_kafka": version if isinstance(version, str) else version[0],
                         "librdkafka": confluent_kafka.libversion()[0]}}
     admin = AdminClient({"bootstrap.servers": bootstrap})
     steps = [("admin", lambda: check_admin(admin, prefix)),
