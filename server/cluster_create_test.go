@@ -31,12 +31,17 @@ func startTestServer(t *testing.T, dir string) *Server {
 // TestCreateManyTopicsPersistsOnce: creating 10,000 topics in one request
 // rewrote and fsynced meta.json once per topic (91 s, quadratic) while
 // holding the cluster lock. It is now written once for the request, and
-// meta.json then lists them all.
+// meta.json then lists them all. Kafka 4.1 refuses 10,000 one-partition
+// topics in one request (20,000 metadata records; checked against Kafka
+// itself), so this creates the most it allows.
 func TestCreateManyTopicsPersistsOnce(t *testing.T) {
 	if testing.Short() {
-		t.Skip("creates and closes 10,000 partition logs (minutes on a loaded machine)")
+		t.Skip("creates and closes 2,000 partition logs (minutes on a loaded machine)")
 	}
-	const n = 10_000 // Kafka's per-request partition limit, one partition each
+	// Any count shows the write is once per request; Kafka allows at most
+	// maxRecordsPerUserOp/2 one-partition topics (a topic and a partition
+	// record each), and closing thousands of logs is slow under -race.
+	const n = 2000
 	dir := t.TempDir()
 	srv := startTestServer(t, dir)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.Addr()))
