@@ -261,6 +261,18 @@ func testToolConfigs(t *testing.T, addr string) {
 		t.Errorf("broker advertised.listeners: %q, want PLAINTEXT://%s", got, addr)
 	}
 
+	// Client quotas: the tool reads the existing quotas before it alters
+	// them, so both invocations go through DescribeClientQuotas.
+	out = runTool(t, toolConfigs, "--bootstrap-server", addr, "--entity-type", "clients", "--entity-name", "tools-client",
+		"--alter", "--add-config", "producer_byte_rate=1024,consumer_byte_rate=2048")
+	if !strings.Contains(out, "Completed updating config for client tools-client.") {
+		t.Errorf("clients --alter printed %q", out)
+	}
+	out = runTool(t, toolConfigs, "--bootstrap-server", addr, "--entity-type", "clients", "--entity-name", "tools-client", "--describe")
+	if want := "Quota configs for client-id 'tools-client' are consumer_byte_rate=2048.0, producer_byte_rate=1024.0"; !containsLine(lines(out), want) {
+		t.Errorf("clients --describe printed %q, want %q", out, want)
+	}
+
 	// Skiff refuses dynamic broker configs; the tool must show Kafka's
 	// INVALID_CONFIG message for a config it cannot change and exit 1.
 	r := execTool(t, "", toolConfigs, "--bootstrap-server", addr, "--entity-type", "brokers", "--entity-name", "0",
@@ -384,7 +396,14 @@ func testToolConsumerGroups(t *testing.T, addr string, prod *kgo.Client) {
 	if dr, err := adm.DeleteRecords(testContext(t), start); err != nil || dr.Error() != nil {
 		t.Fatalf("delete records: %v %v", err, dr.Error())
 	}
-	out := runTool(t, toolGroups, "--bootstrap-server", addr, "--reset-offsets", "--to-earliest", "--execute",
+	// A date before every record: the first offset still there, which a
+	// dry run shows without committing.
+	out := runTool(t, toolGroups, "--bootstrap-server", addr, "--reset-offsets", "--to-datetime", "2020-01-01T00:00:00.000",
+		"--dry-run", "--group", group, "--topic", topic)
+	if _, rows := parseGroupTable(t, out, group, topic); fmt.Sprint(rows) != fmt.Sprint(map[int32][]string{0: {"1"}, 1: {"0"}}) {
+		t.Errorf("--reset-offsets --to-datetime --dry-run printed %v, want new offsets 1 and 0", rows)
+	}
+	out = runTool(t, toolGroups, "--bootstrap-server", addr, "--reset-offsets", "--to-earliest", "--execute",
 		"--group", group, "--topic", topic)
 	header, rows := parseGroupTable(t, out, group, topic)
 	if strings.Join(header, " ") != "GROUP TOPIC PARTITION NEW-OFFSET" ||
