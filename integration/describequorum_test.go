@@ -68,7 +68,7 @@ func TestDescribeQuorumAnswersAsSingleVoter(t *testing.T) {
 			}
 			continue
 		}
-		host, port := splitHostPort(t, b.Addr())
+		host, port := quorumHostPort(t, b.Addr())
 		if len(resp.Nodes) != 1 || resp.Nodes[0].NodeID != 0 || len(resp.Nodes[0].Listeners) != 1 {
 			t.Fatalf("v2 nodes: %+v", resp.Nodes)
 		}
@@ -101,7 +101,7 @@ func TestDescribeQuorumAnswersAsSingleVoter(t *testing.T) {
 	}
 }
 
-func splitHostPort(t *testing.T, addr string) (string, int) {
+func quorumHostPort(t *testing.T, addr string) (string, int) {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -11,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -57,8 +57,8 @@ type toolResult struct {
 func execTool(t *testing.T, stdin, class string, args ...string) toolResult {
 	t.Helper()
 	cp := mavenClasspath(t, "jvm/kafka")
-	ctx, cancel := context.WithTimeout(testContext(t), 2*time.Minute)
-	defer cancel()
+	// testContext bounds a hung tool; it is no timing assertion.
+	ctx := testContext(t)
 	jvmArgs := []string{"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto", "-Xmx256m", "-cp", cp, class}
 	cmd := exec.CommandContext(ctx, javaBin(t), append(jvmArgs, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
@@ -84,8 +84,8 @@ func runToolInput(t *testing.T, stdin, class string, args ...string) string {
 	return r.stdout
 }
 
-// lines splits tool output into its non-empty lines, right-trimmed.
-func lines(s string) []string {
+// outputLines splits tool output into its non-empty lines, right-trimmed.
+func outputLines(s string) []string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
 		if l = strings.TrimRight(l, " \t\r"); l != "" {
@@ -95,16 +95,14 @@ func lines(s string) []string {
 	return out
 }
 
-// produceTo writes values to one partition of topic and fails on error.
-func produceTo(t *testing.T, cl *kgo.Client, topic string, partition int32, values ...string) {
+// produceValues writes values to one partition of topic and fails on error.
+func produceValues(t *testing.T, cl *kgo.Client, topic string, partition int32, values ...string) {
 	t.Helper()
 	var recs []*kgo.Record
 	for _, v := range values {
 		recs = append(recs, &kgo.Record{Topic: topic, Partition: partition, Value: []byte(v)})
 	}
-	if err := cl.ProduceSync(testContext(t), recs...).FirstErr(); err != nil {
-		t.Fatalf("produce to %s-%d: %v", topic, partition, err)
-	}
+	produceSync(t, cl, recs...)
 }
 
 // TestKafkaTools runs each of Kafka's command-line tools against one
@@ -139,7 +137,7 @@ func parseTopicDescribe(t *testing.T, out string) (map[string]string, map[int]de
 	t.Helper()
 	head := map[string]string{}
 	parts := map[int]describedPartition{}
-	for _, l := range lines(out) {
+	for _, l := range outputLines(out) {
 		fields := map[string]string{}
 		for _, f := range strings.Split(strings.TrimSpace(l), "\t") {
 			k, v, _ := strings.Cut(f, ":")
@@ -165,13 +163,14 @@ func testToolTopics(t *testing.T, addr string) {
 	if !strings.Contains(out, "Created topic "+topic+".") {
 		t.Fatalf("--create printed %q", out)
 	}
-	if l := lines(runTool(t, toolTopics, "--bootstrap-server", addr, "--list")); !containsLine(l, topic) {
+	if l := outputLines(runTool(t, toolTopics, "--bootstrap-server", addr, "--list")); !slices.Contains(l, topic) {
 		t.Fatalf("--list lacks %s: %q", topic, l)
 	}
 	runTool(t, toolTopics, "--bootstrap-server", addr, "--alter", "--topic", topic, "--partitions", "4")
 
 	head, parts := parseTopicDescribe(t, runTool(t, toolTopics, "--bootstrap-server", addr, "--describe", "--topic", topic))
-	details, err := newAdmin(t, addr).ListTopics(testContext(t), topic)
+	adm := newAdmin(t, addr)
+	details, err := adm.ListTopics(testContext(t), topic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,31 +192,22 @@ func testToolTopics(t *testing.T, addr string) {
 
 	runTool(t, toolTopics, "--bootstrap-server", addr, "--delete", "--topic", topic)
 	eventually(t, 30*time.Second, "the deleted topic to go", func() bool {
-		d, err := newAdmin(t, addr).ListTopics(testContext(t))
+		d, err := adm.ListTopics(testContext(t))
 		return err == nil && !d.Has(topic)
 	})
 }
 
-func containsLine(ls []string, want string) bool {
-	for _, l := range ls {
-		if l == want {
-			return true
-		}
-	}
-	return false
-}
-
-// configLine matches one config of kafka-configs --describe:
+// toolConfigLine matches one config of kafka-configs --describe:
 // "  name=value sensitive=false synonyms={SOURCE:name=value, ...}".
-var configLine = regexp.MustCompile(`^\s+([a-z0-9.]+)=(.*) sensitive=(true|false) synonyms=\{(.*)\}$`)
+var toolConfigLine = regexp.MustCompile(`^\s+([a-z0-9.]+)=(.*) sensitive=(true|false) synonyms=\{(.*)\}$`)
 
-// parseConfigs reads kafka-configs --describe output into name -> the
+// parseToolConfigs reads kafka-configs --describe output into name -> the
 // value and the synonyms text.
-func parseConfigs(t *testing.T, out string) (header string, configs map[string][2]string) {
+func parseToolConfigs(t *testing.T, out string) (header string, configs map[string][2]string) {
 	t.Helper()
 	configs = map[string][2]string{}
-	for _, l := range lines(out) {
-		if m := configLine.FindStringSubmatch(l); m != nil {
+	for _, l := range outputLines(out) {
+		if m := toolConfigLine.FindStringSubmatch(l); m != nil {
 			configs[m[1]] = [2]string{m[2], m[4]}
 		} else if header == "" {
 			header = l
@@ -236,7 +226,7 @@ func testToolConfigs(t *testing.T, addr string) {
 	if !strings.Contains(out, "Completed updating config for topic "+topic+".") {
 		t.Fatalf("--alter printed %q", out)
 	}
-	header, cfgs := parseConfigs(t, runTool(t, toolConfigs, "--bootstrap-server", addr,
+	header, cfgs := parseToolConfigs(t, runTool(t, toolConfigs, "--bootstrap-server", addr,
 		"--entity-type", "topics", "--entity-name", topic, "--describe"))
 	if header != "Dynamic configs for topic "+topic+" are:" {
 		t.Errorf("topic --describe header %q", header)
@@ -249,7 +239,7 @@ func testToolConfigs(t *testing.T, addr string) {
 		t.Errorf("topic --describe:\n got %v\nwant %v", cfgs, want)
 	}
 
-	header, cfgs = parseConfigs(t, runTool(t, toolConfigs, "--bootstrap-server", addr,
+	header, cfgs = parseToolConfigs(t, runTool(t, toolConfigs, "--bootstrap-server", addr,
 		"--entity-type", "brokers", "--entity-name", "0", "--describe", "--all"))
 	if header != "All configs for broker 0 are:" {
 		t.Errorf("broker --describe --all header %q", header)
@@ -269,7 +259,7 @@ func testToolConfigs(t *testing.T, addr string) {
 		t.Errorf("clients --alter printed %q", out)
 	}
 	out = runTool(t, toolConfigs, "--bootstrap-server", addr, "--entity-type", "clients", "--entity-name", "tools-client", "--describe")
-	if want := "Quota configs for client-id 'tools-client' are consumer_byte_rate=2048.0, producer_byte_rate=1024.0"; !containsLine(lines(out), want) {
+	if want := "Quota configs for client-id 'tools-client' are consumer_byte_rate=2048.0, producer_byte_rate=1024.0"; !slices.Contains(outputLines(out), want) {
 		t.Errorf("clients --describe printed %q, want %q", out, want)
 	}
 
@@ -303,7 +293,7 @@ func testToolConsole(t *testing.T, addr string) {
 		t.Fatalf("console consumer: %v\n%s\n%s", r.err, r.stdout, r.stderr)
 	}
 	// An empty key is parsed as an empty key, not null.
-	if got, want := lines(r.stdout), []string{"k1=v1", "k2=v2", "=v3"}; fmt.Sprint(got) != fmt.Sprint(want) {
+	if got, want := outputLines(r.stdout), []string{"k1=v1", "k2=v2", "=v3"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("console consumer printed %q, want %q", got, want)
 	}
 	if !strings.Contains(r.stderr, "Processed a total of 3 messages") {
@@ -325,7 +315,7 @@ func testToolConsole(t *testing.T, addr string) {
 func parseGroupTable(t *testing.T, out, group, topic string) (header []string, rows map[int32][]string) {
 	t.Helper()
 	rows = map[int32][]string{}
-	for _, l := range lines(out) {
+	for _, l := range outputLines(out) {
 		f := strings.Fields(l)
 		if len(f) > 0 && f[0] == "GROUP" {
 			header = f
@@ -347,8 +337,8 @@ func testToolConsumerGroups(t *testing.T, addr string, prod *kgo.Client) {
 	const topic, group = "tools-groups", "tools-group"
 	adm := newAdmin(t, addr)
 	createTopic(t, adm, topic, 2, nil)
-	produceTo(t, prod, topic, 0, "a", "b", "c", "d", "e")
-	produceTo(t, prod, topic, 1, "f", "g")
+	produceValues(t, prod, topic, 0, "a", "b", "c", "d", "e")
+	produceValues(t, prod, topic, 1, "f", "g")
 	// A group with committed offsets and no members, as a stopped consumer
 	// leaves it: 2 of 5 consumed on partition 0, 1 of 2 on partition 1.
 	commit := kmsg.NewPtrOffsetCommitRequest()
@@ -366,7 +356,7 @@ func testToolConsumerGroups(t *testing.T, addr string, prod *kgo.Client) {
 		t.Fatalf("commit offsets: %v %+v", err, resp)
 	}
 
-	if l := lines(runTool(t, toolGroups, "--bootstrap-server", addr, "--list")); !containsLine(l, group) {
+	if l := outputLines(runTool(t, toolGroups, "--bootstrap-server", addr, "--list")); !slices.Contains(l, group) {
 		t.Fatalf("--list lacks %s: %q", group, l)
 	}
 	describe := func() map[int32][]string {
@@ -431,7 +421,7 @@ func testToolConsumerGroups(t *testing.T, addr string, prod *kgo.Client) {
 func parseGetOffsets(t *testing.T, out, topic string) map[int32]int64 {
 	t.Helper()
 	got := map[int32]int64{}
-	for _, l := range lines(out) {
+	for _, l := range outputLines(out) {
 		f := strings.Split(l, ":")
 		if len(f) != 3 || f[0] != topic {
 			t.Fatalf("kafka-get-offsets line %q", l)
@@ -449,8 +439,8 @@ func parseGetOffsets(t *testing.T, out, topic string) map[int32]int64 {
 func testToolOffsets(t *testing.T, addr string, prod *kgo.Client) {
 	const topic = "tools-offsets"
 	createTopic(t, newAdmin(t, addr), topic, 2, nil)
-	produceTo(t, prod, topic, 0, "a", "b", "c", "d")
-	produceTo(t, prod, topic, 1, "e", "f")
+	produceValues(t, prod, topic, 0, "a", "b", "c", "d")
+	produceValues(t, prod, topic, 1, "e", "f")
 
 	got := parseGetOffsets(t, runTool(t, toolGetOffsets, "--bootstrap-server", addr, "--topic", topic), topic)
 	if want := map[int32]int64{0: 4, 1: 2}; fmt.Sprint(got) != fmt.Sprint(want) {
@@ -463,7 +453,7 @@ func testToolOffsets(t *testing.T, addr string, prod *kgo.Client) {
 		t.Fatal(err)
 	}
 	out := runTool(t, toolDeleteRecords, "--bootstrap-server", addr, "--offset-json-file", file)
-	if !containsLine(lines(out), "partition: "+topic+"-0\tlow_watermark: 3") {
+	if !slices.Contains(outputLines(out), "partition: "+topic+"-0\tlow_watermark: 3") {
 		t.Errorf("kafka-delete-records printed %q", out)
 	}
 
@@ -494,10 +484,10 @@ type logDirsOutput struct {
 func testToolLogDirs(t *testing.T, addr, dataDir string, prod *kgo.Client) {
 	const topic = "tools-logdirs"
 	createTopic(t, newAdmin(t, addr), topic, 2, nil)
-	produceTo(t, prod, topic, 0, "one", "two")
+	produceValues(t, prod, topic, 0, "one", "two")
 
 	out := runTool(t, toolLogDirs, "--bootstrap-server", addr, "--describe", "--topic-list", topic)
-	ls := lines(out)
+	ls := outputLines(out)
 	if len(ls) == 0 || !strings.HasPrefix(ls[len(ls)-1], "{") {
 		t.Fatalf("kafka-log-dirs printed no JSON: %q", out)
 	}
@@ -529,11 +519,11 @@ func testToolLogDirs(t *testing.T, addr, dataDir string, prod *kgo.Client) {
 	}
 }
 
-// parseTabTable reads a tab-separated table with a header line (the
+// parseToolTable reads a tab-separated table with a header line (the
 // output of kafka-transactions) into one map per row.
-func parseTabTable(t *testing.T, out string) []map[string]string {
+func parseToolTable(t *testing.T, out string) []map[string]string {
 	t.Helper()
-	ls := lines(out)
+	ls := outputLines(out)
 	if len(ls) == 0 {
 		t.Fatalf("empty table")
 	}
@@ -560,13 +550,13 @@ func testToolTransactions(t *testing.T, addr string, prod *kgo.Client) {
 	if err := cl.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
-	produceTo(t, cl, topic, 0, "hanging")
+	produceValues(t, cl, topic, 0, "hanging")
 	if lso := partitionEndOffset(t, addr, topic, true); lso != 0 {
 		t.Fatalf("last stable offset %d with the transaction open, want 0", lso)
 	}
 
 	var pid string
-	for _, row := range parseTabTable(t, runTool(t, toolTransactions, "--bootstrap-server", addr, "list")) {
+	for _, row := range parseToolTable(t, runTool(t, toolTransactions, "--bootstrap-server", addr, "list")) {
 		if row["TransactionalId"] == txnID {
 			if row["Coordinator"] != "0" || row["TransactionState"] != "Ongoing" {
 				t.Errorf("list row %v, want coordinator 0, Ongoing", row)
@@ -578,7 +568,7 @@ func testToolTransactions(t *testing.T, addr string, prod *kgo.Client) {
 		t.Fatalf("kafka-transactions list lacks %s", txnID)
 	}
 
-	rows := parseTabTable(t, runTool(t, toolTransactions, "--bootstrap-server", addr, "describe", "--transactional-id", txnID))
+	rows := parseToolTable(t, runTool(t, toolTransactions, "--bootstrap-server", addr, "describe", "--transactional-id", txnID))
 	if len(rows) != 1 {
 		t.Fatalf("describe printed %d rows, want 1", len(rows))
 	}
@@ -598,7 +588,7 @@ func testToolTransactions(t *testing.T, addr string, prod *kgo.Client) {
 	}
 	// A record after the marker ends the read quickly; it is all a
 	// read_committed reader may see.
-	produceTo(t, prod, topic, 0, "after")
+	produceValues(t, prod, topic, 0, "after")
 	if got := valuesUpTo(t, addr, topic, 3, true); fmt.Sprint(got) != "[after]" {
 		t.Errorf("read_committed reads %q after the abort, want [after]", got)
 	}
@@ -609,18 +599,18 @@ func testToolFeatures(t *testing.T, addr string) {
 	// it must still answer without an error, and any line it prints must
 	// be a feature line.
 	out := runTool(t, toolFeatures, "--bootstrap-server", addr, "describe")
-	t.Logf("kafka-features describe printed %d lines:\n%s", len(lines(out)), out)
-	for _, l := range lines(out) {
+	t.Logf("kafka-features describe printed %d lines:\n%s", len(outputLines(out)), out)
+	for _, l := range outputLines(out) {
 		if !strings.HasPrefix(l, "Feature: ") {
 			t.Errorf("unexpected kafka-features line %q", l)
 		}
 	}
 }
 
-// apiVersionLine matches one API of kafka-broker-api-versions:
+// toolAPIVersionLine matches one API of kafka-broker-api-versions:
 // "\tProduce(0): 0 to 13 [usable: 13]," or "\tOffsetDelete(47): 0 [usable: 0],"
 // or "\tSaslHandshake(17): UNSUPPORTED,".
-var apiVersionLine = regexp.MustCompile(`^\t\w+\((\d+)\): (?:(\d+)(?: to (\d+))? \[usable: \d+\]|UNSUPPORTED),?$`)
+var toolAPIVersionLine = regexp.MustCompile(`^\t\w+\((\d+)\): (?:(\d+)(?: to (\d+))? \[usable: \d+\]|UNSUPPORTED),?$`)
 
 func testToolAPIVersions(t *testing.T, addr string) {
 	resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(testContext(t), newClient(t, addr))
@@ -633,13 +623,13 @@ func testToolAPIVersions(t *testing.T, addr string) {
 	}
 
 	out := runTool(t, toolAPIVersions, "--bootstrap-server", addr)
-	ls := lines(out)
+	ls := outputLines(out)
 	if len(ls) < 3 || ls[0] != addr+" (id: 0 rack: null isFenced: false) -> (" || ls[len(ls)-1] != ")" {
 		t.Fatalf("kafka-broker-api-versions printed %q", out)
 	}
 	shown := map[int16]bool{}
 	for _, l := range ls[1 : len(ls)-1] {
-		m := apiVersionLine.FindStringSubmatch(l)
+		m := toolAPIVersionLine.FindStringSubmatch(l)
 		if m == nil {
 			t.Errorf("unexpected line %q", l)
 			continue
@@ -673,7 +663,7 @@ func testToolAPIVersions(t *testing.T, addr string) {
 func testToolQuorum(t *testing.T, addr string) {
 	out := runTool(t, toolQuorum, "--bootstrap-server", addr, "describe", "--status")
 	got := map[string]string{}
-	for _, l := range lines(out) {
+	for _, l := range outputLines(out) {
 		k, v, ok := strings.Cut(l, ":")
 		if !ok {
 			t.Fatalf("kafka-metadata-quorum line %q", l)
@@ -704,7 +694,7 @@ func testToolPerf(t *testing.T, addr string) {
 	createTopic(t, newAdmin(t, addr), topic, 2, nil)
 	out := runTool(t, toolProducerPerf, "--topic", topic, "--num-records", strconv.Itoa(n), "--record-size", "100",
 		"--throughput", "-1", "--producer-props", "bootstrap.servers="+addr, "acks=all")
-	ls := lines(out)
+	ls := outputLines(out)
 	// The last line is the total: "2000 records sent, ... records/sec ...".
 	if len(ls) == 0 || !strings.HasPrefix(ls[len(ls)-1], strconv.Itoa(n)+" records sent, ") {
 		t.Fatalf("kafka-producer-perf-test printed %q", out)
@@ -720,7 +710,7 @@ func testToolPerf(t *testing.T, addr string) {
 	}
 
 	out = runTool(t, toolConsumerPerf, "--bootstrap-server", addr, "--topic", topic, "--messages", strconv.Itoa(n))
-	ls = lines(out)
+	ls = outputLines(out)
 	if len(ls) != 2 {
 		t.Fatalf("kafka-consumer-perf-test printed %q, want a header and one row", out)
 	}

@@ -21,7 +21,7 @@ func TestWriteTxnMarkersAbortsHangingTransaction(t *testing.T) {
 	if err := cl.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
-	produceTo(t, cl, topic, 0, "hanging")
+	produceValues(t, cl, topic, 0, "hanging")
 	if lso := partitionEndOffset(t, b.Addr(), topic, true); lso != 0 {
 		t.Fatalf("last stable offset %d with the transaction open, want 0", lso)
 	}
@@ -67,7 +67,7 @@ func TestWriteTxnMarkersAbortsHangingTransaction(t *testing.T) {
 	if lso := partitionEndOffset(t, b.Addr(), topic, true); lso != 2 {
 		t.Errorf("last stable offset %d after the abort marker, want 2", lso)
 	}
-	produceTo(t, plain, topic, 0, "after")
+	produceValues(t, plain, topic, 0, "after")
 	if got := valuesUpTo(t, b.Addr(), topic, 3, true); len(got) != 1 || got[0] != "after" {
 		t.Errorf("read_committed reads %q, want [after]", got)
 	}
