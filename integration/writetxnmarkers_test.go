@@ -2,6 +2,7 @@ package integration
 
 import (
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -70,5 +71,31 @@ func TestWriteTxnMarkersAbortsHangingTransaction(t *testing.T) {
 	produceValues(t, plain, topic, 0, "after")
 	if got := valuesUpTo(t, b.Addr(), topic, 3, true); len(got) != 1 || got[0] != "after" {
 		t.Errorf("read_committed reads %q, want [after]", got)
+	}
+
+	// A new producer with the same transactional id bumps the epoch, and
+	// the coordinator's own abort writes it to the partition; a marker at
+	// the old epoch is then refused, as Kafka's ProducerAppendInfo does.
+	eventually(t, 30*time.Second, "the producer epoch to be bumped on the partition", func() bool {
+		init := kmsg.NewPtrInitProducerIDRequest()
+		init.TransactionalID, init.TransactionTimeoutMillis = kmsg.StringPtr("markers-hanging-txn"), 60000
+		if _, err := init.RequestWith(testContext(t), plain); err != nil {
+			return false
+		}
+		dresp, err := dp.RequestWith(testContext(t), plain)
+		if err != nil {
+			return false
+		}
+		for _, ps := range dresp.Topics[0].Partitions[0].ActiveProducers {
+			if ps.ProducerID == producer.ProducerID && ps.ProducerEpoch > producer.ProducerEpoch {
+				return true
+			}
+		}
+		return false
+	})
+	req.Markers[0].Topics = req.Markers[0].Topics[:1]
+	resp = roundTrip(t, dialRaw(t, b.Addr()), req, 2).(*kmsg.WriteTxnMarkersResponse)
+	if code := resp.Markers[0].Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidProducerEpoch.Code {
+		t.Errorf("marker at a stale epoch: error %d, want INVALID_PRODUCER_EPOCH", code)
 	}
 }
