@@ -653,6 +653,8 @@ func testToolAPIVersions(t *testing.T, addr string) {
 			}
 		}
 	}
+	// Skiff advertises Kafka 4.1's table, so the 4.1 tool knows every API
+	// it advertises; one it does not list is an API Kafka 4.1 lacks.
 	for key := range advertised {
 		if !shown[key] {
 			t.Errorf("API %d (%s) advertised by Skiff is missing from the tool's list", key, kmsg.NameForKey(key))
