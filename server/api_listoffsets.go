@@ -1,6 +1,8 @@
 package server
 
 import (
+	"math"
+
 	"github.com/skiffmq/skiff/protocol"
 	"github.com/skiffmq/skiff/storage"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -71,13 +73,17 @@ func listOffset(l *storage.Log, ts int64, readCommitted bool, sp *kmsg.ListOffse
 		}
 		if ok {
 			h, _ := protocol.ParseBatchHeader(batch)
-			return setRecordAtTimestamp(batch, h.MaxTimestamp, sp)
+			return setRecordAtTimestamp(batch, h.MaxTimestamp, math.MinInt64, sp)
 		}
 		return 0
 	}
 	if ts < 0 {
 		return kerr.InvalidRequest.Code
 	}
+	// The batch found may straddle the log start offset (DeleteRecords
+	// can cut into a batch); records below it are gone, so as Kafka's
+	// LogSegment.findOffsetByTimestamp the answer is never below it.
+	logStart := l.LogStartOffset()
 	batch, ok, err := l.FindTimestamp(ts)
 	if err != nil {
 		return kerr.KafkaStorageError.Code
@@ -85,11 +91,11 @@ func listOffset(l *storage.Log, ts int64, readCommitted bool, sp *kmsg.ListOffse
 	if !ok {
 		return 0
 	}
-	return setRecordAtTimestamp(batch, ts, sp)
+	return setRecordAtTimestamp(batch, ts, logStart, sp)
 }
 
-func setRecordAtTimestamp(batch []byte, ts int64, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
-	offset, t, found, err := recordAtTimestamp(batch, ts)
+func setRecordAtTimestamp(batch []byte, ts, minOffset int64, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
+	offset, t, found, err := recordAtTimestamp(batch, ts, minOffset)
 	if err != nil {
 		return kerr.CorruptMessage.Code
 	}
@@ -99,19 +105,19 @@ func setRecordAtTimestamp(batch []byte, ts int64, sp *kmsg.ListOffsetsResponseTo
 	return 0
 }
 
-// recordAtTimestamp finds the first record in batch whose timestamp is at
-// least ts and returns its offset and timestamp. LogAppendTime batches carry
-// one timestamp for every record. The records are walked as a stream,
-// skipping keys and values, so that a batch which decompresses to millions
-// of records costs a fixed amount of memory per request, not one slot per
-// record.
-func recordAtTimestamp(batch []byte, ts int64) (offset, timestamp int64, found bool, err error) {
+// recordAtTimestamp finds the first record in batch at or after minOffset
+// whose timestamp is at least ts and returns its offset and timestamp.
+// LogAppendTime batches carry one timestamp for every record. The records
+// are walked as a stream, skipping keys and values, so that a batch which
+// decompresses to millions of records costs a fixed amount of memory per
+// request, not one slot per record.
+func recordAtTimestamp(batch []byte, ts, minOffset int64) (offset, timestamp int64, found bool, err error) {
 	h, err := protocol.ParseBatchHeader(batch)
 	if err != nil {
 		return 0, 0, false, err
 	}
 	if h.IsLogAppendTime() {
-		return h.BaseOffset, h.MaxTimestamp, h.MaxTimestamp >= ts, nil
+		return max(h.BaseOffset, minOffset), h.MaxTimestamp, h.MaxTimestamp >= ts && h.LastOffset() >= minOffset, nil
 	}
 	var it protocol.RecordIterator
 	defer it.Close()
@@ -120,7 +126,7 @@ func recordAtTimestamp(batch []byte, ts int64) (offset, timestamp int64, found b
 	}
 	for it.Next() {
 		rec := it.Record()
-		if t := h.BaseTimestamp + rec.TimestampDelta; t >= ts {
+		if t := h.BaseTimestamp + rec.TimestampDelta; t >= ts && h.BaseOffset+int64(rec.OffsetDelta) >= minOffset {
 			return h.BaseOffset + int64(rec.OffsetDelta), t, true, nil
 		}
 	}

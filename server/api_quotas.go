@@ -239,6 +239,10 @@ func (s *Server) handleDescribeClientQuotas(r *request) (kmsg.Response, error) {
 		resp.ErrorMessage = kmsg.StringPtr("Invalid entity filter component combination, IP filter component should not be used with user or clientId filter component.")
 		return resp, nil
 	}
+	// No match is an empty list: the Java Admin client reads a null list
+	// on success as a NullPointerException (kafka-configs --describe for
+	// clients or users with no quotas set).
+	resp.Entries = []kmsg.DescribeClientQuotasResponseEntry{}
 	for _, q := range s.meta.clientQuotas() {
 		if !quotaMatches(q.Entity, req.Components, req.Strict) {
 			continue
