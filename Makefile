@@ -18,7 +18,7 @@ test: lint unit conformance
 
 # Unit and integration tests, race detector on.
 unit:
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -timeout 40m $(PKGS)
 
 test-race: unit
 
