@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +45,7 @@ type Log struct {
 	dir    string
 	name   string
 	store  *Store // nil for a log opened outside a store
+	fs     FS
 	logger zerolog.Logger
 
 	wg      sync.WaitGroup // background flushes, waited for by Close
@@ -83,8 +83,8 @@ type Log struct {
 		appendedMsgs int64 // records appended since open
 		flushedMsgs  int64 // appendedMsgs covered by the last flush
 		lastFlush    time.Time
-		flushTimer   *time.Timer          // flush.ms, armed while unflushed data waits
-		fsync        func(*os.File) error // fdatasync; tests inject failures
+		flushTimer   *time.Timer      // flush.ms, armed while unflushed data waits
+		fsync        func(File) error // File.Datasync; tests inject failures
 
 		producers       producerState // idempotent/transactional producers; see producerstate.go
 		pendingSnapshot []byte        // producer state snapshot encoded at a roll, for the next flush round to write
@@ -397,7 +397,7 @@ func (l *Log) shouldRollLocked(seg *segment, n int64, info appendInfo, now int64
 // schedules a flush on roll.
 func (l *Log) rollLocked(now int64) error {
 	old := l.activeLocked()
-	s, err := createSegment(l.dir, l.mu.leo, now)
+	s, err := createSegment(l.fs, l.dir, l.mu.leo, now)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,8 @@ type logEnv struct {
 	// holds it were durable before the crash and are opened as after a
 	// clean stop.
 	recoveryPoint int64
+	// fs is the filesystem (nil: OSFS).
+	fs FS
 	// now is the clock for producer expiry; producerExpiration is
 	// producer.id.expiration.ms (<= 0: never).
 	now                func() time.Time
@@ -50,17 +52,20 @@ func openLog(dir, name string, cfg Config, env logEnv, logger zerolog.Logger) (*
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if env.fs == nil {
+		env.fs = OSFS
+	}
+	if err := env.fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
 	if env.now == nil {
 		env.now = time.Now
 	}
-	l := &Log{dir: dir, name: name, logger: logger, now: env.now, onDurableRoll: env.onDurableRoll}
+	l := &Log{dir: dir, name: name, fs: env.fs, logger: logger, now: env.now, onDurableRoll: env.onDurableRoll}
 	l.mu.cfg = cfg
-	l.mu.fsync = fdatasync
+	l.mu.fsync = File.Datasync
 	l.mu.producers.expiration = env.producerExpiration
-	bases, err := listSegments(dir)
+	bases, err := listSegments(env.fs, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -75,8 +80,8 @@ func openLog(dir, name string, cfg Config, env logEnv, logger zerolog.Logger) (*
 
 // listSegments returns the base offsets of the segment files in dir, after
 // removing leftover temp files and index files without a log file.
-func listSegments(dir string) ([]int64, error) {
-	entries, err := os.ReadDir(dir)
+func listSegments(fsys FS, dir string) ([]int64, error) {
+	entries, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
@@ -92,7 +97,7 @@ func listSegments(dir string) ([]int64, error) {
 		stem := strings.TrimSuffix(name, ext)
 		switch ext {
 		case tmpExt:
-			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			if err := fsys.Remove(filepath.Join(dir, name)); err != nil {
 				return nil, fmt.Errorf("storage: %w", err)
 			}
 		case logExt:
@@ -106,7 +111,7 @@ func listSegments(dir string) ([]int64, error) {
 	}
 	for _, name := range indexes {
 		if !logs[strings.TrimSuffix(name, filepath.Ext(name))] {
-			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			if err := fsys.Remove(filepath.Join(dir, name)); err != nil {
 				return nil, fmt.Errorf("storage: %w", err)
 			}
 		}
@@ -117,7 +122,7 @@ func listSegments(dir string) ([]int64, error) {
 
 func (l *Log) loadSegments(bases []int64, clean bool, recoveryPoint int64) error {
 	now := time.Now().UnixMilli()
-	ckpt, err := readLogStart(l.dir)
+	ckpt, err := readLogStart(l.fs, l.dir)
 	if err != nil {
 		l.logger.Warn().Err(err).Str("dir", l.dir).Msg("storage: ignoring log start offset checkpoint")
 	}
@@ -132,11 +137,11 @@ func (l *Log) loadSegments(bases []int64, clean bool, recoveryPoint int64) error
 		}
 	}
 	for i, base := range bases {
-		f, err := os.OpenFile(filepath.Join(l.dir, segmentName(base)+logExt), os.O_RDWR, 0)
+		f, err := l.fs.OpenFile(filepath.Join(l.dir, segmentName(base)+logExt), os.O_RDWR, 0)
 		if err != nil {
 			return fmt.Errorf("storage: %w", err)
 		}
-		s := newSegment(l.dir, base, f, now)
+		s := newSegment(l.fs, l.dir, base, f, now)
 		l.mu.segs = append(l.mu.segs, s)
 		last := i == len(bases)-1
 		nextBase := int64(-1)
@@ -156,7 +161,7 @@ func (l *Log) loadSegments(bases []int64, clean bool, recoveryPoint int64) error
 			for _, b := range bases[i+1:] {
 				stem := filepath.Join(l.dir, segmentName(b))
 				for _, ext := range []string{logExt, indexExt, timeIndexExt} {
-					if err := os.Remove(stem + ext); err != nil && !errors.Is(err, os.ErrNotExist) {
+					if err := l.fs.Remove(stem + ext); err != nil && !isNotExist(err) {
 						return fmt.Errorf("storage: %w", err)
 					}
 				}
@@ -165,7 +170,7 @@ func (l *Log) loadSegments(bases []int64, clean bool, recoveryPoint int64) error
 		}
 	}
 	if len(l.mu.segs) == 0 {
-		s, err := createSegment(l.dir, max(ckpt, 0), now)
+		s, err := createSegment(l.fs, l.dir, max(ckpt, 0), now)
 		if err != nil {
 			return err
 		}
@@ -188,7 +193,7 @@ func (l *Log) loadSegments(bases []int64, clean bool, recoveryPoint int64) error
 			}
 			s.release()
 		}
-		s, err := createSegment(l.dir, l.mu.logStart, now)
+		s, err := createSegment(l.fs, l.dir, l.mu.logStart, now)
 		l.mu.segs = nil
 		if err != nil {
 			return err
@@ -198,7 +203,7 @@ func (l *Log) loadSegments(bases []int64, clean bool, recoveryPoint int64) error
 		l.mu.dirDirty = true
 	}
 	if l.mu.dirDirty {
-		if err := syncDirectory(l.dir); err != nil {
+		if err := syncDirectory(l.fs, l.dir); err != nil {
 			return err
 		}
 		l.mu.dirDirty = false
@@ -240,11 +245,11 @@ func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool) (trun
 	if nextBase >= 0 {
 		maxRel = nextBase - s.base - 1
 	}
-	offB, offOK, err := readIndexFile(s.path + indexExt)
+	offB, offOK, err := readIndexFile(l.fs, s.path+indexExt)
 	if err != nil {
 		return false, err
 	}
-	timeB, timeOK, err := readIndexFile(s.path + timeIndexExt)
+	timeB, timeOK, err := readIndexFile(l.fs, s.path+timeIndexExt)
 	if err != nil {
 		return false, err
 	}
@@ -302,7 +307,7 @@ func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool) (trun
 	if !clean || truncated {
 		// Make what is now the log durable, so the high watermark that
 		// covers it after open means what it says.
-		if err := fdatasync(s.f); err != nil {
+		if err := s.f.Datasync(); err != nil {
 			return false, fmt.Errorf("storage: fsync %s: %w", s.f.Name(), err)
 		}
 	}
@@ -326,7 +331,7 @@ func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool) (trun
 	s.indexSaved = true
 	if s.rolled {
 		// Read again on first use, like after a clean start.
-		s.lazy = &lazyIndex{path: s.path, base: s.base, logSize: s.size, maxRel: nextBase - s.base - 1}
+		s.lazy = &lazyIndex{fs: l.fs, path: s.path, base: s.base, logSize: s.size, maxRel: nextBase - s.base - 1}
 		s.offIdx, s.timeIdx = nil, nil
 	}
 	return truncated, nil
@@ -337,13 +342,13 @@ func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool) (trun
 // timestamp, needed for retention). It returns false if the index files
 // look wrong, and the caller then rebuilds them.
 func (l *Log) loadLazy(s *segment, fileSize, nextBase int64) bool {
-	oi, err1 := os.Stat(s.path + indexExt)
-	ti, err2 := os.Stat(s.path + timeIndexExt)
+	oi, err1 := l.fs.Stat(s.path + indexExt)
+	ti, err2 := l.fs.Stat(s.path + timeIndexExt)
 	if err1 != nil || err2 != nil || oi.Size()%offsetEntrySize != 0 || ti.Size()%timeEntrySize != 0 {
 		return false
 	}
 	if n := ti.Size(); n > 0 {
-		f, err := os.Open(s.path + timeIndexExt)
+		f, err := l.fs.OpenFile(s.path+timeIndexExt, os.O_RDONLY, 0)
 		if err != nil {
 			return false
 		}
@@ -361,7 +366,7 @@ func (l *Log) loadLazy(s *segment, fileSize, nextBase int64) bool {
 	}
 	s.size, s.next, s.synced = fileSize, nextBase, fileSize
 	s.rolled, s.indexSaved = true, true
-	s.lazy = &lazyIndex{path: s.path, base: s.base, logSize: fileSize, maxRel: nextBase - s.base - 1}
+	s.lazy = &lazyIndex{fs: l.fs, path: s.path, base: s.base, logSize: fileSize, maxRel: nextBase - s.base - 1}
 	return true
 }
 
