@@ -55,8 +55,10 @@ func openLog(dir, name string, cfg Config, env logEnv, logger zerolog.Logger) (*
 	if env.fs == nil {
 		env.fs = OSFS
 	}
-	if err := env.fs.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("storage: %w", err)
+	// A new log's directory entry must be durable before anything
+	// written in it is acknowledged.
+	if err := mkdirDurable(env.fs, dir); err != nil {
+		return nil, err
 	}
 	if env.now == nil {
 		env.now = time.Now

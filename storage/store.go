@@ -107,8 +107,8 @@ func OpenStore(dir string, logger zerolog.Logger) (*Store, error) {
 func OpenStoreWith(dir string, logger zerolog.Logger, opts StoreOptions) (*Store, error) {
 	opts = opts.withDefaults()
 	fsys := opts.FS
-	if err := fsys.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("storage: %w", err)
+	if err := mkdirDurable(fsys, dir); err != nil {
+		return nil, err
 	}
 	lock, err := fsys.Lock(filepath.Join(dir, lockFile))
 	if err != nil {

@@ -138,3 +138,33 @@ func writeFileAtomic(fsys FS, path string, data []byte, syncDir bool) error {
 
 // isNotExist is errors.Is(err, fs.ErrNotExist), shorter.
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// mkdirDurable creates dir and any missing parents, and fsyncs the parent
+// of each directory it created, so that a crash cannot take the new
+// directory (and every file later synced in it) away.
+func mkdirDurable(fsys FS, dir string) error {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := fsys.Stat(d); err == nil {
+			break
+		} else if !isNotExist(err) {
+			return fmt.Errorf("storage: %w", err)
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := syncDirectory(fsys, filepath.Dir(missing[i])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
