@@ -52,9 +52,29 @@
 // (group commit). Appends without Sync (acks=0) start a background flush and
 // return. The high watermark, and so what Read, FindTimestamp and
 // MaxTimestampBatch can see, covers only fsynced data; Wait wakes long polls
-// when it advances. When a segment rolls, it is fsynced, its indexes are
-// written and the directory is fsynced before the high watermark enters the
-// new segment. An fsync failure fails the log (ErrLogFailed) until reopened.
+// when it advances. When a segment rolls, it is fsynced and the directory is
+// fsynced before the high watermark enters the new segment; its indexes are
+// written in the same round (if that fails, at a later round or at Close; a
+// missing index is rebuilt at open).
+//
+// # Disk faults
+//
+// A failed write to a segment (a full disk, an I/O error) fails that append
+// with ErrWriteFailed and cuts whatever part of it reached the file off
+// again, so no half batch stays on disk. The log logs once that it is
+// offline for writes; every later append tries again, and the first that
+// succeeds brings it back (logged too): writes resume by themselves once
+// space is freed. A failed fsync is different: the kernel may have dropped
+// the dirty pages, so the log fails (ErrLogFailed) and refuses appends until
+// it is reopened, which recovers it from what is really on disk. Reads of
+// data below the high watermark keep working in both cases.
+//
+// # Filesystem
+//
+// Every file operation goes through FS (StoreOptions.FS): OSFS in
+// production, MemFS in tests, which simulates crashes (only synced data and
+// synced directory entries are sure to survive; the rest is kept in part or
+// torn) and injects write and fsync errors and a full disk.
 //
 // With Durable=false the log behaves as Kafka does by default: the high
 // watermark is the log end offset, and data is fsynced only when

@@ -78,7 +78,13 @@ func (l *Log) flushLocked() {
 		}
 		l.fsyncs.Add(1)
 		if it.saveIndex && !it.s.deleted.Load() {
-			err = it.s.writeIndexFiles()
+			// The data is durable either way; a missing index is rebuilt
+			// at the next open, so a full disk here only delays it to the
+			// next round (or Close) instead of failing the log.
+			if ierr := it.s.writeIndexFiles(); ierr != nil {
+				l.logger.Warn().Err(ierr).Str("dir", l.dir).Msg("storage: writing a rolled segment's indexes; retrying at the next flush")
+				items[i].saveIndex = false
+			}
 			syncDir = true
 		}
 	}

@@ -26,6 +26,12 @@ var (
 	// it is reopened (and recovered). The server maps it to
 	// KAFKA_STORAGE_ERROR.
 	ErrLogFailed = errors.New("storage: log failed")
+	// ErrWriteFailed wraps the error of a write to a segment that failed
+	// (a full disk, an I/O error). The failed append is cut off the file
+	// again, so nothing of it stays on disk, and the log stays open: the
+	// next append tries again, so writes resume by themselves once space
+	// is freed. The server maps it to KAFKA_STORAGE_ERROR.
+	ErrWriteFailed = errors.New("storage: write failed")
 )
 
 // closedCh is returned by Wait on a closed log.
@@ -61,6 +67,7 @@ type Log struct {
 		cfg      Config
 		closed   bool
 		failed   error      // set by a failed fsync; see ErrLogFailed
+		writeErr error      // the last append's write failed; see ErrWriteFailed
 		segs     []*segment // ascending base offsets; the last is active. Never modified in place, so readers may keep a copy of the slice header.
 		logStart int64
 		leo      int64  // log end offset
@@ -327,7 +334,7 @@ func (l *Log) appendLocked(records []byte, info appendInfo) (AppendResult, error
 	seg := l.activeLocked()
 	if l.shouldRollLocked(seg, int64(len(records)), info, now) {
 		if err := l.rollLocked(now); err != nil {
-			return AppendResult{}, err
+			return AppendResult{}, l.writeFailedLocked(err)
 		}
 		seg = l.activeLocked()
 	}
@@ -340,9 +347,21 @@ func (l *Log) appendLocked(records []byte, info appendInfo) (AppendResult, error
 	}
 	pos := seg.size
 	if _, err := seg.f.WriteAt(records, pos); err != nil {
-		// Nothing is published: the next append overwrites whatever part
-		// of this one reached the file.
-		return AppendResult{}, fmt.Errorf("storage: write %s: %w", seg.f.Name(), err)
+		err = fmt.Errorf("storage: write %s: %w", seg.f.Name(), err)
+		// Nothing is published, and the part of the batch that reached
+		// the file is cut off again: a clean stop trusts the sizes of
+		// rolled segments, so a half batch must never stay behind.
+		if terr := seg.f.Truncate(pos); terr != nil {
+			l.mu.failed = fmt.Errorf("%w: %w (and cutting it off: %w)", ErrLogFailed, err, terr)
+			l.logger.Error().Err(l.mu.failed).Str("dir", l.dir).
+				Msg("storage: partition offline for writes until the broker restarts")
+			return AppendResult{}, l.mu.failed
+		}
+		return AppendResult{}, l.writeFailedLocked(err)
+	}
+	if l.mu.writeErr != nil {
+		l.mu.writeErr = nil
+		l.logger.Warn().Str("dir", l.dir).Msg("storage: partition writable again")
 	}
 	interval := l.mu.cfg.IndexIntervalBytes
 	for p := 0; p < len(records); {
@@ -362,6 +381,18 @@ func (l *Log) appendLocked(records []byte, info appendInfo) (AppendResult, error
 		l.mu.maxTs, l.mu.maxTsOffset = seg.maxTs, seg.maxTsOffset
 	}
 	return AppendResult{BaseOffset: base, LastOffset: off - 1, LogStartOffset: l.mu.logStart}, nil
+}
+
+// writeFailedLocked takes the log offline for writes after a failed write
+// (logged once, not per append) and returns the error for the appender.
+// Every later append tries again and brings it back online if it succeeds.
+func (l *Log) writeFailedLocked(err error) error {
+	if l.mu.writeErr == nil {
+		l.logger.Error().Err(err).Str("dir", l.dir).
+			Msg("storage: partition offline for writes (appends fail with KAFKA_STORAGE_ERROR) until a write succeeds again")
+	}
+	l.mu.writeErr = err
+	return fmt.Errorf("%w: %w", ErrWriteFailed, err)
 }
 
 func (l *Log) activeLocked() *segment { return l.mu.segs[len(l.mu.segs)-1] }
