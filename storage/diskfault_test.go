@@ -208,3 +208,39 @@ func TestIndexWriteFailureAtRollKeepsLogWritable(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFailedFlushWakesHighWatermarkWaiters is the regression test for
+// acks=all producers that, after an fsync failed, waited for the high
+// watermark until their request timed out instead of hearing
+// KAFKA_STORAGE_ERROR: a failed flush now wakes Wait and Err says why.
+func TestFailedFlushWakesHighWatermarkWaiters(t *testing.T) {
+	fsys := NewMemFS()
+	st := openMemStore(t, fsys, nil)
+	defer st.Close()
+	l, err := st.OpenLog("t-0", testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, l, makeBatch(1, 10, 1, 'a'), AppendOptions{Sync: true})
+	fsys.FailSync(1, syscall.EIO)
+	l.mu.Lock()
+	l.mu.flushing = true // hold off the background flush until we wait
+	l.mu.Unlock()
+	ch := l.Wait()
+	mustAppend(t, l, makeBatch(1, 10, 1, 'b'), AppendOptions{}) // acks=all path: no Sync, wait for the high watermark
+	l.mu.Lock()
+	l.mu.flushing = false
+	l.flushLocked()
+	l.mu.Unlock()
+	select {
+	case <-ch:
+	default:
+		t.Fatal("the failed flush did not wake the high watermark waiters")
+	}
+	if err := l.Err(); !errors.Is(err, ErrLogFailed) {
+		t.Fatalf("Err after a failed flush: %v", err)
+	}
+	if hw := l.HighWatermark(); hw != 1 {
+		t.Fatalf("high watermark %d after the failed flush, want 1", hw)
+	}
+}

@@ -110,6 +110,12 @@ func (l *Log) flushLocked() {
 	if err != nil {
 		l.mu.failed = fmt.Errorf("%w: %w", ErrLogFailed, err)
 		l.mu.dirDirty = l.mu.dirDirty || syncDir
+		if l.mu.hwCh != nil {
+			// Wake those waiting for the high watermark: it will not move
+			// again, and they should see Err instead of timing out.
+			close(l.mu.hwCh)
+			l.mu.hwCh = nil
+		}
 		l.logger.Error().Err(err).Str("dir", l.dir).Msg("storage: flush failed; log refuses appends until reopened")
 		return
 	}

@@ -137,8 +137,19 @@ func (l *Log) sizeLocked() int64 {
 	return n
 }
 
+// Err returns why the log refuses appends for good (ErrLogFailed after a
+// failed fsync, ErrClosed), or nil.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return ErrClosed
+	}
+	return l.mu.failed
+}
+
 // Wait returns a channel that is closed the next time the high watermark
-// advances, or when the log closes. To not miss an advance, call Wait before
+// advances, or when the log closes or fails (see Err). To not miss an advance, call Wait before
 // checking the high watermark (or reading), then wait on the channel.
 func (l *Log) Wait() <-chan struct{} {
 	l.mu.Lock()
