@@ -260,6 +260,10 @@ func (s *Store) OpenLog(name string, cfg Config) (*Log, error) {
 	s.mu.logs[name] = nil // reserve the name; opening may take a while
 	rp, ok := s.mu.recovery[name]
 	s.mu.Unlock()
+	checkpointed := rp
+	if !ok {
+		checkpointed = -1
+	}
 	if !ok || s.clean {
 		rp = -1 // validate every segment's tail (clean: nothing to validate)
 	}
@@ -267,6 +271,7 @@ func (s *Store) OpenLog(name string, cfg Config) (*Log, error) {
 		fs:                 s.fs,
 		clean:              s.clean,
 		recoveryPoint:      rp,
+		checkpointed:       checkpointed,
 		now:                s.opts.Now,
 		producerExpiration: s.opts.ProducerIDExpiration.Milliseconds(),
 		onDurableRoll:      s.requestCheckpoint,
