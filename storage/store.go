@@ -230,6 +230,9 @@ func (s *Store) ExpireProducers() {
 // was new).
 func (s *Store) CleanStart() bool { return s.clean }
 
+// FS is the filesystem the store's data directory lives on.
+func (s *Store) FS() FS { return s.fs }
+
 // Dir is the store's data directory.
 func (s *Store) Dir() string { return s.dir }
 

@@ -104,6 +104,11 @@ func WriteFileAtomic(path string, data []byte) error {
 	return writeFileAtomic(OSFS, path, data, true)
 }
 
+// WriteFileAtomicFS is WriteFileAtomic on fsys.
+func WriteFileAtomicFS(fsys FS, path string, data []byte) error {
+	return writeFileAtomic(fsys, path, data, true)
+}
+
 func writeFileAtomic(fsys FS, path string, data []byte, syncDir bool) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
