@@ -59,3 +59,16 @@ func TestSecondBrokerOnSameDataDirRefused(t *testing.T) {
 		t.Fatalf("second broker on the same data dir: %v, want a refusal", err)
 	}
 }
+
+// Garbage in the producer id file refuses the start, naming the file and
+// the fix: starting over from 0 would reuse producer ids logs still know.
+func TestCorruptProducerIDFileRefusesStart(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, producerIDFile), []byte("\x00garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := newTestServer(t, dir)
+	if err == nil || !strings.Contains(err.Error(), producerIDFile) || !strings.Contains(err.Error(), "block_end") {
+		t.Fatalf("start on a corrupt %s: %v; want a refusal naming the file and the fix", producerIDFile, err)
+	}
+}
