@@ -3,7 +3,6 @@ package storage
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -45,7 +44,8 @@ type ackedBatch struct {
 
 // TestCrashSimulation crashes the machine under a log at random points of
 // appends (acks=all and acks=0), rolls, retention, DeleteRecordsBefore,
-// recovery point checkpoints and clean restarts, and checks every reopened
+// recovery point checkpoints and clean restarts (and, every fourth run,
+// again while the log recovers from that), and checks every reopened
 // log: it holds every acknowledged batch at the offset it was given,
 // offsets only increase (gaps only where no acknowledged batch was), the index files on disk and in
 // memory point at the batches they name, and the log takes appends again.
@@ -59,7 +59,7 @@ func TestCrashSimulation(t *testing.T) {
 		}
 		seed = v
 	}
-	runs := 2000
+	runs := 1500
 	if testing.Short() {
 		runs = 300
 	}
@@ -70,7 +70,7 @@ func TestCrashSimulation(t *testing.T) {
 		t.Fatalf("seed %d: workload without a crash: %v", seed, err)
 	}
 	total := probe.fsys.Ops()
-	crashes := 0
+	crashes, recrashes := 0, 0
 	for i := range runs {
 		r := &crashSimRun{rng: rand.New(rand.NewPCG(seed, uint64(i))), fsys: NewMemFS()}
 		// The crash draws from its own source: it may run on a log's goroutine.
@@ -85,11 +85,24 @@ func TestCrashSimulation(t *testing.T) {
 			}
 			img = r.fsys.Crash(r.rng)
 		}
+		if i%4 == 0 {
+			// Crash again while the log recovers: recovery must be
+			// restartable at any point.
+			img.CrashAfter(1+r.rng.IntN(40), rand.New(rand.NewPCG(r.rng.Uint64(), 0)))
+			_ = r.verify(img) // fails where the crash came
+			if again := img.Crashed(); again != nil {
+				img = again
+				recrashes++
+			} else {
+				img = img.Crash(rand.New(rand.NewPCG(r.rng.Uint64(), 0)))
+			}
+		}
 		if err := r.verify(img); err != nil {
 			t.Fatalf("seed %d run %d (SKIFF_CRASH_SEED=%d replays it): %v", seed, i, seed, err)
 		}
 	}
-	t.Logf("seed %d: %d runs, %d crashed mid-workload, about %d mutating calls per workload", seed, runs, crashes, total)
+	t.Logf("seed %d: %d runs, %d crashed mid-workload, %d again during recovery, about %d mutating calls per workload",
+		seed, runs, crashes, recrashes, total)
 }
 
 func openSimStore(fsys *MemFS) (*Store, error) {
@@ -327,4 +340,3 @@ func describeSegments(l *Log) string {
 	return out
 }
 
-var _ = errors.Is
