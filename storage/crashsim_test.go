@@ -339,4 +339,3 @@ func describeSegments(l *Log) string {
 	}
 	return out
 }
-
