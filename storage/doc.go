@@ -99,11 +99,17 @@
 // segment, without a checkpoint entry) each segment's tail past its last
 // index entry is validated with protocol.ValidateBatch (a segment with
 // missing or inconsistent index files is validated whole); at the first
-// torn or corrupt batch the file is truncated (logged as a warning with the
-// bytes and first offset lost), its indexes rebuilt, and any later segments
-// deleted, as Kafka does past its recovery point. Index files are only ever
+// torn or corrupt batch any later segments are deleted and then the file is
+// truncated, as Kafka does past its recovery point (in that order, so that
+// a crash in between redoes both), logged as warnings with the bytes and
+// offsets lost, and its indexes are rebuilt. Index files are only ever
 // written from memory, atomically, so on disk they always describe a prefix
 // of their log file; the tail scan is what catches data written after them.
+// Damaged or missing index files are rebuilt from their segment. A segment
+// log file missing between others (its index files left behind) refuses
+// the log with ErrMissingSegment, naming the file and the fix, instead of
+// opening with a silent hole; a log that ends before its checkpointed
+// recovery point (files deleted or cut from outside) logs the offsets lost.
 //
 // # Producer state
 //
