@@ -80,3 +80,53 @@ func TestGroupCoordinatorOnFullDisk(t *testing.T) {
 		t.Fatalf("committed offset %d after the fault, want 3", got)
 	}
 }
+
+// initProducerID sends one transactional InitProducerID straight to the
+// broker and returns its error code.
+func initProducerID(t *testing.T, cl *kgo.Client) int16 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrInitProducerIDRequest()
+	txnID := "tx"
+	req.TransactionalID = &txnID
+	req.TransactionTimeoutMillis = 10000
+	req.ProducerID, req.ProducerEpoch = -1, -1
+	resp, err := cl.SeedBrokers()[0].Request(ctx, req)
+	if err != nil {
+		t.Fatalf("init producer id: %v", err)
+	}
+	return resp.(*kmsg.InitProducerIDResponse).ErrorCode
+}
+
+// A full disk under __transaction_state (and the producer id file): the
+// transaction coordinator answers a retriable coordinator error instead of
+// crashing, and works once space is freed.
+func TestTxnCoordinatorOnFullDisk(t *testing.T) {
+	fsys := storage.NewMemFS()
+	srv, err := New(Config{Listen: "127.0.0.1:0", DataDir: "/data", FS: fsys,
+		Settings: map[string]string{"transaction.state.log.num.partitions": "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	fsys.SetSpace(fsys.Used())
+	switch code := initProducerID(t, cl); code {
+	case kerr.NotCoordinator.Code, kerr.CoordinatorNotAvailable.Code, kerr.CoordinatorLoadInProgress.Code:
+		t.Logf("InitProducerID on a full disk: %v", kerr.ErrorForCode(code))
+	default:
+		t.Fatalf("InitProducerID on a full disk: %v, want a retriable coordinator error", kerr.ErrorForCode(code))
+	}
+	fsys.SetSpace(-1)
+	if code := initProducerID(t, cl); code != 0 {
+		t.Fatalf("InitProducerID after space was freed: %v", kerr.ErrorForCode(code))
+	}
+}
