@@ -76,7 +76,11 @@ func (s *Server) handleProduce(r *request) (kmsg.Response, error) {
 		defer cancel()
 		for _, w := range waits {
 			if err := waitHighWatermark(ctx, w.log, w.lastOffset); err != nil {
-				resp.Topics[w.topicIdx].Partitions[w.partIdx].ErrorCode = kerr.RequestTimedOut.Code
+				code := kerr.RequestTimedOut
+				if ctx.Err() == nil {
+					code = appendErrorCode(err) // the log failed: KAFKA_STORAGE_ERROR
+				}
+				resp.Topics[w.topicIdx].Partitions[w.partIdx].ErrorCode = code.Code
 			}
 		}
 	}}, nil
@@ -135,7 +139,10 @@ func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.Produce
 	res, err := p.log.Append(records, opts)
 	if err != nil {
 		sp.ErrorCode = appendErrorCode(err).Code
-		s.log.Warn().Err(err).Str("topic", p.topic).Int32("partition", p.index).Msg("append rejected")
+		if !errors.Is(err, storage.ErrWriteFailed) && !errors.Is(err, storage.ErrLogFailed) {
+			// Disk faults are logged once by the partition, not per request.
+			s.log.Warn().Err(err).Str("topic", p.topic).Int32("partition", p.index).Msg("append rejected")
+		}
 		return durableWait{}, false
 	}
 	sp.BaseOffset = res.BaseOffset
@@ -271,6 +278,9 @@ func waitHighWatermark(ctx context.Context, l *storage.Log, offset int64) error 
 		ch := l.Wait()
 		if l.HighWatermark() > offset {
 			return nil
+		}
+		if err := l.Err(); err != nil {
+			return err
 		}
 		select {
 		case <-ch:

@@ -91,7 +91,7 @@ func openCluster(cfg *Config, store *storage.Store, logger zerolog.Logger) (*clu
 	c.mu.byID = make(map[[16]byte]*topic)
 
 	var mf metaFile
-	data, err := os.ReadFile(c.path)
+	data, err := store.FS().ReadFile(c.path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		mf.ClusterID = newClusterID()
@@ -99,7 +99,11 @@ func openCluster(cfg *Config, store *storage.Store, logger zerolog.Logger) (*clu
 		return nil, fmt.Errorf("server: reading cluster metadata: %w", err)
 	default:
 		if err := json.Unmarshal(data, &mf); err != nil {
-			return nil, fmt.Errorf("server: cluster metadata %s is corrupt: %w", c.path, err)
+			// It is only ever replaced atomically, so this is damage from
+			// outside. Starting without it would forget every topic and
+			// delete their partition directories as strays.
+			return nil, fmt.Errorf("server: cluster metadata %s is corrupt (%w); restore it from a backup "+
+				"(do not delete it: without it every topic is forgotten and its partition directories removed)", c.path, err)
 		}
 	}
 	c.mu.clusterID = mf.ClusterID
@@ -152,7 +156,7 @@ func (c *cluster) removeStrayLogs() error {
 			continue
 		}
 		c.log.Warn().Str("dir", name).Msg("removing partition directory of a deleted topic")
-		if err := os.RemoveAll(filepath.Join(c.cfg.DataDir, name)); err != nil {
+		if err := c.store.FS().RemoveAll(filepath.Join(c.cfg.DataDir, name)); err != nil {
 			return fmt.Errorf("server: removing stray partition %s: %w", name, err)
 		}
 	}
@@ -214,7 +218,7 @@ func (c *cluster) writeMeta(mf metaFile) error {
 		return fmt.Errorf("server: encoding cluster metadata: %w", err)
 	}
 	c.metaWrites.Add(1)
-	if err := storage.WriteFileAtomic(c.path, data); err != nil {
+	if err := storage.WriteFileAtomicFS(c.store.FS(), c.path, data); err != nil {
 		return fmt.Errorf("server: saving cluster metadata: %w", err)
 	}
 	return nil

@@ -31,6 +31,9 @@ type Config struct {
 	Settings map[string]string
 	// Logger receives structured logs; the zero value discards them.
 	Logger zerolog.Logger
+	// FS is the filesystem DataDir lives on; nil is the operating system's.
+	// Tests pass a storage.MemFS to simulate crashes and disk faults.
+	FS storage.FS
 
 	// Parsed by Validate.
 	listenHost, listenPort string
@@ -313,5 +316,6 @@ func (c *Config) storeOptions() storage.StoreOptions {
 		RecoveryPointInterval:             ckpt,
 		ProducerIDExpiration:              ms("producer.id.expiration.ms"),
 		ProducerIDExpirationCheckInterval: ms("producer.id.expiration.check.interval.ms"),
+		FS:                                c.FS,
 	}
 }

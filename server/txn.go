@@ -45,6 +45,7 @@ func (s *Server) newTxnCoordinator() (*txn.Coordinator, error) {
 			return s.meta.partition(topic, partition) != nil
 		},
 		IDFile: filepath.Join(s.cfg.DataDir, producerIDFile),
+		FS:     s.store.FS(),
 	})
 }
 

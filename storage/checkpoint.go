@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -128,8 +127,8 @@ func decodeRecoveryPoints(b []byte) (map[string]int64, error) {
 
 // readRecoveryPoints loads the store's checkpoint; a missing file is an
 // empty map (every log is recovered whole).
-func readRecoveryPoints(dir string) (map[string]int64, error) {
-	b, err := os.ReadFile(filepath.Join(dir, recoveryPointFile))
+func readRecoveryPoints(fsys FS, dir string) (map[string]int64, error) {
+	b, err := fsys.ReadFile(filepath.Join(dir, recoveryPointFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]int64{}, nil
 	}
@@ -177,7 +176,7 @@ func (s *Store) CheckpointRecoveryPoints() error {
 	for _, l := range open {
 		points[l.name] = l.RecoveryPoint()
 	}
-	return WriteFileAtomic(filepath.Join(s.dir, recoveryPointFile), encodeRecoveryPoints(points))
+	return writeFileAtomic(s.fs, filepath.Join(s.dir, recoveryPointFile), encodeRecoveryPoints(points), true)
 }
 
 // requestCheckpoint asks the store's background loop for a checkpoint

@@ -43,7 +43,7 @@ func TestRecoveryPointCheckpointAtCloseAndDelete(t *testing.T) {
 	if err := b.Delete(); err != nil {
 		t.Fatal(err)
 	}
-	points, err := readRecoveryPoints(dir)
+	points, err := readRecoveryPoints(OSFS, dir)
 	if _, ok := points["b-1"]; ok || err != nil {
 		t.Fatalf("after Delete: %v %v, want no entry for b-1", points, err)
 	}
@@ -51,7 +51,7 @@ func TestRecoveryPointCheckpointAtCloseAndDelete(t *testing.T) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	points, err = readRecoveryPoints(dir)
+	points, err = readRecoveryPoints(OSFS, dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,9 +52,29 @@
 // (group commit). Appends without Sync (acks=0) start a background flush and
 // return. The high watermark, and so what Read, FindTimestamp and
 // MaxTimestampBatch can see, covers only fsynced data; Wait wakes long polls
-// when it advances. When a segment rolls, it is fsynced, its indexes are
-// written and the directory is fsynced before the high watermark enters the
-// new segment. An fsync failure fails the log (ErrLogFailed) until reopened.
+// when it advances. When a segment rolls, it is fsynced and the directory is
+// fsynced before the high watermark enters the new segment; its indexes are
+// written in the same round (if that fails, at a later round or at Close; a
+// missing index is rebuilt at open).
+//
+// # Disk faults
+//
+// A failed write to a segment (a full disk, an I/O error) fails that append
+// with ErrWriteFailed and cuts whatever part of it reached the file off
+// again, so no half batch stays on disk. The log logs once that it is
+// offline for writes; every later append tries again, and the first that
+// succeeds brings it back (logged too): writes resume by themselves once
+// space is freed. A failed fsync is different: the kernel may have dropped
+// the dirty pages, so the log fails (ErrLogFailed) and refuses appends until
+// it is reopened, which recovers it from what is really on disk. Reads of
+// data below the high watermark keep working in both cases.
+//
+// # Filesystem
+//
+// Every file operation goes through FS (StoreOptions.FS): OSFS in
+// production, MemFS in tests, which simulates crashes (only synced data and
+// synced directory entries are sure to survive; the rest is kept in part or
+// torn) and injects write and fsync errors and a full disk.
 //
 // With Durable=false the log behaves as Kafka does by default: the high
 // watermark is the log end offset, and data is fsynced only when
@@ -79,11 +99,17 @@
 // segment, without a checkpoint entry) each segment's tail past its last
 // index entry is validated with protocol.ValidateBatch (a segment with
 // missing or inconsistent index files is validated whole); at the first
-// torn or corrupt batch the file is truncated (logged as a warning with the
-// bytes and first offset lost), its indexes rebuilt, and any later segments
-// deleted, as Kafka does past its recovery point. Index files are only ever
+// torn or corrupt batch any later segments are deleted and then the file is
+// truncated, as Kafka does past its recovery point (in that order, so that
+// a crash in between redoes both), logged as warnings with the bytes and
+// offsets lost, and its indexes are rebuilt. Index files are only ever
 // written from memory, atomically, so on disk they always describe a prefix
 // of their log file; the tail scan is what catches data written after them.
+// Damaged or missing index files are rebuilt from their segment. A segment
+// log file missing between others (its index files left behind) refuses
+// the log with ErrMissingSegment, naming the file and the fix, instead of
+// opening with a silent hole; a log that ends before its checkpointed
+// recovery point (files deleted or cut from outside) logs the offsets lost.
 //
 // # Producer state
 //

@@ -3,7 +3,6 @@ package storage
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 )
@@ -79,7 +78,13 @@ func (l *Log) flushLocked() {
 		}
 		l.fsyncs.Add(1)
 		if it.saveIndex && !it.s.deleted.Load() {
-			err = it.s.writeIndexFiles()
+			// The data is durable either way; a missing index is rebuilt
+			// at the next open, so a full disk here only delays it to the
+			// next round (or Close) instead of failing the log.
+			if ierr := it.s.writeIndexFiles(); ierr != nil {
+				l.logger.Warn().Err(ierr).Str("dir", l.dir).Msg("storage: writing a rolled segment's indexes; retrying at the next flush")
+				items[i].saveIndex = false
+			}
 			syncDir = true
 		}
 	}
@@ -93,7 +98,7 @@ func (l *Log) flushLocked() {
 	if err == nil && syncDir {
 		// New segment files and renamed index files must survive a crash
 		// before the high watermark moves into them.
-		err = syncDirectory(l.dir)
+		err = syncDirectory(l.fs, l.dir)
 	}
 	for _, it := range items {
 		it.s.release()
@@ -105,6 +110,12 @@ func (l *Log) flushLocked() {
 	if err != nil {
 		l.mu.failed = fmt.Errorf("%w: %w", ErrLogFailed, err)
 		l.mu.dirDirty = l.mu.dirDirty || syncDir
+		if l.mu.hwCh != nil {
+			// Wake those waiting for the high watermark: it will not move
+			// again, and they should see Err instead of timing out.
+			close(l.mu.hwCh)
+			l.mu.hwCh = nil
+		}
 		l.logger.Error().Err(err).Str("dir", l.dir).Msg("storage: flush failed; log refuses appends until reopened")
 		return
 	}
@@ -196,9 +207,9 @@ func (l *Log) Delete() error {
 	}
 	parent := filepath.Dir(l.dir)
 	gone := filepath.Join(parent, fmt.Sprintf(".%s.%d%s", filepath.Base(l.dir), time.Now().UnixNano(), deletingSuffix))
-	err := os.Rename(l.dir, gone)
+	err := l.fs.Rename(l.dir, gone)
 	if err == nil {
-		_ = syncDirectory(parent)
+		_ = syncDirectory(l.fs, parent)
 	}
 	if l.store != nil {
 		l.store.forget(l, -1)
@@ -209,12 +220,12 @@ func (l *Log) Delete() error {
 		}
 	}
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
+		if isNotExist(err) {
 			return nil
 		}
 		return fmt.Errorf("storage: delete log: %w", err)
 	}
-	if err := os.RemoveAll(gone); err != nil {
+	if err := l.fs.RemoveAll(gone); err != nil {
 		return fmt.Errorf("storage: delete log: %w", err)
 	}
 	return nil
@@ -285,22 +296,5 @@ func (l *Log) saveIndexes(segs []*segment, active *segment) error {
 			return err
 		}
 	}
-	return syncDirectory(l.dir)
-}
-
-// syncDirectory fsyncs a directory, making file creations, renames and
-// removals in it durable.
-func syncDirectory(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("storage: fsync %s: %w", dir, err)
-	}
-	return nil
+	return syncDirectory(l.fs, l.dir)
 }

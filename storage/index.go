@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io/fs"
-	"os"
 	"sync"
 
 	"github.com/rs/zerolog"
@@ -130,8 +129,8 @@ func decodeTimeIndex(b []byte, maxRel int64) []timeEntry {
 
 // readIndexFile returns the file's bytes, or nil and ok=false if it does not
 // exist.
-func readIndexFile(path string) (b []byte, ok bool, err error) {
-	b, err = os.ReadFile(path)
+func readIndexFile(fsys FS, path string) (b []byte, ok bool, err error) {
+	b, err = fsys.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
@@ -143,6 +142,7 @@ func readIndexFile(path string) (b []byte, ok bool, err error) {
 // are never read again, so this keeps start-up fast and memory small.
 type lazyIndex struct {
 	once    sync.Once
+	fs      FS
 	path    string // segment path without extension
 	base    int64
 	logSize int64
@@ -156,12 +156,12 @@ type lazyIndex struct {
 // correct.
 func (z *lazyIndex) entries(logger *zerolog.Logger) ([]offsetEntry, []timeEntry) {
 	z.once.Do(func() {
-		b, _, err := readIndexFile(z.path + indexExt)
+		b, _, err := readIndexFile(z.fs, z.path+indexExt)
 		if err != nil {
 			logger.Warn().Err(err).Str("segment", z.path).Msg("storage: cannot read offset index; scanning instead")
 		}
 		z.off = decodeOffsetIndex(b, z.logSize)
-		b, _, err = readIndexFile(z.path + timeIndexExt)
+		b, _, err = readIndexFile(z.fs, z.path+timeIndexExt)
 		if err != nil {
 			logger.Warn().Err(err).Str("segment", z.path).Msg("storage: cannot read time index; scanning instead")
 		}

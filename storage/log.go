@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +26,12 @@ var (
 	// it is reopened (and recovered). The server maps it to
 	// KAFKA_STORAGE_ERROR.
 	ErrLogFailed = errors.New("storage: log failed")
+	// ErrWriteFailed wraps the error of a write to a segment that failed
+	// (a full disk, an I/O error). The failed append is cut off the file
+	// again, so nothing of it stays on disk, and the log stays open: the
+	// next append tries again, so writes resume by themselves once space
+	// is freed. The server maps it to KAFKA_STORAGE_ERROR.
+	ErrWriteFailed = errors.New("storage: write failed")
 )
 
 // closedCh is returned by Wait on a closed log.
@@ -46,6 +51,7 @@ type Log struct {
 	dir    string
 	name   string
 	store  *Store // nil for a log opened outside a store
+	fs     FS
 	logger zerolog.Logger
 
 	wg      sync.WaitGroup // background flushes, waited for by Close
@@ -61,6 +67,7 @@ type Log struct {
 		cfg      Config
 		closed   bool
 		failed   error      // set by a failed fsync; see ErrLogFailed
+		writeErr error      // the last append's write failed; see ErrWriteFailed
 		segs     []*segment // ascending base offsets; the last is active. Never modified in place, so readers may keep a copy of the slice header.
 		logStart int64
 		leo      int64  // log end offset
@@ -83,8 +90,8 @@ type Log struct {
 		appendedMsgs int64 // records appended since open
 		flushedMsgs  int64 // appendedMsgs covered by the last flush
 		lastFlush    time.Time
-		flushTimer   *time.Timer          // flush.ms, armed while unflushed data waits
-		fsync        func(*os.File) error // fdatasync; tests inject failures
+		flushTimer   *time.Timer      // flush.ms, armed while unflushed data waits
+		fsync        func(File) error // File.Datasync; tests inject failures
 
 		producers       producerState // idempotent/transactional producers; see producerstate.go
 		pendingSnapshot []byte        // producer state snapshot encoded at a roll, for the next flush round to write
@@ -130,8 +137,19 @@ func (l *Log) sizeLocked() int64 {
 	return n
 }
 
+// Err returns why the log refuses appends for good (ErrLogFailed after a
+// failed fsync, ErrClosed), or nil.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return ErrClosed
+	}
+	return l.mu.failed
+}
+
 // Wait returns a channel that is closed the next time the high watermark
-// advances, or when the log closes. To not miss an advance, call Wait before
+// advances, or when the log closes or fails (see Err). To not miss an advance, call Wait before
 // checking the high watermark (or reading), then wait on the channel.
 func (l *Log) Wait() <-chan struct{} {
 	l.mu.Lock()
@@ -327,7 +345,7 @@ func (l *Log) appendLocked(records []byte, info appendInfo) (AppendResult, error
 	seg := l.activeLocked()
 	if l.shouldRollLocked(seg, int64(len(records)), info, now) {
 		if err := l.rollLocked(now); err != nil {
-			return AppendResult{}, err
+			return AppendResult{}, l.writeFailedLocked(err)
 		}
 		seg = l.activeLocked()
 	}
@@ -340,9 +358,21 @@ func (l *Log) appendLocked(records []byte, info appendInfo) (AppendResult, error
 	}
 	pos := seg.size
 	if _, err := seg.f.WriteAt(records, pos); err != nil {
-		// Nothing is published: the next append overwrites whatever part
-		// of this one reached the file.
-		return AppendResult{}, fmt.Errorf("storage: write %s: %w", seg.f.Name(), err)
+		err = fmt.Errorf("storage: write %s: %w", seg.f.Name(), err)
+		// Nothing is published, and the part of the batch that reached
+		// the file is cut off again: a clean stop trusts the sizes of
+		// rolled segments, so a half batch must never stay behind.
+		if terr := seg.f.Truncate(pos); terr != nil {
+			l.mu.failed = fmt.Errorf("%w: %w (and cutting it off: %w)", ErrLogFailed, err, terr)
+			l.logger.Error().Err(l.mu.failed).Str("dir", l.dir).
+				Msg("storage: partition offline for writes until the broker restarts")
+			return AppendResult{}, l.mu.failed
+		}
+		return AppendResult{}, l.writeFailedLocked(err)
+	}
+	if l.mu.writeErr != nil {
+		l.mu.writeErr = nil
+		l.logger.Warn().Str("dir", l.dir).Msg("storage: partition writable again")
 	}
 	interval := l.mu.cfg.IndexIntervalBytes
 	for p := 0; p < len(records); {
@@ -362,6 +392,18 @@ func (l *Log) appendLocked(records []byte, info appendInfo) (AppendResult, error
 		l.mu.maxTs, l.mu.maxTsOffset = seg.maxTs, seg.maxTsOffset
 	}
 	return AppendResult{BaseOffset: base, LastOffset: off - 1, LogStartOffset: l.mu.logStart}, nil
+}
+
+// writeFailedLocked takes the log offline for writes after a failed write
+// (logged once, not per append) and returns the error for the appender.
+// Every later append tries again and brings it back online if it succeeds.
+func (l *Log) writeFailedLocked(err error) error {
+	if l.mu.writeErr == nil {
+		l.logger.Error().Err(err).Str("dir", l.dir).
+			Msg("storage: partition offline for writes (appends fail with KAFKA_STORAGE_ERROR) until a write succeeds again")
+	}
+	l.mu.writeErr = err
+	return fmt.Errorf("%w: %w", ErrWriteFailed, err)
 }
 
 func (l *Log) activeLocked() *segment { return l.mu.segs[len(l.mu.segs)-1] }
@@ -397,7 +439,7 @@ func (l *Log) shouldRollLocked(seg *segment, n int64, info appendInfo, now int64
 // schedules a flush on roll.
 func (l *Log) rollLocked(now int64) error {
 	old := l.activeLocked()
-	s, err := createSegment(l.dir, l.mu.leo, now)
+	s, err := createSegment(l.fs, l.dir, l.mu.leo, now)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -505,7 +504,7 @@ func TestFsyncFailureFailsLog(t *testing.T) {
 	_, l := openTestLog(t, testConfig())
 	mustAppend(t, l, makeBatch(1, 1, 1, 'a'), AppendOptions{Sync: true})
 	l.mu.Lock()
-	l.mu.fsync = func(*os.File) error { return syscall.EIO }
+	l.mu.fsync = func(File) error { return syscall.EIO }
 	l.mu.Unlock()
 	if _, err := l.Append(makeBatch(1, 1, 1, 'a'), AppendOptions{Sync: true}); !errors.Is(err, ErrLogFailed) || !errors.Is(err, syscall.EIO) {
 		t.Fatalf("append with failing fsync: %v", err)

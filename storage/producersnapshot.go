@@ -229,10 +229,10 @@ func (l *Log) saveProducerStateLocked() error {
 // rename; the directory is fsynced by the caller's flush round or close)
 // and removes an earlier version's JSON snapshot.
 func (l *Log) writeProducerSnapshot(data []byte) error {
-	if err := writeFileAtomic(filepath.Join(l.dir, producerSnapshotFile), data, false); err != nil {
+	if err := writeFileAtomic(l.fs, filepath.Join(l.dir, producerSnapshotFile), data, false); err != nil {
 		return err
 	}
-	if err := os.Remove(filepath.Join(l.dir, legacyProducerStateFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := l.fs.Remove(filepath.Join(l.dir, legacyProducerStateFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("storage: %w", err)
 	}
 	return nil
@@ -254,7 +254,7 @@ func (l *Log) loadProducerStateLocked() error {
 		{producerSnapshotFile, decodeProducerSnapshot},
 		{legacyProducerStateFile, decodeLegacySnapshot},
 	} {
-		data, err := os.ReadFile(filepath.Join(l.dir, f.name))
+		data, err := l.fs.ReadFile(filepath.Join(l.dir, f.name))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}

@@ -28,6 +28,12 @@ type logEnv struct {
 	// holds it were durable before the crash and are opened as after a
 	// clean stop.
 	recoveryPoint int64
+	// checkpointed is the log's recovery point in the checkpoint whether
+	// the stop was clean or not (-1 if none): a log that opens ending
+	// before it has lost data that was durable, which is logged.
+	checkpointed int64
+	// fs is the filesystem (nil: OSFS).
+	fs FS
 	// now is the clock for producer expiry; producerExpiration is
 	// producer.id.expiration.ms (<= 0: never).
 	now                func() time.Time
@@ -50,17 +56,22 @@ func openLog(dir, name string, cfg Config, env logEnv, logger zerolog.Logger) (*
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("storage: %w", err)
+	if env.fs == nil {
+		env.fs = OSFS
+	}
+	// A new log's directory entry must be durable before anything
+	// written in it is acknowledged.
+	if err := mkdirDurable(env.fs, dir); err != nil {
+		return nil, err
 	}
 	if env.now == nil {
 		env.now = time.Now
 	}
-	l := &Log{dir: dir, name: name, logger: logger, now: env.now, onDurableRoll: env.onDurableRoll}
+	l := &Log{dir: dir, name: name, fs: env.fs, logger: logger, now: env.now, onDurableRoll: env.onDurableRoll}
 	l.mu.cfg = cfg
-	l.mu.fsync = fdatasync
+	l.mu.fsync = File.Datasync
 	l.mu.producers.expiration = env.producerExpiration
-	bases, err := listSegments(dir)
+	bases, err := listSegments(env.fs, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -70,13 +81,28 @@ func openLog(dir, name string, cfg Config, env logEnv, logger zerolog.Logger) (*
 		}
 		return nil, err
 	}
+	if env.checkpointed > l.mu.leo {
+		l.logger.Error().Str("dir", dir).Int64("log_end_offset", l.mu.leo).Int64("recovery_point", env.checkpointed).
+			Int64("lost_offsets", env.checkpointed-l.mu.leo).
+			Msg("storage: the log ends before its checkpointed recovery point: durable data is gone (segment files deleted or cut short outside Skiff); restore them from a backup to get it back")
+	}
 	return l, nil
 }
 
+// ErrMissingSegment is returned by OpenLog when a segment's log file is
+// gone from between other segments (its index files are still there):
+// opening the log would silently skip its offsets.
+var ErrMissingSegment = errors.New("storage: missing segment")
+
 // listSegments returns the base offsets of the segment files in dir, after
-// removing leftover temp files and index files without a log file.
-func listSegments(dir string) ([]int64, error) {
-	entries, err := os.ReadDir(dir)
+// removing leftover temp files and index files without a log file. Index
+// files without a log file are left by a crash while retention removed the
+// oldest segments (their log file goes first), so they lie below the first
+// segment; one between two segments means that segment's log file was lost,
+// and the log is refused with ErrMissingSegment instead of opening with a
+// silent hole.
+func listSegments(fsys FS, dir string) ([]int64, error) {
+	entries, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
@@ -92,7 +118,7 @@ func listSegments(dir string) ([]int64, error) {
 		stem := strings.TrimSuffix(name, ext)
 		switch ext {
 		case tmpExt:
-			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			if err := fsys.Remove(filepath.Join(dir, name)); err != nil {
 				return nil, fmt.Errorf("storage: %w", err)
 			}
 		case logExt:
@@ -104,20 +130,27 @@ func listSegments(dir string) ([]int64, error) {
 			indexes = append(indexes, name)
 		}
 	}
+	slices.Sort(bases)
 	for _, name := range indexes {
-		if !logs[strings.TrimSuffix(name, filepath.Ext(name))] {
-			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+		stem := strings.TrimSuffix(name, filepath.Ext(name))
+		if !logs[stem] {
+			base, err := strconv.ParseInt(stem, 10, 64)
+			if err == nil && len(bases) > 0 && base > bases[0] && base < bases[len(bases)-1] {
+				return nil, fmt.Errorf("%w: %s has index files but no log file %s between other segments; "+
+					"restore the log file from a backup, or, to accept losing its offsets, delete %s.index and %s.timeindex and restart",
+					ErrMissingSegment, dir, stem+logExt, stem, stem)
+			}
+			if err := fsys.Remove(filepath.Join(dir, name)); err != nil {
 				return nil, fmt.Errorf("storage: %w", err)
 			}
 		}
 	}
-	slices.Sort(bases)
 	return bases, nil
 }
 
 func (l *Log) loadSegments(bases []int64, clean bool, recoveryPoint int64) error {
 	now := time.Now().UnixMilli()
-	ckpt, err := readLogStart(l.dir)
+	ckpt, err := readLogStart(l.fs, l.dir)
 	if err != nil {
 		l.logger.Warn().Err(err).Str("dir", l.dir).Msg("storage: ignoring log start offset checkpoint")
 	}
@@ -132,40 +165,32 @@ func (l *Log) loadSegments(bases []int64, clean bool, recoveryPoint int64) error
 		}
 	}
 	for i, base := range bases {
-		f, err := os.OpenFile(filepath.Join(l.dir, segmentName(base)+logExt), os.O_RDWR, 0)
+		f, err := l.fs.OpenFile(filepath.Join(l.dir, segmentName(base)+logExt), os.O_RDWR, 0)
 		if err != nil {
 			return fmt.Errorf("storage: %w", err)
 		}
-		s := newSegment(l.dir, base, f, now)
+		s := newSegment(l.fs, l.dir, base, f, now)
 		l.mu.segs = append(l.mu.segs, s)
 		last := i == len(bases)-1
 		nextBase := int64(-1)
 		if !last {
 			nextBase = bases[i+1]
 		}
-		truncated, err := l.loadSegment(s, nextBase, clean, i < firstUnflushed)
+		flushed := i < firstUnflushed
+		var later []int64
+		if !flushed {
+			later = bases[i+1:]
+		}
+		truncated, err := l.loadSegment(s, nextBase, clean, flushed, later)
 		if err != nil {
 			return err
 		}
-		if truncated && !last && i >= firstUnflushed {
-			// Kafka's rule: data after a corrupt batch cannot be trusted to
-			// continue the offset sequence, so later segments go.
-			l.logger.Warn().Str("dir", l.dir).Int("segments", len(bases)-i-1).
-				Int64("first_deleted_offset", bases[i+1]).
-				Msg("storage: deleting segments after a truncated one")
-			for _, b := range bases[i+1:] {
-				stem := filepath.Join(l.dir, segmentName(b))
-				for _, ext := range []string{logExt, indexExt, timeIndexExt} {
-					if err := os.Remove(stem + ext); err != nil && !errors.Is(err, os.ErrNotExist) {
-						return fmt.Errorf("storage: %w", err)
-					}
-				}
-			}
+		if truncated && len(later) > 0 {
 			break
 		}
 	}
 	if len(l.mu.segs) == 0 {
-		s, err := createSegment(l.dir, max(ckpt, 0), now)
+		s, err := createSegment(l.fs, l.dir, max(ckpt, 0), now)
 		if err != nil {
 			return err
 		}
@@ -188,7 +213,7 @@ func (l *Log) loadSegments(bases []int64, clean bool, recoveryPoint int64) error
 			}
 			s.release()
 		}
-		s, err := createSegment(l.dir, l.mu.logStart, now)
+		s, err := createSegment(l.fs, l.dir, l.mu.logStart, now)
 		l.mu.segs = nil
 		if err != nil {
 			return err
@@ -198,7 +223,7 @@ func (l *Log) loadSegments(bases []int64, clean bool, recoveryPoint int64) error
 		l.mu.dirDirty = true
 	}
 	if l.mu.dirDirty {
-		if err := syncDirectory(l.dir); err != nil {
+		if err := syncDirectory(l.fs, l.dir); err != nil {
 			return err
 		}
 		l.mu.dirDirty = false
@@ -209,6 +234,35 @@ func (l *Log) loadSegments(bases []int64, clean bool, recoveryPoint int64) error
 	l.mu.hwMaxTs, l.mu.hwMaxTsOffset = -1, -1
 	l.recomputeMaxLocked()
 	return l.loadProducerStateLocked()
+}
+
+// dropSegments deletes the segments with the given bases, logging what is
+// lost, and fsyncs the directory. Newest first, index files before the log
+// file: a crash halfway leaves whole segments right after the kept ones, and
+// never an index file without its log file between segments (which would
+// read as a missing segment).
+func (l *Log) dropSegments(bases []int64) error {
+	if len(bases) == 0 {
+		return nil
+	}
+	var lostBytes int64
+	for _, b := range bases {
+		if fi, err := l.fs.Stat(filepath.Join(l.dir, segmentName(b)+logExt)); err == nil {
+			lostBytes += fi.Size()
+		}
+	}
+	l.logger.Warn().Str("dir", l.dir).Int("segments", len(bases)).
+		Int64("first_deleted_offset", bases[0]).Int64("deleted_bytes", lostBytes).
+		Msg("storage: deleting the segments after a corrupt batch, as Kafka does past the recovery point")
+	for k := len(bases) - 1; k >= 0; k-- {
+		stem := filepath.Join(l.dir, segmentName(bases[k]))
+		for _, ext := range []string{indexExt, timeIndexExt, logExt} {
+			if err := l.fs.Remove(stem + ext); err != nil && !isNotExist(err) {
+				return fmt.Errorf("storage: %w", err)
+			}
+		}
+	}
+	return syncDirectory(l.fs, l.dir)
 }
 
 // findBase returns the index of the last base <= offset (0 if none).
@@ -226,25 +280,35 @@ func findBase(bases []int64, offset int64) int {
 // clean stop, and only if its index files are unusable is it rebuilt, as
 // Kafka rebuilds a segment whose index fails its sanity check. It reports
 // whether the log file was truncated.
-func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool) (truncated bool, err error) {
+//
+// later are the bases of the segments after s that go if s is truncated:
+// data after a corrupt batch cannot be trusted to continue the offset
+// sequence (Kafka's rule past the recovery point). They are deleted before
+// s is truncated, so a crash in between redoes both at the next start
+// instead of leaving them after a hole.
+func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool, later []int64) (truncated bool, err error) {
 	st, err := s.f.Stat()
 	if err != nil {
 		return false, fmt.Errorf("storage: %w", err)
 	}
 	fileSize := st.Size()
 	s.modified = st.ModTime().UnixMilli()
-	if (clean || flushed) && nextBase >= 0 && l.loadLazy(s, fileSize, nextBase) {
-		return false, nil
+	if (clean || flushed) && nextBase >= 0 {
+		if l.loadLazy(s, fileSize, nextBase) {
+			return false, nil
+		}
+		l.logger.Warn().Str("dir", l.dir).Str("segment", filepath.Base(s.path)+logExt).
+			Msg("storage: index files missing or damaged; rebuilding them from the segment")
 	}
 	maxRel := int64(maxRelOffset)
 	if nextBase >= 0 {
 		maxRel = nextBase - s.base - 1
 	}
-	offB, offOK, err := readIndexFile(s.path + indexExt)
+	offB, offOK, err := readIndexFile(l.fs, s.path+indexExt)
 	if err != nil {
 		return false, err
 	}
-	timeB, timeOK, err := readIndexFile(s.path + timeIndexExt)
+	timeB, timeOK, err := readIndexFile(l.fs, s.path+timeIndexExt)
 	if err != nil {
 		return false, err
 	}
@@ -294,6 +358,9 @@ func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool) (trun
 			Int64("valid_bytes", validEnd).Int64("truncated_bytes", fileSize-validEnd).
 			Int64("first_lost_offset", s.next).Bool("below_recovery_point", flushed).
 			Msg("storage: truncating torn or corrupt data after unclean shutdown")
+		if err := l.dropSegments(later); err != nil {
+			return false, err
+		}
 		if err := s.f.Truncate(validEnd); err != nil {
 			return false, fmt.Errorf("storage: %w", err)
 		}
@@ -302,7 +369,7 @@ func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool) (trun
 	if !clean || truncated {
 		// Make what is now the log durable, so the high watermark that
 		// covers it after open means what it says.
-		if err := fdatasync(s.f); err != nil {
+		if err := s.f.Datasync(); err != nil {
 			return false, fmt.Errorf("storage: fsync %s: %w", s.f.Name(), err)
 		}
 	}
@@ -316,7 +383,8 @@ func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool) (trun
 	// Rewrite the index files when they no longer match, so that every
 	// index file on disk describes a prefix of its log file, and those of
 	// inactive segments all of it.
-	changed := len(s.offIdx) != offBefore || len(s.timeIdx) != timeBefore || !offOK || !timeOK
+	changed := len(s.offIdx) != offBefore || len(s.timeIdx) != timeBefore || !offOK || !timeOK ||
+		len(offB)%offsetEntrySize != 0 || len(timeB)%timeEntrySize != 0 // cut mid-entry
 	if truncated || !resumed || (s.rolled && changed) {
 		if err := s.writeIndexFiles(); err != nil {
 			return false, err
@@ -326,7 +394,7 @@ func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool) (trun
 	s.indexSaved = true
 	if s.rolled {
 		// Read again on first use, like after a clean start.
-		s.lazy = &lazyIndex{path: s.path, base: s.base, logSize: s.size, maxRel: nextBase - s.base - 1}
+		s.lazy = &lazyIndex{fs: l.fs, path: s.path, base: s.base, logSize: s.size, maxRel: nextBase - s.base - 1}
 		s.offIdx, s.timeIdx = nil, nil
 	}
 	return truncated, nil
@@ -337,13 +405,13 @@ func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool) (trun
 // timestamp, needed for retention). It returns false if the index files
 // look wrong, and the caller then rebuilds them.
 func (l *Log) loadLazy(s *segment, fileSize, nextBase int64) bool {
-	oi, err1 := os.Stat(s.path + indexExt)
-	ti, err2 := os.Stat(s.path + timeIndexExt)
+	oi, err1 := l.fs.Stat(s.path + indexExt)
+	ti, err2 := l.fs.Stat(s.path + timeIndexExt)
 	if err1 != nil || err2 != nil || oi.Size()%offsetEntrySize != 0 || ti.Size()%timeEntrySize != 0 {
 		return false
 	}
 	if n := ti.Size(); n > 0 {
-		f, err := os.Open(s.path + timeIndexExt)
+		f, err := l.fs.OpenFile(s.path+timeIndexExt, os.O_RDONLY, 0)
 		if err != nil {
 			return false
 		}
@@ -361,7 +429,7 @@ func (l *Log) loadLazy(s *segment, fileSize, nextBase int64) bool {
 	}
 	s.size, s.next, s.synced = fileSize, nextBase, fileSize
 	s.rolled, s.indexSaved = true, true
-	s.lazy = &lazyIndex{path: s.path, base: s.base, logSize: fileSize, maxRel: nextBase - s.base - 1}
+	s.lazy = &lazyIndex{fs: l.fs, path: s.path, base: s.base, logSize: fileSize, maxRel: nextBase - s.base - 1}
 	return true
 }
 

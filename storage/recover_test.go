@@ -274,7 +274,7 @@ func TestRecoverCorruptFlushedSegmentKeepsLaterData(t *testing.T) {
 	// The checkpoint written after the roll past segment 3 covers segment 2.
 	third := mustBase(t, logs[2])
 	checkFor(t, 10*time.Second, func() error {
-		points, err := readRecoveryPoints(dir)
+		points, err := readRecoveryPoints(OSFS, dir)
 		if err != nil || points["t-0"] < third {
 			return fmt.Errorf("recovery point checkpoint %v (%v), want t-0 >= %d", points, err, third)
 		}
@@ -420,7 +420,7 @@ func TestRecoverFlushedSegmentWithoutIndexKeepsLaterData(t *testing.T) {
 	}
 	crash(t, st)
 	logs := segmentFiles(t, l.Dir(), logExt)
-	if points, _ := readRecoveryPoints(dir); points["t-0"] < mustBase(t, logs[2]) {
+	if points, _ := readRecoveryPoints(OSFS, dir); points["t-0"] < mustBase(t, logs[2]) {
 		t.Fatalf("recovery point %d does not cover segment 2", points["t-0"])
 	}
 	damaged := flipInLastBatch(t, logs[1])

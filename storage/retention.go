@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -171,12 +170,12 @@ func (l *Log) checkpointLogStart() error {
 	l.mu.Lock()
 	v := l.mu.logStart
 	l.mu.Unlock()
-	return WriteFileAtomic(filepath.Join(l.dir, logStartFile), []byte(strconv.FormatInt(v, 10)+"\n"))
+	return writeFileAtomic(l.fs, filepath.Join(l.dir, logStartFile), []byte(strconv.FormatInt(v, 10)+"\n"), true)
 }
 
 // readLogStart returns the checkpointed log start offset, or -1.
-func readLogStart(dir string) (int64, error) {
-	b, err := os.ReadFile(filepath.Join(dir, logStartFile))
+func readLogStart(fsys FS, dir string) (int64, error) {
+	b, err := fsys.ReadFile(filepath.Join(dir, logStartFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return -1, nil
 	}

@@ -38,7 +38,8 @@ func segmentName(base int64) string { return fmt.Sprintf("%020d", base) }
 type segment struct {
 	base int64
 	path string // file path without extension
-	f    *os.File
+	f    File
+	fs   FS
 	refs atomic.Int32
 
 	// deleted is set when retention or DeleteRecordsBefore removes the
@@ -64,11 +65,12 @@ type segment struct {
 	rolled      bool       // no longer the active segment
 }
 
-func newSegment(dir string, base int64, f *os.File, now int64) *segment {
+func newSegment(fsys FS, dir string, base int64, f File, now int64) *segment {
 	s := &segment{
 		base:        base,
 		path:        filepath.Join(dir, segmentName(base)),
 		f:           f,
+		fs:          fsys,
 		next:        base,
 		maxTs:       -1,
 		maxTsOffset: -1,
@@ -83,18 +85,18 @@ func newSegment(dir string, base int64, f *os.File, now int64) *segment {
 // createSegment starts a new, empty segment at base. Stale index files with
 // the same name (left by an earlier life of this offset range) are removed so
 // that recovery never pairs them with the new log file.
-func createSegment(dir string, base int64, now int64) (*segment, error) {
+func createSegment(fsys FS, dir string, base int64, now int64) (*segment, error) {
 	stem := filepath.Join(dir, segmentName(base))
 	for _, ext := range []string{indexExt, timeIndexExt} {
-		if err := os.Remove(stem + ext); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := fsys.Remove(stem + ext); err != nil && !isNotExist(err) {
 			return nil, fmt.Errorf("storage: %w", err)
 		}
 	}
-	f, err := os.OpenFile(stem+logExt, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := fsys.OpenFile(stem+logExt, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("storage: create segment: %w", err)
 	}
-	return newSegment(dir, base, f, now), nil
+	return newSegment(fsys, dir, base, f, now), nil
 }
 
 // acquire takes a reference for use outside Log.mu. Call with Log.mu held so
@@ -113,7 +115,7 @@ func (s *segment) release() {
 func (s *segment) removeFiles() error {
 	var first error
 	for _, ext := range []string{logExt, indexExt, timeIndexExt} {
-		if err := os.Remove(s.path + ext); err != nil && !errors.Is(err, os.ErrNotExist) && first == nil {
+		if err := s.fs.Remove(s.path + ext); err != nil && !isNotExist(err) && first == nil {
 			first = fmt.Errorf("storage: %w", err)
 		}
 	}
@@ -159,10 +161,10 @@ func (s *segment) maybeAppendTimeEntry() {
 // fsyncs the directory. The entries must not change meanwhile: the segment is
 // rolled, or the log is closed.
 func (s *segment) writeIndexFiles() error {
-	if err := writeFileAtomic(s.path+timeIndexExt, encodeTimeIndex(s.timeIdx), false); err != nil {
+	if err := writeFileAtomic(s.fs, s.path+timeIndexExt, encodeTimeIndex(s.timeIdx), false); err != nil {
 		return err
 	}
-	return writeFileAtomic(s.path+indexExt, encodeOffsetIndex(s.offIdx), false)
+	return writeFileAtomic(s.fs, s.path+indexExt, encodeOffsetIndex(s.offIdx), false)
 }
 
 // scanBufPool holds the blocks headerScanner reads into, so that seeking
@@ -172,14 +174,14 @@ var scanBufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return 
 // headerScanner walks batch headers of one segment file, reading it in blocks
 // so that skipping small batches costs one pread per block, not per batch.
 type headerScanner struct {
-	f      *os.File
+	f      File
 	limit  int64 // never look at bytes at or beyond limit
 	bufp   *[]byte
 	win    []byte // file bytes [winPos, winPos+len(win))
 	winPos int64
 }
 
-func newHeaderScanner(f *os.File, limit int64) headerScanner {
+func newHeaderScanner(f File, limit int64) headerScanner {
 	return headerScanner{f: f, limit: limit, bufp: scanBufPool.Get().(*[]byte)}
 }
 

@@ -3,8 +3,8 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -39,6 +39,9 @@ type StoreOptions struct {
 	ProducerIDExpirationCheckInterval time.Duration
 	// Now is the clock producer expiry reads; tests inject a fake one.
 	Now func() time.Time
+	// FS is the filesystem the store uses (default OSFS); tests pass a
+	// MemFS to simulate crashes and disk faults.
+	FS FS
 }
 
 func (o StoreOptions) withDefaults() StoreOptions {
@@ -54,6 +57,9 @@ func (o StoreOptions) withDefaults() StoreOptions {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.FS == nil {
+		o.FS = OSFS
+	}
 	return o
 }
 
@@ -68,7 +74,8 @@ type Store struct {
 	dir    string
 	logger zerolog.Logger
 	clean  bool
-	lock   *os.File
+	fs     FS
+	lock   io.Closer
 	opts   StoreOptions
 
 	ckptMu   sync.Mutex    // serializes writes of the recovery point checkpoint
@@ -98,21 +105,23 @@ func OpenStore(dir string, logger zerolog.Logger) (*Store, error) {
 // unclean by the next start. It starts the store's background loop
 // (recovery point checkpoints, producer id expiry), which Close stops.
 func OpenStoreWith(dir string, logger zerolog.Logger, opts StoreOptions) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("storage: %w", err)
+	opts = opts.withDefaults()
+	fsys := opts.FS
+	if err := mkdirDurable(fsys, dir); err != nil {
+		return nil, err
 	}
-	lock, err := lockDir(filepath.Join(dir, lockFile))
+	lock, err := fsys.Lock(filepath.Join(dir, lockFile))
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dir: dir, logger: logger, lock: lock, opts: opts.withDefaults(),
+	s := &Store{dir: dir, logger: logger, fs: fsys, lock: lock, opts: opts,
 		ckptKick: make(chan struct{}, 1), quit: make(chan struct{})}
 	s.mu.logs = map[string]*Log{}
 	fail := func(err error) (*Store, error) {
 		_ = lock.Close()
 		return nil, err
 	}
-	entries, err := os.ReadDir(dir)
+	entries, err := fsys.ReadDir(dir)
 	if err != nil {
 		return fail(fmt.Errorf("storage: %w", err))
 	}
@@ -121,19 +130,19 @@ func OpenStoreWith(dir string, logger zerolog.Logger, opts StoreOptions) (*Store
 		name := e.Name()
 		switch {
 		case e.IsDir() && strings.HasPrefix(name, ".") && strings.HasSuffix(name, deletingSuffix):
-			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			if err := fsys.RemoveAll(filepath.Join(dir, name)); err != nil {
 				return fail(fmt.Errorf("storage: %w", err))
 			}
 		case e.IsDir() && validLogName(name) == nil:
 			hasLogs = true
 		case !e.IsDir() && strings.HasPrefix(name, recoveryPointFile+".") && strings.HasSuffix(name, tmpExt):
 			// A checkpoint write cut short by a crash.
-			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			if err := fsys.Remove(filepath.Join(dir, name)); err != nil {
 				return fail(fmt.Errorf("storage: %w", err))
 			}
 		}
 	}
-	points, err := readRecoveryPoints(dir)
+	points, err := readRecoveryPoints(fsys, dir)
 	if err != nil {
 		// Kafka's choice too: without trustworthy recovery points every
 		// log is recovered whole.
@@ -141,14 +150,14 @@ func OpenStoreWith(dir string, logger zerolog.Logger, opts StoreOptions) (*Store
 	}
 	s.mu.recovery = points
 	marker := filepath.Join(dir, cleanShutdownFile)
-	_, err = os.Stat(marker)
+	_, err = fsys.Stat(marker)
 	switch {
 	case err == nil:
 		s.clean = true
-		if err := os.Remove(marker); err != nil {
+		if err := fsys.Remove(marker); err != nil {
 			return fail(fmt.Errorf("storage: %w", err))
 		}
-		if err := syncDirectory(dir); err != nil {
+		if err := syncDirectory(fsys, dir); err != nil {
 			return fail(err)
 		}
 	case errors.Is(err, fs.ErrNotExist):
@@ -221,6 +230,9 @@ func (s *Store) ExpireProducers() {
 // was new).
 func (s *Store) CleanStart() bool { return s.clean }
 
+// FS is the filesystem the store's data directory lives on.
+func (s *Store) FS() FS { return s.fs }
+
 // Dir is the store's data directory.
 func (s *Store) Dir() string { return s.dir }
 
@@ -251,12 +263,18 @@ func (s *Store) OpenLog(name string, cfg Config) (*Log, error) {
 	s.mu.logs[name] = nil // reserve the name; opening may take a while
 	rp, ok := s.mu.recovery[name]
 	s.mu.Unlock()
+	checkpointed := rp
+	if !ok {
+		checkpointed = -1
+	}
 	if !ok || s.clean {
 		rp = -1 // validate every segment's tail (clean: nothing to validate)
 	}
 	env := logEnv{
+		fs:                 s.fs,
 		clean:              s.clean,
 		recoveryPoint:      rp,
+		checkpointed:       checkpointed,
 		now:                s.opts.Now,
 		producerExpiration: s.opts.ProducerIDExpiration.Milliseconds(),
 		onDurableRoll:      s.requestCheckpoint,
@@ -297,7 +315,7 @@ func (s *Store) forget(l *Log, recoveryPoint int64) {
 // LogNames returns the names of the log directories in the store, open or
 // not, for start-up.
 func (s *Store) LogNames() ([]string, error) {
-	entries, err := os.ReadDir(s.dir)
+	entries, err := s.fs.ReadDir(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
@@ -345,46 +363,9 @@ func (s *Store) Close() error {
 		_ = s.lock.Close()
 		return err
 	}
-	err := WriteFileAtomic(filepath.Join(s.dir, cleanShutdownFile), nil)
+	err := writeFileAtomic(s.fs, filepath.Join(s.dir, cleanShutdownFile), nil, true)
 	if cerr := s.lock.Close(); err == nil {
 		err = cerr
 	}
 	return err
-}
-
-// WriteFileAtomic writes data to path so that after a crash path holds
-// either its old content or data: write a temp file, fsync, rename, fsync
-// the directory.
-func WriteFileAtomic(path string, data []byte) error {
-	return writeFileAtomic(path, data, true)
-}
-
-func writeFileAtomic(path string, data []byte, syncDir bool) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, base+".*"+tmpExt)
-	if err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("storage: write %s: %w", path, err)
-	}
-	if syncDir {
-		return syncDirectory(dir)
-	}
-	return nil
 }

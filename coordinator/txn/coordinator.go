@@ -84,8 +84,10 @@ type Deps struct {
 	WriteMarkers func(producerID int64, epoch int16, commit bool, parts []TopicPartition) error
 	// PartitionExists reports whether a partition may join a transaction.
 	PartitionExists func(topic string, partition int32) bool
-	// IDFile is where the producer id block is persisted.
+	// IDFile is where the producer id block is persisted, on FS (nil:
+	// storage.OSFS).
 	IDFile string
+	FS     storage.FS
 	Now    func() time.Time // nil means time.Now
 }
 
@@ -204,12 +206,19 @@ func (c *Coordinator) Close() {
 
 func (c *Coordinator) now() int64 { return c.deps.Now().UnixMilli() }
 
+func (c *Coordinator) fs() storage.FS {
+	if c.deps.FS == nil {
+		return storage.OSFS
+	}
+	return c.deps.FS
+}
+
 type idBlock struct {
 	BlockEnd int64 `json:"block_end"`
 }
 
 func (c *Coordinator) loadIDBlock() error {
-	data, err := os.ReadFile(c.deps.IDFile)
+	data, err := c.fs().ReadFile(c.deps.IDFile)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return nil
@@ -218,7 +227,10 @@ func (c *Coordinator) loadIDBlock() error {
 	}
 	var b idBlock
 	if err := json.Unmarshal(data, &b); err != nil {
-		return fmt.Errorf("txn: producer id file %s is corrupt: %w", c.deps.IDFile, err)
+		// Starting over from 0 would hand out producer ids that logs
+		// still hold state for, so the start is refused.
+		return fmt.Errorf("txn: producer id file %s is corrupt (%w); restore it from a backup, or write "+
+			`{"block_end": N}`+" into it with N above every producer id in use", c.deps.IDFile, err)
 	}
 	c.mu.nextPID, c.mu.blockEnd = b.BlockEnd, b.BlockEnd
 	return nil
@@ -231,7 +243,7 @@ func (c *Coordinator) allocatePIDLocked() (int64, error) {
 	if c.mu.nextPID >= c.mu.blockEnd {
 		end := c.mu.nextPID + idBlockSize
 		data, _ := json.Marshal(idBlock{BlockEnd: end})
-		if err := storage.WriteFileAtomic(c.deps.IDFile, data); err != nil {
+		if err := storage.WriteFileAtomicFS(c.fs(), c.deps.IDFile, data); err != nil {
 			return -1, fmt.Errorf("txn: persisting producer id block: %w", err)
 		}
 		c.mu.blockEnd = end
