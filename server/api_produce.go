@@ -122,7 +122,14 @@ func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.Produce
 	}
 	res, err := p.log.Append(records, opts)
 	if err != nil {
-		sp.ErrorCode = appendErrorCode(err).Code
+		code := appendErrorCode(err)
+		sp.ErrorCode = code.Code
+		if code == kerr.OutOfOrderSequenceNumber || code == kerr.InvalidProducerEpoch {
+			// Kafka's ReplicaManager reports the log start offset with
+			// the errors the log itself raises on append (the producer
+			// state checks), and -1 only for those found before it.
+			sp.LogStartOffset = p.log.LogStartOffset()
+		}
 		s.log.Warn().Err(err).Str("topic", p.topic).Int32("partition", p.index).Msg("append rejected")
 		return durableWait{}, false
 	}
