@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -15,12 +16,18 @@ func init() { diffScenarioLists = append(diffScenarioLists, diffAdminScenarios) 
 
 var diffAdminScenarios = []diffScenario{
 	{name: "ApiVersions", run: func(c *diffConn) []any {
-		resp := c.do(kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse)
-		// Compared: the error, the version range of every API key, and
-		// the finalized features (their epoch is the cluster's history).
-		keys := map[int16][2]int16{}
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.ClientSoftwareName, req.ClientSoftwareVersion = "skiff-differential", "1.0"
+		resp := c.do(req).(*kmsg.ApiVersionsResponse)
+		if resp.ErrorCode != 0 || len(resp.ApiKeys) == 0 {
+			c.t.Fatalf("%s: ApiVersions answered %v with %d keys", c.tgt.name, kerr.ErrorForCode(resp.ErrorCode), len(resp.ApiKeys))
+		}
+		// Compared: the error, the version range of every API key (one
+		// element per key, so each difference is its own), and the
+		// finalized features (their epoch is the cluster's history).
+		var keys []diffAPIRange
 		for _, k := range resp.ApiKeys {
-			keys[k.ApiKey] = [2]int16{k.MinVersion, k.MaxVersion}
+			keys = append(keys, diffAPIRange{Name: kmsg.NameForKey(k.ApiKey), ApiKey: k.ApiKey, Min: k.MinVersion, Max: k.MaxVersion})
 		}
 		var features []string
 		for _, f := range resp.FinalizedFeatures {
@@ -335,6 +342,13 @@ var diffAdminScenarios = []diffScenario{
 		req.FeatureUpdates = append(req.FeatureUpdates, u)
 		return []any{c.do(req)}
 	}},
+}
+
+// diffAPIRange is one API key's advertised version range.
+type diffAPIRange struct {
+	Name     string
+	ApiKey   int16
+	Min, Max int16
 }
 
 // describeTopicConfigs reads back a topic's named configs (value and

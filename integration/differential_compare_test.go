@@ -97,21 +97,19 @@ func walkDiff(path string, a, b reflect.Value, out *[]diffEntry) {
 			}
 			return
 		}
-		var keys []string
-		a, keys = sortedByIdentity(a)
-		b, _ = sortedByIdentity(b)
+		if _, keys := sortedByIdentity(a); keys != nil {
+			// Kafka answers in the order of its own maps: elements with
+			// an identity are matched by it and named by it, so that a
+			// documented path does not depend on what precedes it.
+			walkKeyed(path, a, b, out)
+			return
+		}
 		if a.Len() != b.Len() {
 			add(fmt.Sprintf("%d elements %s", a.Len(), showValue(a)), fmt.Sprintf("%d elements %s", b.Len(), showValue(b)))
 			return
 		}
 		for i := range a.Len() {
-			// An element with an identity is named by it, so that a
-			// documented path does not depend on how many precede it.
-			elem := fmt.Sprintf("%s[%d]", path, i)
-			if keys != nil {
-				elem = fmt.Sprintf("%s[%s]", path, keys[i])
-			}
-			walkDiff(elem, a.Index(i), b.Index(i), out)
+			walkDiff(fmt.Sprintf("%s[%d]", path, i), a.Index(i), b.Index(i), out)
 		}
 	case reflect.Array:
 		for i := range a.Len() {
@@ -128,6 +126,27 @@ func walkDiff(path string, a, b reflect.Value, out *[]diffEntry) {
 	}
 }
 
+// walkKeyed compares two arrays of elements with identities by identity:
+// an element only one side has is one difference, named by its identity.
+func walkKeyed(path string, a, b reflect.Value, out *[]diffEntry) {
+	a, keysA := sortedByIdentity(a)
+	b, keysB := sortedByIdentity(b)
+	i, j := 0, 0
+	for i < a.Len() || j < b.Len() {
+		switch {
+		case j >= b.Len() || i < a.Len() && keysA[i] < keysB[j]:
+			*out = append(*out, diffEntry{path: fmt.Sprintf("%s[%s]", path, keysA[i]), kafka: showValue(a.Index(i)), skiff: "<none>"})
+			i++
+		case i >= a.Len() || keysB[j] < keysA[i]:
+			*out = append(*out, diffEntry{path: fmt.Sprintf("%s[%s]", path, keysB[j]), kafka: "<none>", skiff: showValue(b.Index(j))})
+			j++
+		default:
+			walkDiff(fmt.Sprintf("%s[%s]", path, keysA[i]), a.Index(i), b.Index(j), out)
+			i, j = i+1, j+1
+		}
+	}
+}
+
 // diffIdentityFields name what identifies an element of a response array.
 // Kafka answers in the order of its own maps, which no client relies on,
 // so arrays of such elements are compared sorted by these fields.
@@ -138,7 +157,7 @@ var diffIdentityFields = []string{"ResourceType", "ResourceName", "Topic", "Name
 func sortedByIdentity(s reflect.Value) (reflect.Value, []string) {
 	elem := s.Type().Elem()
 	// Config synonyms are listed in order of precedence: that order counts.
-	if elem.Kind() != reflect.Struct || s.Len() < 2 || strings.HasSuffix(elem.Name(), "ConfigSynonym") {
+	if elem.Kind() != reflect.Struct || strings.HasSuffix(elem.Name(), "ConfigSynonym") {
 		return s, nil
 	}
 	var idx []int

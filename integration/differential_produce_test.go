@@ -14,6 +14,7 @@ func init() { diffScenarioLists = append(diffScenarioLists, diffProduceScenarios
 // diffBatch is a magic-2 record batch with fixed timestamps, so both
 // brokers are sent, and store, the same bytes.
 type diffBatch struct {
+	idempotent    bool // carries producerID, epoch and sequence
 	producerID    int64
 	epoch         int16
 	sequence      int32
@@ -29,7 +30,7 @@ func (b diffBatch) encode() []byte {
 		records = r.AppendTo(records)
 	}
 	pid, epoch, seq := b.producerID, b.epoch, b.sequence
-	if pid == 0 && epoch == 0 && seq == 0 {
+	if !b.idempotent && !b.transactional {
 		pid, epoch, seq = -1, -1, -1
 	}
 	var attrs int16
@@ -157,7 +158,7 @@ var diffProduceScenarios = []diffScenario{
 		topic := c.name("t")
 		c.createTopic(topic, 1, nil)
 		init := c.initProducerID("", -1, -1)
-		b := diffBatch{producerID: init.ProducerID, epoch: init.ProducerEpoch, values: []string{"a", "b"}}
+		b := diffBatch{idempotent: true, producerID: init.ProducerID, epoch: init.ProducerEpoch, values: []string{"a", "b"}}
 		first := c.do(c.produceReq(topic, 0, b.encode()))
 		dup := c.do(c.produceReq(topic, 0, b.encode()))
 		b.sequence = 5 // a gap

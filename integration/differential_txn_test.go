@@ -86,8 +86,16 @@ var diffTxnScenarios = []diffScenario{
 		// Nothing was added: committing and aborting an empty
 		// transaction, then ending twice.
 		commit := c.do(endTxnReq(txn, init.ProducerID, init.ProducerEpoch, true))
-		abort := c.do(endTxnReq(txn, init.ProducerID, init.ProducerEpoch, false))
-		return []any{commit, abort}
+		abort := c.do(endTxnReq(txn, init.ProducerID, init.ProducerEpoch, false)).(*kmsg.EndTxnResponse)
+		var after []any
+		if abort.ErrorCode == 0 {
+			c.waitTxnState(txn, "CompleteAbort")
+			after = append(after,
+				c.do(endTxnReq(txn, init.ProducerID, init.ProducerEpoch, false)), // a retry
+				c.do(endTxnReq(txn, init.ProducerID, abort.ProducerEpoch, true)),
+				c.do(endTxnReq(txn, init.ProducerID, abort.ProducerEpoch, false)))
+		}
+		return append([]any{commit, abort}, after...)
 	}},
 	{name: "TxnInvalidStateAfterCommit", run: func(c *diffConn) []any {
 		topic, txn := c.name("t"), c.name("txn")
@@ -96,8 +104,15 @@ var diffTxnScenarios = []diffScenario{
 		c.addPartitions(txn, init.ProducerID, init.ProducerEpoch, topic)
 		commit := c.do(endTxnReq(txn, init.ProducerID, init.ProducerEpoch, true))
 		c.waitTxnState(txn, "CompleteCommit")
-		abortAfter := c.do(endTxnReq(txn, init.ProducerID, init.ProducerEpoch, false))
-		return []any{commit, abortAfter}
+		// With EndTxn v5 (KIP-890) the commit bumped the epoch: the old
+		// one is now only good for retrying that very commit.
+		old := init.ProducerEpoch
+		abortOld := c.do(endTxnReq(txn, init.ProducerID, old, false))
+		retry := c.do(endTxnReq(txn, init.ProducerID, old, true))
+		next := commit.(*kmsg.EndTxnResponse).ProducerEpoch
+		commitAgain := c.do(endTxnReq(txn, init.ProducerID, next, true))
+		abortEmpty := c.do(endTxnReq(txn, init.ProducerID, next, false))
+		return []any{commit, abortOld, retry, commitAgain, abortEmpty}
 	}},
 	{name: "TxnProducerFenced", run: func(c *diffConn) []any {
 		topic, txn := c.name("t"), c.name("txn")
