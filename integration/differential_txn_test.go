@@ -61,6 +61,20 @@ func (c *diffConn) waitTxnState(txn, state string) {
 	})
 }
 
+// produceRetrying sends a transactional Produce again while it fails with
+// NOT_LEADER_OR_FOLLOWER, as a client would: Kafka answers so while its
+// first check of the transaction with the coordinator (KIP-890) is under
+// way, a start-up transient rather than a behaviour.
+func (c *diffConn) produceRetrying(req *kmsg.ProduceRequest) kmsg.Response {
+	c.t.Helper()
+	var resp *kmsg.ProduceResponse
+	eventually(c.t, 30*time.Second, c.tgt.name+" to take a transactional produce", func() bool {
+		resp = c.do(req).(*kmsg.ProduceResponse)
+		return resp.Topics[0].Partitions[0].ErrorCode != kerr.NotLeaderForPartition.Code
+	})
+	return resp
+}
+
 var diffTxnScenarios = []diffScenario{
 	{name: "TxnCommitAndReadCommitted", run: func(c *diffConn) []any {
 		topic, txn := c.name("t"), c.name("txn")
@@ -69,7 +83,7 @@ var diffTxnScenarios = []diffScenario{
 		add := c.addPartitions(txn, init.ProducerID, init.ProducerEpoch, topic)
 		req := c.produceReq(topic, 0, diffBatch{producerID: init.ProducerID, epoch: init.ProducerEpoch, transactional: true, values: []string{"a"}}.encode())
 		req.TransactionID = kmsg.StringPtr(txn)
-		produced := c.do(req)
+		produced := c.produceRetrying(req)
 		lso := listOffsetsReq(topic, 0, -1)
 		lso.IsolationLevel = 1
 		before := c.do(lso)
@@ -173,7 +187,7 @@ var diffTxnScenarios = []diffScenario{
 		c.addPartitions(txn, init.ProducerID, init.ProducerEpoch, topic)
 		req := c.produceReq(topic, 0, diffBatch{producerID: init.ProducerID, epoch: init.ProducerEpoch, transactional: true, values: []string{"a", "b"}}.encode())
 		req.TransactionID = kmsg.StringPtr(txn)
-		c.do(req)
+		produced := c.produceRetrying(req)
 		dt := kmsg.NewPtrDescribeTransactionsRequest()
 		dt.TransactionalIDs = []string{txn, c.name("missing")}
 		described := c.do(dt).(*kmsg.DescribeTransactionsResponse)
@@ -196,6 +210,6 @@ var diffTxnScenarios = []diffScenario{
 		dp.Topics = append(dp.Topics, dpt)
 		producers := c.do(dp).(*kmsg.DescribeProducersResponse)
 		end := c.do(endTxnReq(txn, init.ProducerID, init.ProducerEpoch, false))
-		return []any{described, listed.ErrorCode, listed.UnknownStateFilters, mine, producers, end}
+		return []any{produced, described, listed.ErrorCode, listed.UnknownStateFilters, mine, producers, end}
 	}},
 }
