@@ -75,7 +75,9 @@ func (c *Coordinator) InitProducerID(id string, timeoutMs int32, expectedPID int
 	}
 	if expectedPID >= 0 {
 		if expectedPID != m.pid && expectedPID != m.prevPID {
-			return -1, -1, errInvalidMapping
+			// Kafka fences a producer re-initialising (KIP-360) with an
+			// id the coordinator does not hold for this transactional id.
+			return -1, -1, errFenced
 		}
 		if expectedEpoch != m.epoch && expectedEpoch != m.lastEpoch {
 			return -1, -1, errFenced
@@ -408,9 +410,11 @@ func (c *Coordinator) VerifyProduce(pid int64, epoch int16, tp TopicPartition) i
 	switch {
 	case m == nil:
 		return errInvalidMapping
-	case epoch < m.epoch:
+	case epoch != m.epoch:
+		// An epoch the coordinator does not hold, older or newer, is
+		// INVALID_PRODUCER_EPOCH in Kafka's produce verification.
 		return kerr.InvalidProducerEpoch.Code
-	case epoch > m.epoch || m.state != Ongoing || !m.has(tp):
+	case m.state != Ongoing || !m.has(tp):
 		return errInvalidTxnState
 	}
 	return 0
