@@ -293,6 +293,41 @@ var diffAdminScenarios = []diffScenario{
 		cr.Creations = append(cr.Creations, cre)
 		return []any{c.do(d), c.do(cr)}
 	}},
+	{name: "DeleteACLsWithoutAuthorizer", run: func(c *diffConn) []any {
+		req := kmsg.NewPtrDeleteACLsRequest()
+		f := kmsg.NewDeleteACLsRequestFilter()
+		f.ResourceType, f.ResourcePatternType = kmsg.ACLResourceTypeTopic, kmsg.ACLResourcePatternTypeLiteral
+		f.Operation, f.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+		req.Filters = append(req.Filters, f)
+		return []any{c.do(req)}
+	}},
+	{name: "CreateTopicsInternalAndDuplicate", run: func(c *diffConn) []any {
+		req := kmsg.NewPtrCreateTopicsRequest()
+		req.TimeoutMillis = 30000
+		for _, name := range []string{"__consumer_offsets", c.name("dup"), c.name("dup"), c.name("dot.and_underscore")} {
+			rt := kmsg.NewCreateTopicsRequestTopic()
+			rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, 1, 1
+			req.Topics = append(req.Topics, rt)
+		}
+		resp := c.do(req).(*kmsg.CreateTopicsResponse)
+		// Only the answers' codes: the configs of created topics are
+		// compared by CreateTopicsEdgeCases.
+		codes := map[string]int16{}
+		for _, t := range resp.Topics {
+			codes[t.Topic] = t.ErrorCode
+		}
+		return []any{codes}
+	}},
+	{name: "DescribeConfigsUnknownNames", run: func(c *diffConn) []any {
+		topic := c.name("t")
+		c.createTopic(topic, 1, nil)
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		res := kmsg.NewDescribeConfigsRequestResource()
+		res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeTopic, topic
+		res.ConfigNames = []string{"no.such.config", "retention.bytes"}
+		req.Resources = append(req.Resources, res)
+		return []any{c.do(req)}
+	}},
 	{name: "ClientQuotas", run: func(c *diffConn) []any {
 		alter := kmsg.NewPtrAlterClientQuotasRequest()
 		e := kmsg.NewAlterClientQuotasRequestEntry()

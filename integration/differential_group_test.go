@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"time"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -139,6 +141,14 @@ var diffGroupScenarios = []diffScenario{
 		parked := c.corr
 		sendRaw(c.t, c.conn, encodeRequest(setVersion(req, c.tgt.versions[req.Key()]), parked))
 		other := &diffConn{t: c.t, tgt: c.tgt, scenario: c.scenario, run: c.run, conn: dialRaw(c.t, c.tgt.addr)}
+		// The join travels on another connection: wait until the
+		// coordinator has it before asking what it did.
+		eventually(c.t, 30*time.Second, g+" rebalancing", func() bool {
+			describe := kmsg.NewPtrDescribeGroupsRequest()
+			describe.Groups = []string{g}
+			d := other.do(describe).(*kmsg.DescribeGroupsResponse)
+			return len(d.Groups) == 1 && d.Groups[0].State == "PreparingRebalance"
+		})
 		hb := other.do(heartbeatReq(g, m))
 		commit := other.do(offsetCommitReq(g, m, topic, 3))
 		describe := kmsg.NewPtrDescribeGroupsRequest()
@@ -188,6 +198,71 @@ var diffGroupScenarios = []diffScenario{
 		del := kmsg.NewPtrDeleteGroupsRequest()
 		del.Groups = []string{active, empty, c.name("missing")}
 		return []any{d, list.ErrorCode, mine, c.do(del)}
+	}},
+	{name: "JoinGroupBadRequests", run: func(c *diffConn) []any {
+		g := c.name("g")
+		join := func(mutate func(*kmsg.JoinGroupRequest)) kmsg.Response {
+			req := kmsg.NewPtrJoinGroupRequest()
+			req.Group, req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = g, 30000, 30000
+			req.ProtocolType = "consumer"
+			p := kmsg.NewJoinGroupRequestProtocol()
+			p.Name, p.Metadata = "range", []byte{0, 1, 0, 0, 0, 0, 0, 0, 0, 0}
+			req.Protocols = append(req.Protocols, p)
+			mutate(req)
+			return c.do(req)
+		}
+		return []any{
+			join(func(r *kmsg.JoinGroupRequest) { r.SessionTimeoutMillis = 1 }),           // below group.min.session.timeout.ms
+			join(func(r *kmsg.JoinGroupRequest) { r.SessionTimeoutMillis = 100_000_000 }), // above the max
+			join(func(r *kmsg.JoinGroupRequest) { r.Protocols = nil }),
+			join(func(r *kmsg.JoinGroupRequest) { r.MemberID = "never-issued" }),
+			join(func(r *kmsg.JoinGroupRequest) { r.Group = "" }),
+		}
+	}},
+	{name: "GroupInconsistentProtocol", run: func(c *diffConn) []any {
+		g := c.name("g")
+		c.stableMember(g)
+		req := kmsg.NewPtrJoinGroupRequest()
+		req.Group, req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = g, 30000, 30000
+		req.ProtocolType = "connect"
+		p := kmsg.NewJoinGroupRequestProtocol()
+		p.Name, p.Metadata = "sessioned", []byte{0}
+		req.Protocols = append(req.Protocols, p)
+		return []any{c.do(req)}
+	}},
+	{name: "LeaveGroupUnknownMembers", run: func(c *diffConn) []any {
+		g := c.name("g")
+		c.stableMember(g)
+		req := kmsg.NewPtrLeaveGroupRequest()
+		req.Group = g
+		lm := kmsg.NewLeaveGroupRequestMember()
+		lm.MemberID = "no-such-member"
+		li := kmsg.NewLeaveGroupRequestMember()
+		li.InstanceID = kmsg.StringPtr("no-such-instance")
+		req.Members = append(req.Members, lm, li)
+		other := kmsg.NewPtrLeaveGroupRequest()
+		other.Group = c.name("nogroup")
+		other.Members = append(other.Members, lm)
+		return []any{c.do(req), c.do(other)}
+	}},
+	{name: "ConsumerGroupDescribe", run: func(c *diffConn) []any {
+		g := c.name("g")
+		topic := c.name("t")
+		c.createTopic(topic, 1, nil)
+		join := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		join.Group, join.MemberID, join.MemberEpoch = g, "AAAAAAAAAAAAAAAAAAAAAB", 0
+		join.RebalanceTimeoutMillis, join.SubscribedTopicNames = 30000, []string{topic}
+		c.do(join)
+		classic := c.name("classic")
+		c.stableMember(classic)
+		req := kmsg.NewPtrConsumerGroupDescribeRequest()
+		req.Groups = []string{g, c.name("missing"), classic}
+		resp := c.do(req).(*kmsg.ConsumerGroupDescribeResponse)
+		for i := range resp.Groups {
+			// Epochs, ids and the assignment are the coordinator's.
+			resp.Groups[i].Members, resp.Groups[i].Epoch, resp.Groups[i].AssignmentEpoch = nil, 0, 0
+		}
+		return []any{resp}
 	}},
 	{name: "ConsumerGroupHeartbeat", run: func(c *diffConn) []any {
 		g := c.name("g")

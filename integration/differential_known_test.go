@@ -29,6 +29,9 @@ var diffKnown = map[string]string{
 	"DescribeConfigsTopic [0].Resources[TOPIC,t].Configs[retention.ms].ConfigSynonyms": "Kafka's ConfigHelper drops every synonym listed before log.retention.ms, so it shows no broker synonym for retention.ms unless log.retention.ms itself is set; Skiff lists log.retention.hours, where the value comes from (TestAlterConfigsIncrementalAndLegacy relies on it)",
 	"DescribeConfigsBroker [0].Resources[BROKER,].Configs[message.max.bytes].ReadOnly": "Skiff cannot change broker configs at run time, so it marks every one read-only; Kafka can change message.max.bytes cluster-wide",
 
+	// Transactions.
+	"TxnOffsetCommitWithoutAddOffsets [0].Topics[t].Partitions[0].ErrorCode": "Kafka 4.1 finalizes transaction.version=2, under which TxnOffsetCommit v5 adds the offsets partition to the transaction itself (KIP-890 part 2); Skiff finalizes no transaction.version, so clients send AddOffsetsToTxn first, and a TxnOffsetCommit without it is INVALID_TXN_STATE",
+
 	// Produce.
 	"ProduceIdempotentSequences [2].Topics[].Partitions[0].LogAppendTime": "for a duplicate batch Kafka echoes the batch's max timestamp as log_append_time even on a CreateTime topic; Skiff answers -1 as for any CreateTime append, which is what the field means",
 }

@@ -167,6 +167,38 @@ var diffProduceScenarios = []diffScenario{
 		epoch := c.do(c.produceReq(topic, 0, b.encode()))
 		return []any{init, first, dup, gap, epoch, c.do(listOffsetsReq(topic, 0, -1))}
 	}},
+	{name: "ProduceEmptyAndToInternalTopic", run: func(c *diffConn) []any {
+		topic := c.name("t")
+		c.createTopic(topic, 1, nil)
+		return []any{
+			c.do(c.produceReq(topic, 0, []byte{})),
+			c.do(c.produceReq(topic, 0, diffBatch{values: []string{"x"}}.encode()[:30])), // truncated
+		}
+	}},
+	{name: "FetchReadCommittedAbortedTxn", run: func(c *diffConn) []any {
+		topic, txn := c.name("t"), c.name("txn")
+		c.createTopic(topic, 1, nil)
+		c.produce(topic, 0, "before")
+		init := c.initProducerID(txn, -1, -1)
+		c.addPartitions(txn, init.ProducerID, init.ProducerEpoch, topic)
+		req := c.produceReq(topic, 0, diffBatch{producerID: init.ProducerID, epoch: init.ProducerEpoch, transactional: true, values: []string{"aborted"}}.encode())
+		req.TransactionID = kmsg.StringPtr(txn)
+		c.produceRetrying(req)
+		c.do(endTxnReq(txn, init.ProducerID, init.ProducerEpoch, false))
+		c.waitTxnState(txn, "CompleteAbort")
+		c.produce(topic, 0, "after")
+		committed := c.fetchReq(topic, 0, 0)
+		committed.IsolationLevel = 1
+		lso := listOffsetsReq(topic, 0, -1)
+		lso.IsolationLevel = 1
+		resp := c.do(committed).(*kmsg.FetchResponse)
+		// The batches hold the producer id, which differs: compare
+		// the partition's answer around them.
+		p := &resp.Topics[0].Partitions[0]
+		n := len(p.RecordBatches)
+		p.RecordBatches = nil
+		return []any{resp, n > 0, c.do(lso)}
+	}},
 	{name: "FetchOutOfRange", run: func(c *diffConn) []any {
 		topic := c.name("t")
 		c.createTopic(topic, 1, nil)

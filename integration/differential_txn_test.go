@@ -151,6 +151,79 @@ var diffTxnScenarios = []diffScenario{
 			c.do(endTxnReq(c.name("unknown-txn"), init.ProducerID, init.ProducerEpoch, true)),
 		}
 	}},
+	{name: "InitProducerIDErrors", run: func(c *diffConn) []any {
+		txn := c.name("txn")
+		long := kmsg.NewPtrInitProducerIDRequest()
+		long.TransactionalID, long.TransactionTimeoutMillis = kmsg.StringPtr(txn), 1_000_000_000 // above transaction.max.timeout.ms
+		long.ProducerID, long.ProducerEpoch = -1, -1
+		init := c.initProducerID(txn, -1, -1)
+		// KIP-360: re-initialising with an id and epoch the coordinator
+		// does not hold.
+		wrong := kmsg.NewPtrInitProducerIDRequest()
+		wrong.TransactionalID, wrong.TransactionTimeoutMillis = kmsg.StringPtr(txn), 60000
+		wrong.ProducerID, wrong.ProducerEpoch = init.ProducerID+1000, 3
+		mismatch := c.do(wrong)
+		wrong.ProducerID, wrong.ProducerEpoch = init.ProducerID, init.ProducerEpoch+5
+		staleEpoch := c.do(wrong)
+		empty := kmsg.NewPtrEndTxnRequest()
+		empty.ProducerID, empty.ProducerEpoch = init.ProducerID, init.ProducerEpoch
+		return []any{c.do(long), mismatch, staleEpoch, c.do(empty)}
+	}},
+	{name: "TxnOffsetCommitErrors", run: func(c *diffConn) []any {
+		topic, txn, g := c.name("t"), c.name("txn"), c.name("g")
+		c.createTopic(topic, 1, nil)
+		init := c.initProducerID(txn, -1, -1)
+		commit := func(group string, epoch int16, member string, generation int32) kmsg.Response {
+			req := kmsg.NewPtrTxnOffsetCommitRequest()
+			req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = txn, group, init.ProducerID, epoch
+			req.MemberID, req.Generation = member, generation
+			ct := kmsg.NewTxnOffsetCommitRequestTopic()
+			ct.Topic = topic
+			cp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+			cp.Partition, cp.Offset, cp.LeaderEpoch = 0, 1, -1
+			ct.Partitions = append(ct.Partitions, cp)
+			req.Topics = append(req.Topics, ct)
+			return c.do(req)
+		}
+		// With a member of a group that does not know it, then with
+		// epochs the coordinator never gave.
+		ao := kmsg.NewPtrAddOffsetsToTxnRequest()
+		ao.TransactionalID, ao.ProducerID, ao.ProducerEpoch, ao.Group = txn, init.ProducerID, init.ProducerEpoch, g
+		added := c.doAt(ao, min(c.tgt.versions[ao.Key()], 3))
+		c.stableMember(g)
+		unknownMember := commit(g, init.ProducerEpoch, "no-such-member", 1)
+		higher := commit(g, init.ProducerEpoch+1, "", -1)
+		lower := commit(g, init.ProducerEpoch-1, "", -1)
+		c.do(endTxnReq(txn, init.ProducerID, init.ProducerEpoch, false))
+		return []any{added, unknownMember, higher, lower}
+	}},
+	{name: "TxnOffsetCommitWithoutAddOffsets", run: func(c *diffConn) []any {
+		topic, txn, g := c.name("t"), c.name("txn"), c.name("g")
+		c.createTopic(topic, 1, nil)
+		init := c.initProducerID(txn, -1, -1)
+		req := kmsg.NewPtrTxnOffsetCommitRequest()
+		req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch, req.Generation = txn, g, init.ProducerID, init.ProducerEpoch, -1
+		ct := kmsg.NewTxnOffsetCommitRequestTopic()
+		ct.Topic = topic
+		cp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		cp.Partition, cp.Offset, cp.LeaderEpoch = 0, 1, -1
+		ct.Partitions = append(ct.Partitions, cp)
+		req.Topics = append(req.Topics, ct)
+		return []any{c.do(req)}
+	}},
+	{name: "TxnProduceBadEpoch", run: func(c *diffConn) []any {
+		topic, txn := c.name("t"), c.name("txn")
+		c.createTopic(topic, 1, nil)
+		c.initProducerID(txn, -1, -1)
+		init := c.initProducerID(txn, -1, -1) // epoch 1, so that 0 is stale
+		c.addPartitions(txn, init.ProducerID, init.ProducerEpoch, topic)
+		produce := func(epoch int16) kmsg.Response {
+			req := c.produceReq(topic, 0, diffBatch{producerID: init.ProducerID, epoch: epoch, transactional: true, values: []string{"a"}}.encode())
+			req.TransactionID = kmsg.StringPtr(txn)
+			return c.produceRetrying(req)
+		}
+		return []any{produce(init.ProducerEpoch + 1), produce(init.ProducerEpoch - 1), produce(init.ProducerEpoch)}
+	}},
 	{name: "TxnOffsets", run: func(c *diffConn) []any {
 		topic, txn, g := c.name("t"), c.name("txn"), c.name("g")
 		c.createTopic(topic, 1, nil)

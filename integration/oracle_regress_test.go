@@ -218,3 +218,76 @@ func TestEndTxnV5RetryWithPreviousEpochIsNotFenced(t *testing.T) {
 		t.Errorf("commit with an epoch two behind: %v, want PRODUCER_FENCED", kerr.ErrorForCode(r.ErrorCode))
 	}
 }
+
+func TestLeaveGroupOfUnknownGroupAnswersEachMember(t *testing.T) {
+	b := startBroker(t, nil)
+	rc := newRawConn(t, b.Addr())
+	req := kmsg.NewPtrLeaveGroupRequest()
+	req.Group = "no-such-group"
+	m := kmsg.NewLeaveGroupRequestMember()
+	m.MemberID = "no-such-member"
+	req.Members = append(req.Members, m)
+	resp := rc.do(req, 5).(*kmsg.LeaveGroupResponse)
+	if resp.ErrorCode != 0 || len(resp.Members) != 1 || resp.Members[0].ErrorCode != kerr.UnknownMemberID.Code {
+		t.Errorf("leave of an unknown group: %+v; want no group error and the member UNKNOWN_MEMBER_ID", resp)
+	}
+}
+
+func TestEndTxnWithoutTransactionalIDIsInvalidRequest(t *testing.T) {
+	b := startBroker(t, nil)
+	rc := newRawConn(t, b.Addr())
+	resp := rc.do(endTxnReq("", 1, 0, true), 5).(*kmsg.EndTxnResponse)
+	if resp.ErrorCode != kerr.InvalidRequest.Code {
+		t.Errorf("EndTxn without a transactional id: %v, want INVALID_REQUEST", kerr.ErrorForCode(resp.ErrorCode))
+	}
+}
+
+func TestInitProducerIDWithForeignProducerIDIsFenced(t *testing.T) {
+	b := startBroker(t, nil)
+	rc := newRawConn(t, b.Addr())
+	x := newTxnV5(t, rc, "tx")
+	req := kmsg.NewPtrInitProducerIDRequest()
+	req.TransactionalID, req.TransactionTimeoutMillis = kmsg.StringPtr("tx"), 60000
+	req.ProducerID, req.ProducerEpoch = x.pid+1000, 3
+	if resp := rc.do(req, 5).(*kmsg.InitProducerIDResponse); resp.ErrorCode != kerr.ProducerFenced.Code {
+		t.Errorf("InitProducerID with a producer id the coordinator does not hold: %v, want PRODUCER_FENCED", kerr.ErrorForCode(resp.ErrorCode))
+	}
+}
+
+func TestTxnWrongEpochIsInvalidProducerEpoch(t *testing.T) {
+	b := startBroker(t, nil)
+	createTopic(t, newAdmin(t, b.Addr()), "t", 1, nil)
+	rc := newRawConn(t, b.Addr())
+	x := newTxnV5(t, rc, "tx")
+	add := kmsg.NewPtrAddPartitionsToTxnRequest()
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch = x.id, x.pid, x.epoch
+	at := kmsg.NewAddPartitionsToTxnRequestTopic()
+	at.Topic, at.Partitions = "t", []int32{0}
+	add.Topics = append(add.Topics, at)
+	rc.do(add, 3)
+	ao := kmsg.NewPtrAddOffsetsToTxnRequest()
+	ao.TransactionalID, ao.ProducerID, ao.ProducerEpoch, ao.Group = x.id, x.pid, x.epoch, "g"
+	rc.do(ao, 3)
+
+	// A transactional produce with an epoch newer than the coordinator's.
+	req := produceV9("t", 0, diffBatch{producerID: x.pid, epoch: x.epoch + 1, transactional: true, values: []string{"a"}}.encode())
+	req.TransactionID = kmsg.StringPtr(x.id)
+	if p := rc.do(req, 9).(*kmsg.ProduceResponse).Topics[0].Partitions[0]; p.ErrorCode != kerr.InvalidProducerEpoch.Code {
+		t.Errorf("transactional produce with a newer epoch: %v, want INVALID_PRODUCER_EPOCH", kerr.ErrorForCode(p.ErrorCode))
+	}
+	// TxnOffsetCommit with an epoch newer or older than the coordinator's.
+	for _, epoch := range []int16{x.epoch + 1, x.epoch - 1} {
+		commit := kmsg.NewPtrTxnOffsetCommitRequest()
+		commit.TransactionalID, commit.Group, commit.ProducerID, commit.ProducerEpoch, commit.Generation = x.id, "g", x.pid, epoch, -1
+		ct := kmsg.NewTxnOffsetCommitRequestTopic()
+		ct.Topic = "t"
+		cp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		cp.Offset, cp.LeaderEpoch = 1, -1
+		ct.Partitions = append(ct.Partitions, cp)
+		commit.Topics = append(commit.Topics, ct)
+		resp := rc.do(commit, 5).(*kmsg.TxnOffsetCommitResponse)
+		if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidProducerEpoch.Code {
+			t.Errorf("TxnOffsetCommit at epoch %d (coordinator's %d): %v, want INVALID_PRODUCER_EPOCH", epoch, x.epoch, kerr.ErrorForCode(code))
+		}
+	}
+}
