@@ -38,6 +38,10 @@ func (s *Server) handleProduce(r *request) (kmsg.Response, error) {
 				sp.ErrorCode = kerr.InvalidRequiredAcks.Code
 			case topicCode != 0:
 				sp.ErrorCode = topicCode
+			case isInternalTopic(name):
+				// Only the coordinators write there, as in Kafka's
+				// ReplicaManager ("Cannot append to internal topic").
+				sp.ErrorCode = kerr.InvalidTopicException.Code
 			default:
 				p := s.meta.partition(name, rp.Partition)
 				if p == nil {
