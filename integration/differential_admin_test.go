@@ -242,6 +242,21 @@ var diffAdminScenarios = []diffScenario{
 		req.Resources = append(req.Resources, res)
 		return []any{c.do(req), describeTopicConfigs(c, topic, "retention.ms")}
 	}},
+	{name: "AlterBrokerConfigs", run: func(c *diffConn) []any {
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		req.ValidateOnly = true
+		res := kmsg.NewIncrementalAlterConfigsRequestResource()
+		res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeBroker, strconv.Itoa(int(c.nodeID()))
+		cfg := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		cfg.Name, cfg.Op, cfg.Value = "log.dirs", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("/elsewhere") // read-only in Kafka too
+		res.Configs = append(res.Configs, cfg)
+		req.Resources = append(req.Resources, res)
+		resp := c.do(req).(*kmsg.IncrementalAlterConfigsResponse)
+		for i := range resp.Resources {
+			resp.Resources[i].ResourceName = "" // the node id
+		}
+		return []any{resp}
+	}},
 	{name: "DescribeCluster", run: func(c *diffConn) []any {
 		return []any{c.do(kmsg.NewPtrDescribeClusterRequest())}
 	}},

@@ -264,6 +264,49 @@ var diffGroupScenarios = []diffScenario{
 		}
 		return []any{resp}
 	}},
+	{name: "ListGroupsFilters", run: func(c *diffConn) []any {
+		stable, empty := c.name("stable"), c.name("empty")
+		topic := c.name("t")
+		c.createTopic(topic, 1, nil)
+		c.stableMember(stable)
+		c.do(offsetCommitReq(empty, diffMember{generation: -1}, topic, 1))
+		mine := func(req *kmsg.ListGroupsRequest) []any {
+			resp := c.do(req).(*kmsg.ListGroupsResponse)
+			var out []kmsg.ListGroupsResponseGroup
+			for _, lg := range resp.Groups {
+				if lg.Group == stable || lg.Group == empty {
+					out = append(out, lg)
+				}
+			}
+			return []any{resp.ErrorCode, out}
+		}
+		byState := kmsg.NewPtrListGroupsRequest()
+		byState.StatesFilter = []string{"Stable"}
+		// Kafka lists what its group coordinator has committed, a moment
+		// after the SyncGroup that made the group stable.
+		eventually(c.t, 30*time.Second, stable+" listed as Stable", func() bool {
+			return len(mine(byState)[1].([]kmsg.ListGroupsResponseGroup)) == 1
+		})
+		byType := kmsg.NewPtrListGroupsRequest()
+		byType.TypesFilter = []string{"consumer"}
+		badState := kmsg.NewPtrListGroupsRequest()
+		badState.StatesFilter = []string{"NoSuchState"}
+		return append(append(mine(byState), mine(byType)...), mine(badState)...)
+	}},
+	{name: "OffsetFetchUnknownGroupAndTopic", run: func(c *diffConn) []any {
+		topic := c.name("t")
+		c.createTopic(topic, 2, nil)
+		req := kmsg.NewPtrOffsetFetchRequest()
+		g := kmsg.NewOffsetFetchRequestGroup()
+		g.Group, g.MemberEpoch = c.name("nogroup"), -1
+		gt := kmsg.NewOffsetFetchRequestGroupTopic()
+		gt.Topic, gt.Partitions = topic, []int32{0, 1, 5}
+		missing := kmsg.NewOffsetFetchRequestGroupTopic()
+		missing.Topic, missing.Partitions = c.name("missing"), []int32{0}
+		g.Topics = append(g.Topics, gt, missing)
+		req.Groups = append(req.Groups, g)
+		return []any{c.do(req)}
+	}},
 	{name: "ConsumerGroupHeartbeat", run: func(c *diffConn) []any {
 		g := c.name("g")
 		topic := c.name("t")

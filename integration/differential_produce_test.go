@@ -167,13 +167,36 @@ var diffProduceScenarios = []diffScenario{
 		epoch := c.do(c.produceReq(topic, 0, b.encode()))
 		return []any{init, first, dup, gap, epoch, c.do(listOffsetsReq(topic, 0, -1))}
 	}},
-	{name: "ProduceEmptyAndToInternalTopic", run: func(c *diffConn) []any {
+	{name: "ProduceEmptyAndTruncated", run: func(c *diffConn) []any {
 		topic := c.name("t")
 		c.createTopic(topic, 1, nil)
 		return []any{
 			c.do(c.produceReq(topic, 0, []byte{})),
 			c.do(c.produceReq(topic, 0, diffBatch{values: []string{"x"}}.encode()[:30])), // truncated
 		}
+	}},
+	{name: "ProduceToInternalTopic", run: func(c *diffConn) []any {
+		return []any{c.do(c.produceReq("__consumer_offsets", 0, diffBatch{values: []string{"x"}}.encode()))}
+	}},
+	{name: "ListOffsetsReadCommittedOpenTxn", run: func(c *diffConn) []any {
+		topic, txn := c.name("t"), c.name("txn")
+		c.createTopic(topic, 1, nil)
+		c.produce(topic, 0, "a")
+		init := c.initProducerID(txn, -1, -1)
+		c.addPartitions(txn, init.ProducerID, init.ProducerEpoch, topic)
+		req := c.produceReq(topic, 0, diffBatch{producerID: init.ProducerID, epoch: init.ProducerEpoch, transactional: true, values: []string{"open"}}.encode())
+		req.TransactionID = kmsg.StringPtr(txn)
+		c.produceRetrying(req)
+		committed := listOffsetsReq(topic, 0, -1)
+		committed.IsolationLevel = 1
+		fetch := c.fetchReq(topic, 0, 0)
+		fetch.IsolationLevel = 1
+		f := c.do(fetch).(*kmsg.FetchResponse)
+		p := &f.Topics[0].Partitions[0]
+		p.RecordBatches = nil // the committed record only: its bytes are compared elsewhere
+		out := []any{c.do(committed), c.do(listOffsetsReq(topic, 0, -1)), f}
+		c.do(endTxnReq(txn, init.ProducerID, init.ProducerEpoch, false))
+		return out
 	}},
 	{name: "FetchReadCommittedAbortedTxn", run: func(c *diffConn) []any {
 		topic, txn := c.name("t"), c.name("txn")

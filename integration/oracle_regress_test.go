@@ -2,8 +2,10 @@ package integration
 
 import (
 	"net"
+	"strconv"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -288,6 +290,41 @@ func TestTxnWrongEpochIsInvalidProducerEpoch(t *testing.T) {
 		resp := rc.do(commit, 5).(*kmsg.TxnOffsetCommitResponse)
 		if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidProducerEpoch.Code {
 			t.Errorf("TxnOffsetCommit at epoch %d (coordinator's %d): %v, want INVALID_PRODUCER_EPOCH", epoch, x.epoch, kerr.ErrorForCode(code))
+		}
+	}
+}
+
+func TestAlterBrokerConfigsStaticConfigIsInvalidRequest(t *testing.T) {
+	b := startBroker(t, nil)
+	rc := newRawConn(t, b.Addr())
+	md := rc.do(kmsg.NewPtrMetadataRequest(), 13).(*kmsg.MetadataResponse)
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	res := kmsg.NewIncrementalAlterConfigsRequestResource()
+	res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeBroker, strconv.Itoa(int(md.Brokers[0].NodeID))
+	cfg := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	cfg.Name, cfg.Op, cfg.Value = "log.dirs", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("/elsewhere")
+	res.Configs = append(res.Configs, cfg)
+	req.Resources = append(req.Resources, res)
+	resp := rc.do(req, 1).(*kmsg.IncrementalAlterConfigsResponse)
+	if code := resp.Resources[0].ErrorCode; code != kerr.InvalidRequest.Code {
+		t.Errorf("altering log.dirs at run time: %v, want INVALID_REQUEST as Kafka", kerr.ErrorForCode(code))
+	}
+}
+
+func TestProduceToInternalTopicIsRefused(t *testing.T) {
+	b := startBroker(t, nil)
+	adm := newAdmin(t, b.Addr())
+	// A group commit makes sure __consumer_offsets exists.
+	createTopic(t, adm, "t", 1, nil)
+	if _, err := adm.CommitOffsets(testContext(t), "g", kadm.OffsetsFromRecords(kgo.Record{Topic: "t", Partition: 0, Offset: 0})); err != nil {
+		t.Fatal(err)
+	}
+	rc := newRawConn(t, b.Addr())
+	for _, topic := range []string{"__consumer_offsets", "__transaction_state"} {
+		req := produceV9(topic, 0, diffBatch{values: []string{"garbage"}}.encode())
+		p := rc.do(req, 9).(*kmsg.ProduceResponse).Topics[0].Partitions[0]
+		if p.ErrorCode != kerr.InvalidTopicException.Code {
+			t.Errorf("produce to %s: %v, want INVALID_TOPIC_EXCEPTION (only the coordinators write there)", topic, kerr.ErrorForCode(p.ErrorCode))
 		}
 	}
 }
