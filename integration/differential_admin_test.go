@@ -60,6 +60,41 @@ var diffAdminScenarios = []diffScenario{
 		req.Topics = append(req.Topics, rt)
 		return []any{c.do(req).(*kmsg.MetadataResponse).Topics}
 	}},
+	{name: "MetadataByTopicID", run: func(c *diffConn) []any {
+		topic := c.name("t")
+		c.createTopic(topic, 2, nil)
+		req := kmsg.NewPtrMetadataRequest()
+		known := kmsg.NewMetadataRequestTopic()
+		known.TopicID = c.topicID(topic)
+		unknown := kmsg.NewMetadataRequestTopic()
+		unknown.TopicID = [16]byte{7, 7, 7}
+		req.Topics = append(req.Topics, known, unknown)
+		return []any{c.do(req).(*kmsg.MetadataResponse).Topics}
+	}},
+	{name: "CreateTopicsReplicaAssignment", run: func(c *diffConn) []any {
+		node := c.nodeID()
+		req := kmsg.NewPtrCreateTopicsRequest()
+		req.TimeoutMillis = 30000
+		add := func(name string, replicas ...[]int32) {
+			rt := kmsg.NewCreateTopicsRequestTopic()
+			rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, -1, -1
+			for i, r := range replicas {
+				a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+				a.Partition, a.Replicas = int32(i), r
+				rt.ReplicaAssignment = append(rt.ReplicaAssignment, a)
+			}
+			req.Topics = append(req.Topics, rt)
+		}
+		add(c.name("ok"), []int32{node}, []int32{node})
+		add(c.name("no-such-broker"), []int32{node + 100})
+		add(c.name("duplicate-replica"), []int32{node, node})
+		resp := c.do(req).(*kmsg.CreateTopicsResponse)
+		codes := map[string][2]int32{}
+		for _, t := range resp.Topics {
+			codes[t.Topic] = [2]int32{int32(t.ErrorCode), t.NumPartitions}
+		}
+		return []any{codes}
+	}},
 	{name: "CreateTopicsEdgeCases", run: func(c *diffConn) []any {
 		req := kmsg.NewPtrCreateTopicsRequest()
 		req.TimeoutMillis = 30000

@@ -178,6 +178,18 @@ var diffGroupScenarios = []diffScenario{
 		noGroup := c.do(del)
 		return []any{commit, missing, fetched, deleted, noGroup, c.do(offsetFetchReq(g))}
 	}},
+	{name: "OffsetCommitEdgeCases", run: func(c *diffConn) []any {
+		g := c.name("g")
+		topic := c.name("t")
+		c.createTopic(topic, 1, nil)
+		simple := diffMember{generation: -1}
+		big := offsetCommitReq(g, simple, topic, 1)
+		big.Topics[0].Partitions[0].Metadata = kmsg.StringPtr(string(make([]byte, 5000))) // over offset.metadata.max.bytes
+		badPartition := offsetCommitReq(g, simple, topic, 1)
+		badPartition.Topics[0].Partitions[0].Partition = 9
+		negative := offsetCommitReq(g, simple, topic, -7)
+		return []any{c.do(big), c.do(badPartition), c.do(negative), c.do(offsetFetchReq(g))}
+	}},
 	{name: "GroupAdmin", run: func(c *diffConn) []any {
 		active, empty := c.name("active"), c.name("empty")
 		topic := c.name("t")

@@ -239,6 +239,27 @@ var diffProduceScenarios = []diffScenario{
 		unknown.Topics[0].TopicID = [16]byte{9, 9, 9}
 		return []any{c.do(unknown), c.do(c.fetchReq(topic, 3, 0))}
 	}},
+	{name: "FetchSessions", run: func(c *diffConn) []any {
+		topic := c.name("t")
+		c.createTopic(topic, 1, nil)
+		c.produce(topic, 0, "a")
+		open := c.fetchReq(topic, 0, 0)
+		open.SessionEpoch = 0 // ask for a session
+		first := c.do(open).(*kmsg.FetchResponse)
+		id := first.SessionID
+		incremental := func(sessionID, epoch int32) kmsg.Response {
+			req := kmsg.NewPtrFetchRequest()
+			req.ReplicaID, req.MaxBytes, req.SessionID, req.SessionEpoch = -1, 1<<20, sessionID, epoch
+			return c.do(req)
+		}
+		return []any{
+			first,
+			incremental(id, 1),       // nothing changed: no partitions
+			incremental(id, 5),       // wrong epoch
+			incremental(id+1_000, 1), // unknown session
+			incremental(id, -1),      // close it
+		}
+	}},
 	{name: "ListOffsets", run: func(c *diffConn) []any {
 		topic := c.name("t")
 		c.createTopic(topic, 1, nil)
