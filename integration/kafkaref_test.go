@@ -115,13 +115,16 @@ func startKafka(t testing.TB, opts kafkaOptions) *kafkaBroker {
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
+		stopping := time.Now()
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
-		case <-time.After(30 * time.Second):
+		case <-time.After(15 * time.Second):
+			// Its data is a temp dir: a clean shutdown is a courtesy.
 			cmd.Process.Kill()
 			<-exited
 		}
+		t.Logf("Apache Kafka stopped in %v", time.Since(stopping).Round(time.Millisecond))
 		if t.Failed() {
 			t.Logf("kafka.Kafka output:\n%s", out.String())
 		}
