@@ -417,7 +417,19 @@ var diffAdminScenarios = []diffScenario{
 		missing.Partition = 9 // nil replicas: cancel; no such partition
 		at.Partitions = append(at.Partitions, p, missing)
 		alter.Topics = append(alter.Topics, at)
-		return []any{c.do(list), c.do(alter)}
+		// v1 (KIP-860): the replication factor may not change unless
+		// the request allows it.
+		fixedRF := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+		fixedRF.TimeoutMillis, fixedRF.AllowReplicationFactorChange = 30000, false
+		ft := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+		ft.Topic = topic
+		for _, replicas := range [][]int32{{c.nodeID()}, {c.nodeID(), c.nodeID()}} {
+			fp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+			fp.Partition, fp.Replicas = 0, replicas
+			ft.Partitions = append(ft.Partitions, fp)
+		}
+		fixedRF.Topics = append(fixedRF.Topics, ft)
+		return []any{c.do(list), c.do(alter), c.do(fixedRF)}
 	}},
 	{name: "UpdateFeaturesUnknownFeature", run: func(c *diffConn) []any {
 		req := kmsg.NewPtrUpdateFeaturesRequest()

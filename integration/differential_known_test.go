@@ -19,7 +19,6 @@ var diffKnown = map[string]string{
 	"ApiVersions [1][AlterReplicaLogDirs,34]":           "one log directory: replicas cannot move between directories",
 	"ApiVersions [1][ListConfigResources,74]":           "KIP-1142 (new in 4.1) is not implemented",
 	"ApiVersions [1][WriteTxnMarkers,27]":               "inter-broker: Skiff's coordinator writes its markers in process",
-	"ApiVersions [1][AlterPartitionAssignments,45].Max": "v1 adds allow_replication_factor_change (KIP-860); with one broker no reassignment can succeed, so Skiff keeps v0",
 	"ApiVersions [2]":                                   "Skiff finalizes no feature levels (see server/api_updatefeatures.go): finalizing transaction.version or group.version would tell clients to rely on what they gate",
 
 	// Configs.

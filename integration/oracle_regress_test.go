@@ -328,3 +328,16 @@ func TestProduceToInternalTopicIsRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestAlterPartitionAssignmentsV1EchoesAllowReplicationFactorChange(t *testing.T) {
+	b := startBroker(t, nil)
+	rc := newRawConn(t, b.Addr())
+	for _, allow := range []bool{false, true} {
+		req := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+		req.TimeoutMillis, req.AllowReplicationFactorChange = 30000, allow
+		resp := rc.do(req, 1).(*kmsg.AlterPartitionAssignmentsResponse)
+		if resp.ErrorCode != 0 || resp.AllowReplicationFactorChange != allow {
+			t.Errorf("v1 with allow_replication_factor_change=%v: %+v", allow, resp)
+		}
+	}
+}
