@@ -9,17 +9,17 @@ import "strings"
 // it too, so the list stays true.
 var diffKnown = map[string]string{
 	// APIs Skiff does not implement, so does not advertise.
-	"ApiVersions [1][SASL*":                             "no SASL: Skiff's listeners are PLAINTEXT or TLS only",
-	"ApiVersions [1][*DelegationToken,*":                "delegation tokens need SASL, which Skiff does not have",
-	"ApiVersions [1][*UserSCRAMCredentials,*":           "SCRAM users need SASL, which Skiff does not have",
-	"ApiVersions [1][*Share*":                           "share groups (KIP-932) are not implemented",
-	"ApiVersions [1][*RaftVoter,*":                      "Skiff has no KRaft quorum whose voters could change",
-	"ApiVersions [1][DescribeQuorum,55]":                "Skiff has no KRaft quorum to describe",
-	"ApiVersions [1][UnregisterBroker,64]":              "one node, no broker registrations",
-	"ApiVersions [1][AlterReplicaLogDirs,34]":           "one log directory: replicas cannot move between directories",
-	"ApiVersions [1][ListConfigResources,74]":           "KIP-1142 (new in 4.1) is not implemented",
-	"ApiVersions [1][WriteTxnMarkers,27]":               "inter-broker: Skiff's coordinator writes its markers in process",
-	"ApiVersions [2]":                                   "Skiff finalizes no feature levels (see server/api_updatefeatures.go): finalizing transaction.version or group.version would tell clients to rely on what they gate",
+	"ApiVersions [1][SASL*":                   "no SASL: Skiff's listeners are PLAINTEXT or TLS only",
+	"ApiVersions [1][*DelegationToken,*":      "delegation tokens need SASL, which Skiff does not have",
+	"ApiVersions [1][*UserSCRAMCredentials,*": "SCRAM users need SASL, which Skiff does not have",
+	"ApiVersions [1][*Share*":                 "share groups (KIP-932) are not implemented",
+	"ApiVersions [1][*RaftVoter,*":            "Skiff has no KRaft quorum whose voters could change",
+	"ApiVersions [1][DescribeQuorum,55]":      "Skiff has no KRaft quorum to describe",
+	"ApiVersions [1][UnregisterBroker,64]":    "one node, no broker registrations",
+	"ApiVersions [1][AlterReplicaLogDirs,34]": "one log directory: replicas cannot move between directories",
+	"ApiVersions [1][ListConfigResources,74]": "KIP-1142 (new in 4.1) is not implemented",
+	"ApiVersions [1][WriteTxnMarkers,27]":     "inter-broker: Skiff's coordinator writes its markers in process",
+	"ApiVersions [2]":                         "Skiff finalizes no feature levels (see server/api_updatefeatures.go): finalizing transaction.version or group.version would tell clients to rely on what they gate",
 
 	// Configs.
 	"CreateTopicsEdgeCases [0].Topics[*].Configs[min.insync.replicas].Source":          diffKnownMinISR,
