@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -196,6 +197,13 @@ var diffAdminScenarios = []diffScenario{
 		res := kmsg.NewDescribeConfigsRequestResource()
 		res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeTopic, topic
 		res.ConfigNames = []string{"retention.ms", "cleanup.policy", "segment.bytes", "max.message.bytes", "min.insync.replicas", "compression.type", "message.timestamp.type"}
+		// retention.ms from the broker's static log.retention.hours.
+		plain := c.name("plain")
+		c.createTopic(plain, 1, nil)
+		fromBroker := kmsg.NewDescribeConfigsRequestResource()
+		fromBroker.ResourceType, fromBroker.ResourceName = kmsg.ConfigResourceTypeTopic, plain
+		fromBroker.ConfigNames = []string{"retention.ms", "segment.ms"}
+		req.Resources = append(req.Resources, fromBroker)
 		missing := kmsg.NewDescribeConfigsRequestResource()
 		missing.ResourceType, missing.ResourceName = kmsg.ConfigResourceTypeTopic, c.name("missing")
 		req.Resources = append(req.Resources, res, missing)
@@ -397,7 +405,14 @@ var diffAdminScenarios = []diffScenario{
 		comp := kmsg.NewDescribeClientQuotasRequestComponent()
 		comp.EntityType, comp.MatchType, comp.Match = "client-id", kmsg.QuotasMatchTypeExact, kmsg.StringPtr(c.name("client"))
 		desc.Components = append(desc.Components, comp)
-		return []any{first, invalid, c.do(desc)}
+		// Kafka applies the quota through its controller's metadata log:
+		// it shows a moment after the alter answered.
+		var described *kmsg.DescribeClientQuotasResponse
+		eventually(c.t, 30*time.Second, c.tgt.name+" to show the quota", func() bool {
+			described = c.do(desc).(*kmsg.DescribeClientQuotasResponse)
+			return len(described.Entries) > 0
+		})
+		return []any{first, invalid, described}
 	}},
 	{name: "PartitionReassignments", run: func(c *diffConn) []any {
 		topic := c.name("t")

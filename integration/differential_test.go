@@ -226,10 +226,12 @@ func TestDifferential(t *testing.T) {
 }
 
 // Both brokers start a new group's first rebalance at once, so the group
-// scenarios need not wait out the default 3s delay.
+// scenarios need not wait out the default 3s delay; both set
+// log.retention.hours, so that configs from a static broker setting are
+// compared too.
 var (
-	diffKafkaSettings = map[string]string{"group.initial.rebalance.delay.ms": "0"}
-	diffSkiffSettings = map[string]string{"group.initial.rebalance.delay.ms": "0"}
+	diffKafkaSettings = map[string]string{"group.initial.rebalance.delay.ms": "0", "log.retention.hours": "48"}
+	diffSkiffSettings = map[string]string{"group.initial.rebalance.delay.ms": "0", "log.retention.hours": "48"}
 )
 
 // warmCoordinators waits until tgt's group and transaction coordinators
