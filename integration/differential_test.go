@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,7 @@ type diffTarget struct {
 	name     string // "kafka" or "skiff"
 	addr     string
 	versions map[int16]int16 // version every request is sent at, by API key
+	sent     map[int16]bool  // API keys the scenarios sent (the test's goroutine only)
 	admin    *kadm.Client
 }
 
@@ -69,6 +71,9 @@ func (c *diffConn) do(req kmsg.Request) kmsg.Response {
 func (c *diffConn) doAt(req kmsg.Request, v int16) kmsg.Response {
 	c.t.Helper()
 	req.SetVersion(v)
+	if c.tgt.sent != nil {
+		c.tgt.sent[req.Key()] = true
+	}
 	c.corr++
 	return roundTrip(c.t, c.conn, req, c.corr)
 }
@@ -174,6 +179,9 @@ func TestDifferential(t *testing.T) {
 		}
 	}
 
+	for _, tgt := range targets {
+		tgt.sent = map[int16]bool{}
+	}
 	// Names carry a run id, so that a reused Kafka never holds a
 	// scenario's topics from an earlier run.
 	run := fmt.Sprintf("%06x", rand.IntN(1<<24))
@@ -219,10 +227,28 @@ func TestDifferential(t *testing.T) {
 			t.Errorf("documented difference %q no longer occurs: remove it from differential_known_test.go", key)
 		}
 	}
+	if len(ran) == len(scenarios) {
+		checkAPICoverage(t, targets[1])
+	}
 	line := fmt.Sprintf("differential: %d scenarios, %d identical, %d documented differences, %d failures",
 		len(ran), identical, documented, failures)
 	t.Log(line)
 	fmt.Println(line)
+}
+
+// checkAPICoverage fails the test if an API Skiff advertises was sent by
+// no scenario: every API Skiff implements is compared with Kafka.
+func checkAPICoverage(t *testing.T, skiff *diffTarget) {
+	var missing []string
+	for key := range skiff.versions {
+		if !skiff.sent[key] {
+			missing = append(missing, kmsg.NameForKey(key))
+		}
+	}
+	slices.Sort(missing)
+	if len(missing) > 0 {
+		t.Errorf("no differential scenario sends %s: add one", strings.Join(missing, ", "))
+	}
 }
 
 // Both brokers start a new group's first rebalance at once, so the group
