@@ -31,7 +31,8 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-# Produce throughput and ack latency of Skiff against kfake in one run.
+# Produce throughput and ack latency of Skiff against Apache Kafka 4.1 and
+# kfake in one run (Kafka needs Java and Maven, as the JVM tests do).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./integration/
 	$(GO) test -run '^$$' -bench . -benchmem ./storage/ ./protocol/

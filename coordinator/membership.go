@@ -198,7 +198,15 @@ func (g *Groups) leaveLocked(groupID string, leaving []kmsg.LeaveGroupRequestMem
 	}
 	grp := g.mu.groups[groupID]
 	if grp == nil || grp.kind == kindConsumer {
-		return errUnknownMemberID, nil
+		// No classic group: every member is unknown, each said so in
+		// its own entry, as Kafka's group coordinator answers.
+		out := make([]kmsg.LeaveGroupResponseMember, 0, len(leaving))
+		for _, l := range leaving {
+			r := kmsg.NewLeaveGroupResponseMember()
+			r.MemberID, r.InstanceID, r.ErrorCode = l.MemberID, l.InstanceID, errUnknownMemberID
+			out = append(out, r)
+		}
+		return 0, out
 	}
 	if grp.state == stateDead {
 		return errCoordinatorNotAvailable, nil

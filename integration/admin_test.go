@@ -129,7 +129,7 @@ func TestAlterConfigsIncrementalAndLegacy(t *testing.T) {
 		t.Errorf("unknown topic: %+v", rs)
 	}
 	brs, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Name: "num.partitions", Value: kmsg.StringPtr("3")}}, 0)
-	if err != nil || len(brs) != 1 || !errors.Is(brs[0].Err, kerr.InvalidConfig) {
+	if err != nil || len(brs) != 1 || !errors.Is(brs[0].Err, kerr.InvalidRequest) {
 		t.Errorf("broker alter: %v %+v", err, brs)
 	}
 	bcs, err := adm.DescribeBrokerConfigs(ctx, 0)

@@ -74,9 +74,9 @@ func TestAmplificationBoundsBrokerMemory(t *testing.T) {
 	t.Run("ConcurrentHugeFetches", func(t *testing.T) {
 		var wg sync.WaitGroup
 		resps := make([]*kmsg.FetchResponse, 4)
-		conns := make([]*rawConn, 4)
+		conns := make([]*goroutineConn, 4)
 		for i := range conns {
-			conns[i] = &rawConn{c: dialRaw(t, p.addr)}
+			conns[i] = &goroutineConn{c: dialRaw(t, p.addr)}
 		}
 		errs := make(chan error, 4)
 		for i := range 4 {
@@ -214,9 +214,9 @@ func checkFetchedPartition(t *testing.T, rp kmsg.FetchResponseTopicPartition) {
 	}
 }
 
-// rawConn sends a request and decodes its response without the testing.T
+// goroutineConn sends a request and decodes its response without the testing.T
 // helpers, for use from several goroutines.
-type rawConn struct {
+type goroutineConn struct {
 	c interface {
 		Write([]byte) (int, error)
 		Read([]byte) (int, error)
@@ -224,7 +224,7 @@ type rawConn struct {
 	}
 }
 
-func (r *rawConn) fetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, error) {
+func (r *goroutineConn) fetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, error) {
 	r.c.SetDeadline(time.Now().Add(time.Minute))
 	if _, err := r.c.Write(encodeRequest(req, 3)); err != nil {
 		return nil, fmt.Errorf("writing fetch: %w", err)

@@ -20,9 +20,9 @@ import (
 )
 
 // The produce benchmark: one franz-go producer, acks=all, a fixed number of
-// records spread round-robin over benchPartitions partitions, against Skiff
-// and against kfake in the same run so that the ratio is measured on the
-// same machine at the same moment. `make bench` runs it with -benchtime 1x.
+// records spread round-robin over benchPartitions partitions, against
+// Skiff, Apache Kafka and kfake in the same run so that the ratios are
+// measured on the same machine at the same moment. `make bench` runs it with -benchtime 1x.
 const (
 	benchTopic      = "bench"
 	benchPartitions = 6
@@ -60,12 +60,21 @@ type produceTarget struct {
 // fdatasync. kfake keeps everything in memory and acks at once, so
 // skiff-pagecache (Kafka's own default: no fsync, rely on the page cache)
 // is there to tell the price of durability from the broker's own cost.
+// Apache Kafka itself (integration/kafkaref_test.go) runs the same load
+// as the anchor the others are read against.
 var produceTargets = []produceTarget{
 	{name: "skiff", about: "durable, fdatasync group commit", start: func(b *testing.B) string {
 		return startBenchSkiff(b, nil)
 	}},
 	{name: "skiff-pagecache", about: "log.flush.interval.messages=MAX, no fsync", start: func(b *testing.B) string {
 		return startBenchSkiff(b, map[string]string{"log.flush.interval.messages": strconv.FormatInt(math.MaxInt64, 10)})
+	}},
+	{name: "kafka", about: "Apache Kafka 4.1.2, default settings and JVM flags", start: func(b *testing.B) string {
+		// The reference: what Kafka's own start script runs, one node,
+		// nothing tuned.
+		k := startKafka(b, kafkaOptions{jvmArgs: kafkaScriptJVM})
+		createTopic(b, newAdmin(b, k.addr), benchTopic, benchPartitions, nil)
+		return k.addr
 	}},
 	{name: "kfake", about: "franz-go kfake, in memory", start: func(b *testing.B) string {
 		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(benchPartitions, benchTopic))
@@ -278,7 +287,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // printProduceSummary prints one table per load to stdout, so that it
 // shows between the benchmark lines of `make bench`: a row per broker, then
-// each Skiff row divided by kfake's.
+// each Skiff row divided by Apache Kafka's and by kfake's.
 func printProduceSummary(load produceLoad, results []*produceResult) {
 	first := firstResult(results)
 	if first == nil {
@@ -295,13 +304,11 @@ func printProduceSummary(load produceLoad, results []*produceResult) {
 	}
 	row("broker", "MB/s", "records/s", "p50 ms", "p99 ms", "")
 	results = slices.DeleteFunc(slices.Clone(results), func(r *produceResult) bool { return r == nil })
-	var fake *produceResult
+	byName := map[string]*produceResult{}
 	for _, r := range results {
 		row(r.target.name, fmt.Sprintf("%.2f", r.mbPerSec), fmt.Sprintf("%.0f", r.recsPerSec),
 			fmt.Sprintf("%.2f", ms(r.p50)), fmt.Sprintf("%.2f", ms(r.p99)), r.target.about)
-		if r.target.name == "kfake" {
-			fake = r
-		}
+		byName[r.target.name] = r
 	}
 	ratio := func(a, b float64) string {
 		if b == 0 {
@@ -309,12 +316,19 @@ func printProduceSummary(load produceLoad, results []*produceResult) {
 		}
 		return fmt.Sprintf("%.2fx", a/b)
 	}
-	for _, r := range results {
-		if fake == nil || r == fake {
+	// Each Skiff row divided by the references: Apache Kafka, then kfake.
+	for _, ref := range []string{"kafka", "kfake"} {
+		base := byName[ref]
+		if base == nil {
 			continue
 		}
-		row(r.target.name+"/kfake", ratio(r.mbPerSec, fake.mbPerSec), ratio(r.recsPerSec, fake.recsPerSec),
-			ratio(ms(r.p50), ms(fake.p50)), ratio(ms(r.p99), ms(fake.p99)), "")
+		for _, r := range results {
+			if !strings.HasPrefix(r.target.name, "skiff") {
+				continue
+			}
+			row(r.target.name+"/"+ref, ratio(r.mbPerSec, base.mbPerSec), ratio(r.recsPerSec, base.recsPerSec),
+				ratio(ms(r.p50), ms(base.p50)), ratio(ms(r.p99), ms(base.p99)), "")
+		}
 	}
 	fmt.Println()
 }

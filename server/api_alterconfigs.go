@@ -238,7 +238,8 @@ func splitList(v string) []string {
 
 // alterBroker refuses every broker config change: Skiff's broker configs
 // are read at start only. Kafka answers a config it cannot update
-// dynamically with INVALID_CONFIG.
+// dynamically with INVALID_REQUEST (ConfigAdminManager turns the
+// validation's ConfigException into InvalidRequestException, KAFKA-13609).
 func (s *Server) alterBroker(ops []alterOp) error {
 	if len(ops) == 0 {
 		return nil
@@ -250,5 +251,5 @@ func (s *Server) alterBroker(ops []alterOp) error {
 		}
 		names = append(names, op.name)
 	}
-	return alterErr(kerr.InvalidConfig, "Cannot update these configs dynamically: Set(%s)", strings.Join(names, ", "))
+	return alterErr(kerr.InvalidRequest, "Cannot update these configs dynamically: Set(%s)", strings.Join(names, ", "))
 }

@@ -21,6 +21,14 @@ var clusterOperations = []kmsg.ACLOperation{
 	kmsg.ACLOperationDescribe,
 }
 
+// topicOperations are the ACL operations Kafka supports on a topic
+// (AclEntry.supportedOperations); without an authorizer all are allowed.
+var topicOperations = []kmsg.ACLOperation{
+	kmsg.ACLOperationRead, kmsg.ACLOperationWrite, kmsg.ACLOperationCreate,
+	kmsg.ACLOperationDescribe, kmsg.ACLOperationDelete, kmsg.ACLOperationAlter,
+	kmsg.ACLOperationDescribeConfigs, kmsg.ACLOperationAlterConfigs,
+}
+
 func operationsBitfield(ops []kmsg.ACLOperation) int32 {
 	var bits int32
 	for _, op := range ops {

@@ -50,7 +50,10 @@ func (s *Server) handleDescribeTopicPartitions(r *request) (kmsg.Response, error
 		}
 		mt := kmsg.NewDescribeTopicPartitionsResponseTopic()
 		mt.Topic = kmsg.StringPtr(name)
-		mt.AuthorizedOperations = authorizedOperationsOmitted
+		// Kafka always reports the topic operations the caller may
+		// perform here (the request cannot opt out); without an
+		// authorizer that is every one.
+		mt.AuthorizedOperations = operationsBitfield(topicOperations)
 		v, ok := s.meta.view(name)
 		if !ok {
 			if explicit {

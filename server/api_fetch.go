@@ -182,15 +182,15 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int, readCommitte
 		}
 		rr, err := p.log.Read(sp.fetchOffset, max(limit, 0), total == 0)
 		if err != nil {
-			rr.HighWatermark, rr.LogStartOffset = p.log.HighWatermark(), p.log.LogStartOffset()
+			// A failed read reports no watermarks (-1), as Kafka's
+			// ReplicaManager does for a read that threw: the consumer
+			// resets from ListOffsets, not from these.
 			res.err = fetchErrorCode(err)
 			anyErr = true
+			continue
 		}
 		res.hw, res.logStart = rr.HighWatermark, rr.LogStartOffset
 		res.lso = min(p.log.LastStableOffset(), rr.HighWatermark)
-		if err != nil {
-			continue
-		}
 		res.records = rr.Records
 		held += cap(rr.Records)
 		if readCommitted {

@@ -138,9 +138,17 @@ func (s *Server) metadataTopic(req *kmsg.MetadataRequest, name string) kmsg.Meta
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = kmsg.StringPtr(name)
 	mt.AuthorizedOperations = authorizedOperationsOmitted
+	if req.IncludeTopicAuthorizedOperations {
+		mt.AuthorizedOperations = operationsBitfield(topicOperations)
+	}
 	v, ok := s.meta.view(name)
 	if !ok {
+		// A name no topic could have is INVALID_TOPIC_EXCEPTION, as in
+		// Kafka's KafkaApis.getTopicMetadata, not merely unknown.
 		mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		if validateTopicName(name) != nil {
+			mt.ErrorCode = kerr.InvalidTopicException.Code
+		}
 		return mt
 	}
 	mt.TopicID = v.id

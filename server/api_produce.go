@@ -40,17 +40,14 @@ func (s *Server) handleProduce(r *request) (kmsg.Response, error) {
 				sp.ErrorCode = kerr.InvalidRequiredAcks.Code
 			case topicCode != 0:
 				sp.ErrorCode = topicCode
+			case isInternalTopic(name):
+				// Only the coordinators write there, as in Kafka's
+				// ReplicaManager ("Cannot append to internal topic").
+				sp.ErrorCode = kerr.InvalidTopicException.Code
 			default:
 				p := s.meta.partition(name, rp.Partition)
 				if p == nil {
 					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-					break
-				}
-				if isInternalTopic(name) {
-					// As Kafka's ReplicaManager (internalTopicsAllowed is
-					// false for client produces): only the coordinators
-					// write here, and they do not come through Produce.
-					sp.ErrorCode = kerr.InvalidTopicException.Code
 					break
 				}
 				if w, ok := s.producePartition(p, rp.Records, &sp); ok && req.Acks != 0 {
@@ -138,7 +135,14 @@ func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.Produce
 	}
 	res, err := p.log.Append(records, opts)
 	if err != nil {
-		sp.ErrorCode = appendErrorCode(err).Code
+		code := appendErrorCode(err)
+		sp.ErrorCode = code.Code
+		if code == kerr.OutOfOrderSequenceNumber || code == kerr.InvalidProducerEpoch {
+			// Kafka's ReplicaManager reports the log start offset with
+			// the errors the log itself raises on append (the producer
+			// state checks), and -1 only for those found before it.
+			sp.LogStartOffset = p.log.LogStartOffset()
+		}
 		if !errors.Is(err, storage.ErrWriteFailed) && !errors.Is(err, storage.ErrLogFailed) {
 			// Disk faults are logged once by the partition, not per request.
 			s.log.Warn().Err(err).Str("topic", p.topic).Int32("partition", p.index).Msg("append rejected")

@@ -11,13 +11,17 @@ import (
 // lives on this node, the only valid assignment is [this node], and no
 // reassignment is ever in progress.
 func init() {
-	register(kmsg.AlterPartitionAssignments, 0, 0, (*Server).handleAlterPartitionAssignments)
+	register(kmsg.AlterPartitionAssignments, 0, 1, (*Server).handleAlterPartitionAssignments)
 	register(kmsg.ListPartitionReassignments, 0, 0, (*Server).handleListPartitionReassignments)
 }
 
 func (s *Server) handleAlterPartitionAssignments(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.AlterPartitionAssignmentsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterPartitionAssignmentsResponse)
+	// v1 (KIP-860) echoes whether the replication factor may change.
+	// With one broker no assignment can change it: any other replica set
+	// names an unknown broker or one broker twice, refused below.
+	resp.AllowReplicationFactorChange = req.AllowReplicationFactorChange
 	for _, rt := range req.Topics {
 		st := kmsg.NewAlterPartitionAssignmentsResponseTopic()
 		st.Topic = rt.Topic

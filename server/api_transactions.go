@@ -86,8 +86,9 @@ func (s *Server) handleDescribeTransactions(r *request) (kmsg.Response, error) {
 		st.TransactionalID = id
 		d, ok := s.txn.Describe(id)
 		if !ok {
+			// Only the error: Kafka leaves every other field at its
+			// schema default (0), not -1.
 			st.ErrorCode = kerr.TransactionalIDNotFound.Code
-			st.ProducerID, st.ProducerEpoch, st.StartTimestamp = -1, -1, -1
 			resp.TransactionStates = append(resp.TransactionStates, st)
 			continue
 		}

@@ -86,6 +86,12 @@ func (s *Server) handleAddOffsetsToTxn(r *request) (kmsg.Response, error) {
 func (s *Server) handleEndTxn(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.EndTxnRequest)
 	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+	if req.TransactionalID == "" {
+		// As Kafka's TransactionCoordinator: no id is a malformed request.
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		resp.ProducerID, resp.ProducerEpoch = -1, -1
+		return resp, nil
+	}
 	pid, epoch, code := s.txn.EndTxn(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit, req.Version >= 5)
 	resp.ErrorCode = fencedCode(code, req.Version, 2)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
@@ -99,6 +105,11 @@ func (s *Server) handleTxnOffsetCommit(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.TxnOffsetCommitRequest)
 	if code := s.txn.CheckProducer(req.TransactionalID, req.ProducerID, req.ProducerEpoch); code != 0 {
 		resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+		if code == kerr.ProducerFenced.Code {
+			// An epoch the coordinator does not hold: Kafka's group
+			// coordinator answers INVALID_PRODUCER_EPOCH, older or newer.
+			code = kerr.InvalidProducerEpoch.Code
+		}
 		code = fencedCode(code, req.Version, 3)
 		for _, t := range req.Topics {
 			rt := kmsg.NewTxnOffsetCommitResponseTopic()

@@ -75,7 +75,9 @@ func (c *Coordinator) InitProducerID(id string, timeoutMs int32, expectedPID int
 	}
 	if expectedPID >= 0 {
 		if expectedPID != m.pid && expectedPID != m.prevPID {
-			return -1, -1, errInvalidMapping
+			// Kafka fences a producer re-initialising (KIP-360) with an
+			// id the coordinator does not hold for this transactional id.
+			return -1, -1, errFenced
 		}
 		if expectedEpoch != m.epoch && expectedEpoch != m.lastEpoch {
 			return -1, -1, errFenced
@@ -222,6 +224,9 @@ func (c *Coordinator) EndTxn(id string, pid int64, epoch int16, commit, bumpEpoc
 	if c.closed() {
 		return -1, -1, errNotCoordinator
 	}
+	if bumpEpoch {
+		return c.endTxnV2(id, pid, epoch, commit)
+	}
 	m, code := c.check(id, pid, epoch)
 	if code != 0 {
 		return -1, -1, code
@@ -246,6 +251,56 @@ func (c *Coordinator) EndTxn(id string, pid int64, epoch int16, commit, bumpEpoc
 		return -1, -1, errConcurrent
 	}
 	return -1, -1, errInvalidTxnState
+}
+
+// endTxnV2 is EndTxn v5+ (KIP-890 transactions version 2), where every
+// EndTxn bumps the epoch, as Kafka 4.1's TransactionCoordinator has it:
+// the epoch just before the bump is good only for retrying that very
+// EndTxn (the same outcome answers OK with the current epoch, the other
+// INVALID_TXN_STATE), and an abort with the current epoch is accepted
+// with no transaction open (it only moves the epoch on, which the client
+// does to recover from an abortable error). Called with opMu.
+func (c *Coordinator) endTxnV2(id string, pid int64, epoch int16, commit bool) (int64, int16, int16) {
+	m := c.get(id)
+	if m == nil || m.pid != pid {
+		return -1, -1, errInvalidMapping
+	}
+	retry := m.epoch > 0 && epoch == m.epoch-1
+	if epoch != m.epoch && !retry {
+		return -1, -1, errFenced
+	}
+	switch m.state {
+	case PrepareCommit, PrepareAbort:
+		if !retry {
+			return -1, -1, errFenced
+		}
+		if commit != (m.state == PrepareCommit) {
+			return -1, -1, errInvalidTxnState
+		}
+		c.finish(m)
+		return -1, -1, errConcurrent
+	case CompleteCommit, CompleteAbort:
+		if retry {
+			if commit != (m.state == CompleteCommit) {
+				return -1, -1, errInvalidTxnState
+			}
+			return m.pid, m.epoch, 0
+		}
+	case Ongoing, Empty:
+		if retry {
+			return -1, -1, errFenced
+		}
+	default:
+		return -1, -1, errInvalidTxnState
+	}
+	if commit && m.state != Ongoing {
+		return -1, -1, errInvalidTxnState
+	}
+	if code := c.end(m, commit, true); code != 0 {
+		return -1, -1, code
+	}
+	m = c.get(id)
+	return m.pid, m.epoch, 0
 }
 
 // end moves an Ongoing transaction through Prepare and Complete, writing
@@ -355,9 +410,11 @@ func (c *Coordinator) VerifyProduce(pid int64, epoch int16, tp TopicPartition) i
 	switch {
 	case m == nil:
 		return errInvalidMapping
-	case epoch < m.epoch:
+	case epoch != m.epoch:
+		// An epoch the coordinator does not hold, older or newer, is
+		// INVALID_PRODUCER_EPOCH in Kafka's produce verification.
 		return kerr.InvalidProducerEpoch.Code
-	case epoch > m.epoch || m.state != Ongoing || !m.has(tp):
+	case m.state != Ongoing || !m.has(tp):
 		return errInvalidTxnState
 	}
 	return 0

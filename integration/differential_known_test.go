@@ -1,0 +1,76 @@
+package integration
+
+import "strings"
+
+// Every intended difference between Skiff and Apache Kafka 4.1 that the
+// differential test sees, keyed "<scenario> <path>", with the reason. In a
+// path, * matches any run of characters. A difference not listed here
+// fails TestDifferential; an entry that no longer matches anything fails
+// it too, so the list stays true.
+var diffKnown = map[string]string{
+	// APIs Skiff does not implement, so does not advertise.
+	"ApiVersions [1][SASL*":                   "no SASL: Skiff's listeners are PLAINTEXT or TLS only",
+	"ApiVersions [1][*DelegationToken,*":      "delegation tokens need SASL, which Skiff does not have",
+	"ApiVersions [1][*UserSCRAMCredentials,*": "SCRAM users need SASL, which Skiff does not have",
+	"ApiVersions [1][*Share*":                 "share groups (KIP-932) are not implemented",
+	"ApiVersions [1][*RaftVoter,*":            "Skiff has no KRaft quorum whose voters could change",
+	"ApiVersions [1][UnregisterBroker,64]":    "one node, no broker registrations",
+	"ApiVersions [1][AlterReplicaLogDirs,34]": "one log directory: replicas cannot move between directories",
+	"ApiVersions [1][ListConfigResources,74]": "KIP-1142 (new in 4.1) is not implemented",
+	"ApiVersions [2]":                         "Skiff finalizes no feature levels (see server/api_updatefeatures.go): finalizing transaction.version or group.version would tell clients to rely on what they gate",
+
+	// Configs.
+	"CreateTopicsEdgeCases [0].Topics[*].Configs[min.insync.replicas].Source":            diffKnownMinISR,
+	"CreateTopicsValidateOnly [0].Topics[v].Configs[min.insync.replicas].Source":         diffKnownMinISR,
+	"DescribeConfigsTopic [0].Resources[TOPIC,t].Configs[min.insync.replicas].*":         diffKnownMinISR,
+	"DescribeConfigsTopic [0].Resources[TOPIC,plain].Configs[retention.ms].*":            diffKnownRetentionSynonyms,
+	"DescribeConfigsTopic [0].Resources[TOPIC,plain].Configs[segment.ms].ConfigSynonyms": diffKnownRetentionSynonyms,
+	"AlterConfigsTopic *Configs[retention.ms].Source":                                    diffKnownRetentionSynonyms,
+	"IncrementalAlterConfigsTopic *Configs[retention.ms].Source":                         diffKnownRetentionSynonyms,
+	"IncrementalAlterConfigsValidateOnly *Configs[retention.ms].Source":                  diffKnownRetentionSynonyms,
+	"DescribeConfigsTopic [0].Resources[TOPIC,t].Configs[retention.ms].ConfigSynonyms":   "Kafka's ConfigHelper drops every synonym listed before log.retention.ms, so it shows no broker synonym for retention.ms unless log.retention.ms itself is set; Skiff lists log.retention.hours, where the value comes from (TestAlterConfigsIncrementalAndLegacy relies on it)",
+	"DescribeConfigsBroker [0].Resources[BROKER,].Configs[message.max.bytes].ReadOnly":   "Skiff cannot change broker configs at run time, so it marks every one read-only; Kafka can change message.max.bytes cluster-wide",
+
+	// Transactions.
+	"TxnOffsetCommitWithoutAddOffsets [0].Topics[t].Partitions[0].ErrorCode": "Kafka 4.1 finalizes transaction.version=2, under which TxnOffsetCommit v5 adds the offsets partition to the transaction itself (KIP-890 part 2); Skiff finalizes no transaction.version, so clients send AddOffsetsToTxn first, and a TxnOffsetCommit without it is INVALID_TXN_STATE",
+
+	// Produce.
+	"ProduceIdempotentSequences [2].Topics[].Partitions[0].LogAppendTime": "for a duplicate batch Kafka echoes the batch's max timestamp as log_append_time even on a CreateTime topic; Skiff answers -1 as for any CreateTime append, which is what the field means",
+}
+
+const diffKnownRetentionSynonyms = "Kafka's ConfigHelper drops every broker synonym listed before the primary one (log.retention.ms, log.roll.ms), so with only log.retention.hours set it reports retention.ms as DEFAULT_CONFIG with no synonyms although the value comes from log.retention.hours; Skiff reports STATIC_BROKER_CONFIG and the synonym the value comes from (TestAlterConfigsIncrementalAndLegacy relies on it)"
+
+const diffKnownMinISR = "Kafka's StorageTool format (4.x, KIP-966) writes a cluster-wide dynamic min.insync.replicas=1; Skiff has no format step, so the same value is its static default"
+
+// knownDifference returns the entry that documents the difference at path
+// in scenario, and its reason; "" if none does.
+func knownDifference(scenario, path string) (key, reason string) {
+	for k, r := range diffKnown {
+		name, pattern, _ := strings.Cut(k, " ")
+		if name == scenario && globMatch(pattern, path) {
+			return k, r
+		}
+	}
+	return "", ""
+}
+
+// globMatch reports whether s matches pattern, where * matches any run of
+// characters and everything else (brackets included) only itself.
+func globMatch(pattern, s string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, parts[0]) {
+		return false
+	}
+	s = s[len(parts[0]):]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, p)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(p):]
+	}
+	return strings.HasSuffix(s, parts[len(parts)-1])
+}
