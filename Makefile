@@ -39,7 +39,7 @@ bench:
 
 # Each fuzz target for FUZZTIME (go test -fuzz runs one target at a time).
 fuzz:
-	@set -e; for pkg in ./protocol ./storage ./coordinator; do \
+	@set -e; for pkg in $$(grep -rl --include="*_test.go" "^func Fuzz" . | xargs -n1 dirname | sort -u); do \
 		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
