@@ -39,6 +39,8 @@ type StoreOptions struct {
 	ProducerIDExpirationCheckInterval time.Duration
 	// Now is the clock producer expiry reads; tests inject a fake one.
 	Now func() time.Time
+	// Observer receives flush events for metrics; nil: none.
+	Observer *Observer
 }
 
 func (o StoreOptions) withDefaults() StoreOptions {
@@ -260,6 +262,7 @@ func (s *Store) OpenLog(name string, cfg Config) (*Log, error) {
 		now:                s.opts.Now,
 		producerExpiration: s.opts.ProducerIDExpiration.Milliseconds(),
 		onDurableRoll:      s.requestCheckpoint,
+		observer:           s.opts.Observer,
 	}
 	l, err := openLog(filepath.Join(s.dir, name), name, cfg, env, s.logger.With().Str("log", name).Logger())
 	s.mu.Lock()
