@@ -68,7 +68,9 @@ type skiffProcess struct {
 // the end of the test if it is still running.
 func startSkiff(t *testing.T, bin, dataDir string, overrides ...string) *skiffProcess {
 	t.Helper()
-	args := []string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json", "--log-level", "info"}
+	// Port 0 for the HTTP listener too: the binary's default (9644) would
+	// collide between tests and with other brokers on the machine.
+	args := []string{"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json", "--log-level", "info"}
 	for _, o := range overrides {
 		args = append(args, "--override", o)
 	}

@@ -73,6 +73,7 @@ func (s *Server) handleFetch(r *request) (kmsg.Response, error) {
 		remaining := time.Until(deadline)
 		if bytes >= int(req.MinBytes) || anyErr || remaining <= 0 || !s.waitForData(r, waits, remaining) {
 			s.fillFetchResponse(resp, parts, results, incremental, useIDs, readCommitted)
+			countFetch(results)
 			return resp, nil
 		}
 	}
@@ -96,6 +97,7 @@ type fetchResult struct {
 	hw, lso, logStart int64
 	records           []byte
 	aborted           []storage.AbortedTxn // read_committed: aborted transactions overlapping records
+	stats             *topicStats          // the topic's counters; nil for an unknown partition
 }
 
 // readPartitions reads every partition once, honouring the response and
@@ -128,6 +130,7 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int32, readCommit
 			anyErr = true
 			continue
 		}
+		res.stats = p.stats
 		waits = append(waits, p.log.Wait())
 		limit := min(int(sp.maxBytes), int(maxBytes)-total)
 		if limit <= 0 && total > 0 {

@@ -44,7 +44,9 @@ func (s *Server) handleProduce(r *request) (kmsg.Response, error) {
 					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 					break
 				}
-				if w, ok := s.producePartition(p, rp.Records, &sp); ok && req.Acks != 0 {
+				w, ok := s.producePartition(p, rp.Records, &sp)
+				p.stats.produced(ok, len(rp.Records), w.lastOffset-sp.BaseOffset+1)
+				if ok && req.Acks != 0 {
 					w.topicIdx, w.partIdx = len(resp.Topics), len(st.Partitions)
 					waits = append(waits, w)
 				}
@@ -111,6 +113,7 @@ func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.Produce
 		return durableWait{}, false
 	}
 	if code := s.checkProducer(p, &h); code != nil {
+		s.metrics.rejectedBatch(code.Code)
 		sp.ErrorCode = code.Code
 		return durableWait{}, false
 	}
@@ -123,6 +126,9 @@ func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.Produce
 	res, err := p.log.Append(records, opts)
 	if err != nil {
 		sp.ErrorCode = appendErrorCode(err).Code
+		if h.HasProducerID() {
+			s.metrics.rejectedBatch(sp.ErrorCode)
+		}
 		s.log.Warn().Err(err).Str("topic", p.topic).Int32("partition", p.index).Msg("append rejected")
 		return durableWait{}, false
 	}

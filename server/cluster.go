@@ -44,12 +44,14 @@ type topic struct {
 	// configs holds the topic's overrides; guarded by cluster.mu.
 	configs    map[string]string
 	partitions []*partition
+	stats      topicStats // traffic counters; see topicstats.go
 }
 
 type partition struct {
 	topic string
 	index int32
 	log   *storage.Log
+	stats *topicStats // the topic's; nil without metrics
 }
 
 // metaFile is the on-disk form of the cluster metadata.
@@ -189,7 +191,7 @@ func (c *cluster) openPartitionsLocked(t *topic, from, to int32) error {
 		if err != nil {
 			return fmt.Errorf("server: opening %s-%d: %w", t.name, i, err)
 		}
-		t.partitions = append(t.partitions, &partition{topic: t.name, index: i, log: l})
+		t.partitions = append(t.partitions, &partition{topic: t.name, index: i, log: l, stats: c.statsFor(t)})
 	}
 	return nil
 }
