@@ -133,5 +133,6 @@ func (s *Server) recovered(d time.Duration) {
 	s.log.Info().Dur("took", d).Bool("clean_start", s.store.CleanStart()).Msg("logs recovered")
 	if s.metrics != nil {
 		s.metrics.recovery.Store(int64(d))
+		s.metrics.recovered.Store(true)
 	}
 }

@@ -47,10 +47,15 @@ type metrics struct {
 	rejectedEtc prometheus.Counter           // any other code
 
 	recovery atomic.Int64 // nanoseconds New took to open and recover the logs
+	// recovered is set once New has opened everything the collector
+	// reads (Server.meta, groups, txn): a scrape during recovery, which
+	// the HTTP listener serves, must not read them before.
+	recovered atomic.Bool
 
-	// listeners are set at Start, in listener order, and not changed
-	// afterwards; listenerOf maps a net.Listener to its entry.
-	listeners  []*listenerMetrics
+	// listeners are set at Start, in listener order; listenerOf maps a
+	// net.Listener to its entry and is read only by accept loops started
+	// after it is set.
+	listeners  atomic.Pointer[[]*listenerMetrics]
 	listenerOf map[net.Listener]*listenerMetrics
 }
 
@@ -59,9 +64,11 @@ const maxAPIKey = 127
 
 // apiMetrics are one API's request metrics (Kafka's RequestMetrics).
 type apiMetrics struct {
-	name                      string
-	requests                  prometheus.Counter
-	total, queue, local, wait prometheus.Observer
+	name string
+	vecs *requestVecs
+	// series is resolved on the API's first request (so that APIs never
+	// called export nothing) and read without a lock afterwards.
+	series atomic.Pointer[apiSeries]
 	// errors counts response error codes (NONE included, as Kafka's
 	// ErrorsPerSec does), by code+1 so that UNKNOWN_SERVER_ERROR (-1) has
 	// a slot; codes past the table count as UNKNOWN_SERVER_ERROR.
@@ -69,6 +76,37 @@ type apiMetrics struct {
 }
 
 const maxErrorCode = 160
+
+// requestVecs are the labelled request metrics; apiSeries one API's
+// children of them.
+type requestVecs struct {
+	requests                  *prometheus.CounterVec
+	total, queue, local, wait *prometheus.HistogramVec
+}
+
+type apiSeries struct {
+	requests                  prometheus.Counter
+	total, queue, local, wait prometheus.Observer
+}
+
+// get returns the API's series, creating them on first use (the only time
+// the vectors' locks are taken).
+func (am *apiMetrics) get() *apiSeries {
+	if s := am.series.Load(); s != nil {
+		return s
+	}
+	v := am.vecs
+	s := &apiSeries{
+		requests: v.requests.WithLabelValues(am.name),
+		total:    v.total.WithLabelValues(am.name),
+		queue:    v.queue.WithLabelValues(am.name),
+		local:    v.local.WithLabelValues(am.name),
+		wait:     v.wait.WithLabelValues(am.name),
+	}
+	// A racing first request resolves the same children; either wins.
+	am.series.CompareAndSwap(nil, s)
+	return am.series.Load()
+}
 
 type listenerMetrics struct {
 	name           string
@@ -96,16 +134,9 @@ func newMetrics(s *Server) *metrics {
 	queue := hist("skiff_request_queue_seconds", "Time a request waited behind earlier requests of its connection before its handler ran (Kafka: RequestMetrics RequestQueueTimeMs).")
 	local := hist("skiff_request_local_seconds", "Time the handler took (Kafka: RequestMetrics LocalTimeMs).")
 	wait := hist("skiff_request_fsync_wait_seconds", "Time a response waited for its data to be durable (produce acks=1/all; Kafka: RequestMetrics RemoteTimeMs, which there is the replication wait).")
+	vecs := &requestVecs{requests: requests, total: total, queue: queue, local: local, wait: wait}
 	for _, e := range apis {
-		name := kmsg.NameForKey(e.key)
-		m.apis[e.key] = &apiMetrics{
-			name:     name,
-			requests: requests.WithLabelValues(name),
-			total:    total.WithLabelValues(name),
-			queue:    queue.WithLabelValues(name),
-			local:    local.WithLabelValues(name),
-			wait:     wait.WithLabelValues(name),
-		}
+		m.apis[e.key] = &apiMetrics{name: kmsg.NameForKey(e.key), vecs: vecs}
 	}
 
 	m.fsync = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "skiff_storage_fsync_seconds",
@@ -199,11 +230,13 @@ func (m *metrics) setListeners(lns []net.Listener, specs []listenerSpec) {
 		return
 	}
 	m.listenerOf = make(map[net.Listener]*listenerMetrics, len(lns))
+	all := make([]*listenerMetrics, 0, len(lns))
 	for i, ln := range lns {
 		lm := &listenerMetrics{name: specs[i].name}
-		m.listeners = append(m.listeners, lm)
+		all = append(all, lm)
 		m.listenerOf[ln] = lm
 	}
+	m.listeners.Store(&all)
 }
 
 // listener returns ln's connection counters, nil without metrics.

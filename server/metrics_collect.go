@@ -76,7 +76,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	c.collectRequestErrors(ch)
-	if c.s.meta == nil {
+	if !c.m.recovered.Load() {
 		return // still recovering: the state is not there yet
 	}
 	c.collectTopics(ch)
@@ -87,7 +87,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descTxnCommitted, prometheus.CounterValue, float64(st.Committed))
 		ch <- prometheus.MustNewConstMetric(descTxnAborted, prometheus.CounterValue, float64(st.Aborted))
 	}
-	for _, lm := range c.m.listeners {
+	var listeners []*listenerMetrics
+	if p := c.m.listeners.Load(); p != nil {
+		listeners = *p
+	}
+	for _, lm := range listeners {
 		opened, closed := lm.opened.Load(), lm.closed.Load()
 		ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(opened-min(closed, opened)), lm.name)
 		ch <- prometheus.MustNewConstMetric(descConnsOpened, prometheus.CounterValue, float64(opened), lm.name)

@@ -35,11 +35,12 @@ func (m *metrics) request(key int16, t *reqTimes, resp kmsg.Response) {
 		return
 	}
 	now := time.Now()
-	am.requests.Inc()
-	am.total.Observe(now.Sub(t.read).Seconds())
-	am.queue.Observe(t.start.Sub(t.read).Seconds())
-	am.local.Observe(t.end.Sub(t.start).Seconds())
-	am.wait.Observe(t.wait.Seconds())
+	s := am.get()
+	s.requests.Inc()
+	s.total.Observe(now.Sub(t.read).Seconds())
+	s.queue.Observe(t.start.Sub(t.read).Seconds())
+	s.local.Observe(t.end.Sub(t.start).Seconds())
+	s.wait.Observe(t.wait.Seconds())
 	if resp != nil {
 		am.countErrors(resp)
 	}
