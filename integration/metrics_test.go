@@ -268,7 +268,7 @@ func TestMetricsGroupLag(t *testing.T) {
 
 	mfs := scrape(t, b.HTTPAddr())
 	for _, c := range []struct {
-		partition           string
+		partition          string
 		committed, wantLag float64
 	}{{"0", 4, 10 - 4}, {"1", 3, 0}} {
 		lbl := map[string]string{"group": group, "topic": topic, "partition": c.partition}
