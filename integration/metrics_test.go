@@ -2,11 +2,13 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -411,5 +413,71 @@ func TestMetricsOpenMetricsAndPprof(t *testing.T) {
 	}
 	if code, body := httpGet(t, b.HTTPAddr(), "/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
 		t.Errorf("/debug/pprof/ = %d, want 200 with profiles", code)
+	}
+}
+
+// TestGrafanaDashboardUsesExportedMetrics checks that every metric the
+// dashboard in deploy/ queries is one Skiff exports, after a workload that
+// makes each family appear (per-partition series opted in).
+func TestGrafanaDashboardUsesExportedMetrics(t *testing.T) {
+	raw, err := os.ReadFile("../deploy/grafana/skiff-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+
+	s := metricsSettings()
+	s["skiff.metrics.partitions.enable"] = "true"
+	b := startBroker(t, s)
+	adm := newAdmin(t, b.Addr())
+	createTopic(t, adm, "dash", 1, nil)
+	prod := newClient(t, b.Addr(), kgo.DefaultProduceTopic("dash"))
+	ctx := testContext(t)
+	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cons := newClient(t, b.Addr(), kgo.ConsumeTopics("dash"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if fs := cons.PollFetches(ctx); fs.Err0() != nil || fs.NumRecords() != 1 {
+		t.Fatalf("consume: %v, %d records", fs.Err0(), fs.NumRecords())
+	}
+	var offs kadm.Offsets
+	offs.Add(kadm.Offset{Topic: "dash", Partition: 0, At: 1, LeaderEpoch: -1})
+	if resp, err := adm.CommitOffsets(ctx, "dash-group", offs); err != nil || resp.Error() != nil {
+		t.Fatalf("commit: %v %v", err, resp.Error())
+	}
+	mfs := scrape(t, b.HTTPAddr())
+
+	name := regexp.MustCompile(`\b((?:skiff|go|process)_[a-z0-9_]+)`)
+	queried := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range name.FindAllString(tg.Expr, -1) {
+				queried++
+				family := m
+				for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+					if f := strings.TrimSuffix(m, suffix); f != m {
+						if _, ok := mfs[f]; ok {
+							family = f
+						}
+					}
+				}
+				if _, ok := mfs[family]; !ok {
+					t.Errorf("panel %q queries %s, which /metrics does not export", p.Title, m)
+				}
+			}
+		}
+	}
+	if queried < 30 {
+		t.Fatalf("found only %d metric references in the dashboard", queried)
 	}
 }
