@@ -35,6 +35,7 @@ func TestCrash(t *testing.T) {
 	t.Run("TornTail", func(t *testing.T) { testTornTail(t, bin) })
 	t.Run("FlippedByteInSealedSegment", func(t *testing.T) { testFlippedByteInSealedSegment(t, bin) })
 	t.Run("SIGTERM", func(t *testing.T) { testSIGTERM(t, bin) })
+	t.Run("HTTPAfterKill9", func(t *testing.T) { testHTTPAfterKill9(t, bin) }) // metrics_binary_test.go
 }
 
 func buildSkiff(t *testing.T) string {
@@ -56,6 +57,7 @@ type skiffProcess struct {
 	cmd        *exec.Cmd
 	addr       string // from the "skiff started" log line
 	cleanStart bool   // likewise
+	httpAddr   string // likewise: /metrics, /healthz, /readyz
 	exited     chan struct{}
 	waitErr    error // set before exited is closed
 
@@ -113,6 +115,7 @@ func startSkiff(t *testing.T, bin, dataDir string, overrides ...string) *skiffPr
 	case m := <-started:
 		p.addr, _ = m["listen"].(string)
 		p.cleanStart, _ = m["clean_start"].(bool)
+		p.httpAddr, _ = m["http"].(string)
 		if p.addr == "" {
 			t.Fatalf("\"skiff started\" line has no listen address: %v", m)
 		}
