@@ -51,6 +51,8 @@ type metrics struct {
 	// reads (Server.meta, groups, txn): a scrape during recovery, which
 	// the HTTP listener serves, must not read them before.
 	recovered atomic.Bool
+	// partitionSeries is Config.PartitionMetrics, read at each scrape.
+	partitionSeries atomic.Bool
 
 	// listeners are set at Start, in listener order; listenerOf maps a
 	// net.Listener to its entry and is read only by accept loops started
@@ -122,6 +124,7 @@ func newMetrics(s *Server) *metrics {
 		return nil
 	}
 	m := &metrics{reg: prometheus.NewRegistry()}
+	m.partitionSeries.Store(s.cfg.PartitionMetrics)
 	hist := func(name, help string) *prometheus.HistogramVec {
 		h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: requestBuckets}, []string{"api"})
 		m.reg.MustRegister(h)

@@ -127,6 +127,7 @@ func (c *stateCollector) collectTopics(ch chan<- prometheus.Metric) {
 	topics := c.s.meta.snapshotTopics()
 	var parts []*partition
 	var segments, logBytes int64
+	perPartition := c.m.partitionSeries.Load()
 	for _, t := range topics {
 		if ts := &t.stats; ts.used() {
 			counter := func(d *prometheus.Desc, v uint64) {
@@ -146,7 +147,7 @@ func (c *stateCollector) collectTopics(ch chan<- prometheus.Metric) {
 			size := p.log.Size()
 			segments += int64(p.log.SegmentCount())
 			logBytes += size
-			if !c.s.cfg.PartitionMetrics {
+			if !perPartition {
 				continue
 			}
 			pn := strconv.Itoa(int(p.index))
