@@ -64,12 +64,6 @@ var produceTargets = []produceTarget{
 	{name: "skiff", about: "durable, fdatasync group commit", start: func(b *testing.B) string {
 		return startBenchSkiff(b, nil)
 	}},
-	// The same broker with metrics collection off (skiff.metrics.enable),
-	// right after the one with it on: their ratio is the metrics overhead
-	// (issue 14 asks for it within 3%).
-	{name: "skiff-nometrics", about: "durable, skiff.metrics.enable=false", start: func(b *testing.B) string {
-		return startBenchSkiff(b, map[string]string{"skiff.metrics.enable": "false"})
-	}},
 	{name: "skiff-pagecache", about: "log.flush.interval.messages=MAX, no fsync", start: func(b *testing.B) string {
 		return startBenchSkiff(b, map[string]string{"log.flush.interval.messages": strconv.FormatInt(math.MaxInt64, 10)})
 	}},
@@ -301,17 +295,12 @@ func printProduceSummary(load produceLoad, results []*produceResult) {
 	}
 	row("broker", "MB/s", "records/s", "p50 ms", "p99 ms", "")
 	results = slices.DeleteFunc(slices.Clone(results), func(r *produceResult) bool { return r == nil })
-	var fake, on, off *produceResult
+	var fake *produceResult
 	for _, r := range results {
 		row(r.target.name, fmt.Sprintf("%.2f", r.mbPerSec), fmt.Sprintf("%.0f", r.recsPerSec),
 			fmt.Sprintf("%.2f", ms(r.p50)), fmt.Sprintf("%.2f", ms(r.p99)), r.target.about)
-		switch r.target.name {
-		case "kfake":
+		if r.target.name == "kfake" {
 			fake = r
-		case "skiff":
-			on = r
-		case "skiff-nometrics":
-			off = r
 		}
 	}
 	ratio := func(a, b float64) string {
@@ -326,10 +315,6 @@ func printProduceSummary(load produceLoad, results []*produceResult) {
 		}
 		row(r.target.name+"/kfake", ratio(r.mbPerSec, fake.mbPerSec), ratio(r.recsPerSec, fake.recsPerSec),
 			ratio(ms(r.p50), ms(fake.p50)), ratio(ms(r.p99), ms(fake.p99)), "")
-	}
-	if on != nil && off != nil {
-		row("metrics on/off", ratio(on.mbPerSec, off.mbPerSec), ratio(on.recsPerSec, off.recsPerSec),
-			ratio(ms(on.p50), ms(off.p50)), ratio(ms(on.p99), ms(off.p99)), "throughput ratio below 1 is the metrics cost")
 	}
 	fmt.Println()
 }
