@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -99,4 +100,23 @@ func TestMetricsConnectionsAndGroupMembers(t *testing.T) {
 		return metricValue(mfs, "skiff_group_members", map[string]string{"group": group}) == 1 &&
 			metricValue(mfs, "skiff_group_info", map[string]string{"group": group, "state": "Stable"}) == 1
 	})
+}
+
+// TestMetricsDisabled checks skiff.metrics.enable=false: the broker serves
+// clients and health checks, and /metrics says metrics are off.
+func TestMetricsDisabled(t *testing.T) {
+	s := metricsSettings()
+	s["skiff.metrics.enable"] = "false"
+	b := startBroker(t, s)
+	createTopic(t, newAdmin(t, b.Addr()), "unmetered", 1, nil)
+	cl := newClient(t, b.Addr(), kgo.DefaultProduceTopic("unmetered"))
+	if err := cl.ProduceSync(testContext(t), &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	if code, body := httpGet(t, b.HTTPAddr(), "/metrics"); code != 404 || !strings.Contains(body, "disabled") {
+		t.Errorf("/metrics with metrics off = %d %q, want 404", code, body)
+	}
+	if code, _ := httpGet(t, b.HTTPAddr(), "/readyz"); code != 200 {
+		t.Errorf("/readyz = %d, want 200", code)
+	}
 }
