@@ -44,19 +44,19 @@ var (
 	descTopics     = desc("skiff_topics", "Topics, internal ones included.")
 	descPartitions = desc("skiff_partitions", "Partitions led by this broker: all of them (Kafka: ReplicaManager PartitionCount, LeaderCount).")
 	descSegments   = desc("skiff_storage_segments", "Log segments of every partition (Kafka: kafka.log Log NumLogSegments, summed).")
-	descLogBytes   = desc("skiff_storage_log_bytes", "Bytes of segment files in the data directory (Kafka: kafka.log LogDirectory Size... summed per dir).", "dir")
+	descLogBytes   = desc("skiff_storage_log_bytes", "Bytes of segment files in the data directory (Kafka: kafka.log Log Size, summed over the partitions of the dir).", "dir")
 	descFreeBytes  = desc("skiff_storage_free_bytes", "Usable bytes left on the data directory's file system (Kafka: KIP-827 UsableBytes via DescribeLogDirs).", "dir")
 	descTotalBytes = desc("skiff_storage_total_bytes", "Size of the data directory's file system (Kafka: KIP-827 TotalBytes).", "dir")
 	descRecovery   = desc("skiff_storage_recovery_seconds", "Time opening and recovering the data directory took at start (Kafka: logs its log-loading time).")
 
-	descGroups         = desc("skiff_groups", "Consumer groups by type and state (Kafka: GroupMetadataManager NumGroups<State>, GroupCoordinatorMetrics).", "type", "state")
+	descGroups         = desc("skiff_groups", "Consumer groups by type and state (Kafka: group-coordinator-metrics group-count{protocol,state}; before KIP-848 GroupMetadataManager NumGroups<State>).", "type", "state")
 	descGroupInfo      = desc("skiff_group_info", "Always 1; the labels give the group's type and state.", "group", "type", "state")
 	descGroupMembers   = desc("skiff_group_members", "Members of a group.", "group")
 	descGroupCommitted = desc("skiff_group_committed_offset", "A group's committed offset for a partition (what kafka-consumer-groups --describe shows).", "group", "topic", "partition")
 	descGroupLag       = desc("skiff_group_lag", "High watermark minus the group's committed offset, computed by the broker (Kafka: no broker metric; consumer records-lag or an exporter).", "group", "topic", "partition")
 
-	descTxnOpen      = desc("skiff_transactions_open", "Transactions begun and not yet completed (Kafka: TransactionCoordinator ... no direct gauge; see README).")
-	descTxnCommitted = desc("skiff_transactions_committed_total", "Transactions committed since start.")
+	descTxnOpen      = desc("skiff_transactions_open", "Transactions begun and not yet completed (no Kafka JMX equivalent).")
+	descTxnCommitted = desc("skiff_transactions_committed_total", "Transactions committed since start (no Kafka JMX equivalent).")
 	descTxnAborted   = desc("skiff_transactions_aborted_total", "Transactions aborted (by the client or by timeout) since start.")
 
 	descConns       = desc("skiff_connections", "Open client connections, by listener (Kafka: socket-server-metrics connection-count).", "listener")
