@@ -49,7 +49,7 @@ var (
 	descTotalBytes = desc("skiff_storage_total_bytes", "Size of the data directory's file system (Kafka: KIP-827 TotalBytes).", "dir")
 	descRecovery   = desc("skiff_storage_recovery_seconds", "Time opening and recovering the data directory took at start (Kafka: logs its log-loading time).")
 
-	descGroups         = desc("skiff_groups", "Consumer groups by type and state (Kafka: group-coordinator-metrics group-count{protocol,state}; before KIP-848 GroupMetadataManager NumGroups<State>).", "type", "state")
+	descGroups         = desc("skiff_groups", "Consumer groups by type and state (Kafka: group-coordinator-metrics group-count{protocol} and consumer-group-count{state}; GroupMetadataManager NumGroups<State> for classic groups).", "type", "state")
 	descGroupInfo      = desc("skiff_group_info", "Always 1; the labels give the group's type and state.", "group", "type", "state")
 	descGroupMembers   = desc("skiff_group_members", "Members of a group.", "group")
 	descGroupCommitted = desc("skiff_group_committed_offset", "A group's committed offset for a partition (what kafka-consumer-groups --describe shows).", "group", "topic", "partition")
