@@ -23,10 +23,12 @@ COPY --from=build --chown=65532:65532 /out/data /var/lib/skiff
 ENV SKIFF_LISTEN=0.0.0.0:9092 \
 	SKIFF_ADVERTISE=localhost:9092 \
 	SKIFF_DATA_DIR=/var/lib/skiff \
+	SKIFF_HTTP_LISTEN=0.0.0.0:9644 \
 	SKIFF_LOG_LEVEL=info \
 	SKIFF_LOG_FORMAT=json
 USER nonroot:nonroot
-EXPOSE 9092
+# 9644: /metrics, /healthz, /readyz
+EXPOSE 9092 9644
 VOLUME ["/var/lib/skiff"]
 # No shell in the image: the binary checks itself with an ApiVersions call.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \

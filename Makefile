@@ -5,8 +5,13 @@ FUZZTIME ?= 60s
 
 .PHONY: build run test unit conformance test-race lint bench fuzz docker clean
 
+# skiff_build_info{version,commit} (see server.Version, server.Commit).
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  := -X github.com/skiffmq/skiff/server.Version=$(VERSION) -X github.com/skiffmq/skiff/server.Commit=$(COMMIT)
+
 build:
-	$(GO) build -o bin/skiff ./cmd/skiff
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/skiff ./cmd/skiff
 
 run:
 	$(GO) run ./cmd/skiff

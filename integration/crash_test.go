@@ -35,6 +35,7 @@ func TestCrash(t *testing.T) {
 	t.Run("TornTail", func(t *testing.T) { testTornTail(t, bin) })
 	t.Run("FlippedByteInSealedSegment", func(t *testing.T) { testFlippedByteInSealedSegment(t, bin) })
 	t.Run("SIGTERM", func(t *testing.T) { testSIGTERM(t, bin) })
+	t.Run("HTTPAfterKill9", func(t *testing.T) { testHTTPAfterKill9(t, bin) }) // metrics_binary_test.go
 }
 
 func buildSkiff(t *testing.T) string {
@@ -56,6 +57,7 @@ type skiffProcess struct {
 	cmd        *exec.Cmd
 	addr       string // from the "skiff started" log line
 	cleanStart bool   // likewise
+	httpAddr   string // likewise: /metrics, /healthz, /readyz
 	exited     chan struct{}
 	waitErr    error // set before exited is closed
 
@@ -68,7 +70,9 @@ type skiffProcess struct {
 // the end of the test if it is still running.
 func startSkiff(t *testing.T, bin, dataDir string, overrides ...string) *skiffProcess {
 	t.Helper()
-	args := []string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json", "--log-level", "info"}
+	// Port 0 for the HTTP listener too: the binary's default (9644) would
+	// collide between tests and with other brokers on the machine.
+	args := []string{"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json", "--log-level", "info"}
 	for _, o := range overrides {
 		args = append(args, "--override", o)
 	}
@@ -111,6 +115,7 @@ func startSkiff(t *testing.T, bin, dataDir string, overrides ...string) *skiffPr
 	case m := <-started:
 		p.addr, _ = m["listen"].(string)
 		p.cleanStart, _ = m["clean_start"].(bool)
+		p.httpAddr, _ = m["http"].(string)
 		if p.addr == "" {
 			t.Fatalf("\"skiff started\" line has no listen address: %v", m)
 		}

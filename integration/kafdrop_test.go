@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -308,6 +309,8 @@ func TestKafdropReplay(t *testing.T) {
 // (on port 9000) connects to Skiff's INTERNAL listener, the host reaches
 // Skiff on 9092, data lives in a named volume, Skiff has a
 // health check Kafdrop waits for, and Skiff's listener settings validate.
+// Prometheus scrapes Skiff's HTTP listener with the config in deploy/, and
+// Grafana is provisioned with it and the dashboard.
 func TestDockerComposeFile(t *testing.T) {
 	script := `import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)`
 	out, err := exec.Command("/usr/bin/python3", "-c", script, "../docker-compose.yml").Output()
@@ -358,6 +361,10 @@ func TestDockerComposeFile(t *testing.T) {
 	if len(skiff.Healthcheck.Test) == 0 || kafdrop.DependsOn["skiff"].Condition != "service_healthy" {
 		t.Errorf("health check %v, kafdrop depends on %+v", skiff.Healthcheck.Test, kafdrop.DependsOn)
 	}
+	checkComposeMonitoring(t, skiff.Environment["SKIFF_HTTP_LISTEN"], func(name string) ([]string, string, bool) {
+		s, ok := compose.Services[name]
+		return s.Volumes, s.Image, ok
+	})
 
 	// Skiff accepts the listener settings, and Kafdrop's broker address is
 	// what the INTERNAL listener advertises.
@@ -386,5 +393,88 @@ func TestDockerComposeFile(t *testing.T) {
 		if !strings.Contains(string(dockerfile), want) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}
+	}
+}
+
+// checkComposeMonitoring checks the compose file's monitoring half: Skiff's
+// HTTP listener is valid and reachable from other containers, Prometheus
+// mounts deploy/prometheus.yml, which scrapes that port on the skiff
+// service, and Grafana mounts the provisioning and the dashboard.
+func checkComposeMonitoring(t *testing.T, httpListen string, service func(string) ([]string, string, bool)) {
+	t.Helper()
+	cfg := server.Config{DataDir: t.TempDir(), HTTPListen: httpListen}
+	if err := cfg.Validate(); err != nil || httpListen == "" {
+		t.Fatalf("SKIFF_HTTP_LISTEN %q: %v", httpListen, err)
+	}
+	host, port, _ := net.SplitHostPort(httpListen)
+	if host != "0.0.0.0" && host != "" {
+		t.Errorf("SKIFF_HTTP_LISTEN %q is not reachable from the Prometheus container", httpListen)
+	}
+	mounts := func(name string) map[string]string {
+		vols, image, ok := service(name)
+		if !ok {
+			t.Fatalf("no %s service", name)
+		}
+		if !strings.Contains(image, name) {
+			t.Errorf("%s service runs image %q", name, image)
+		}
+		m := map[string]string{}
+		for _, v := range vols {
+			parts := strings.Split(v, ":")
+			if len(parts) < 2 {
+				continue
+			}
+			m[parts[1]] = parts[0]
+			if strings.HasPrefix(parts[0], "./") {
+				if _, err := os.Stat(filepath.Join("..", parts[0])); err != nil {
+					t.Errorf("%s mounts %s: %v", name, parts[0], err)
+				}
+			}
+		}
+		return m
+	}
+	promCfg := mounts("prometheus")["/etc/prometheus/prometheus.yml"]
+	if promCfg == "" {
+		t.Fatal("prometheus does not mount a config at /etc/prometheus/prometheus.yml")
+	}
+	script := `import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)`
+	out, err := exec.Command("/usr/bin/python3", "-c", script, filepath.Join("..", promCfg)).Output()
+	if err != nil {
+		t.Fatalf("parsing %s: %v", promCfg, err)
+	}
+	var prom struct {
+		ScrapeConfigs []struct {
+			MetricsPath   string `json:"metrics_path"`
+			StaticConfigs []struct {
+				Targets []string `json:"targets"`
+			} `json:"static_configs"`
+		} `json:"scrape_configs"`
+	}
+	if err := json.Unmarshal(out, &prom); err != nil {
+		t.Fatal(err)
+	}
+	scraped := false
+	for _, sc := range prom.ScrapeConfigs {
+		for _, st := range sc.StaticConfigs {
+			if slices.Contains(st.Targets, "skiff:"+port) && (sc.MetricsPath == "" || sc.MetricsPath == "/metrics") {
+				scraped = true
+			}
+		}
+	}
+	if !scraped {
+		t.Errorf("%s does not scrape skiff:%s/metrics: %s", promCfg, port, out)
+	}
+	graf := mounts("grafana")
+	if graf["/etc/grafana/provisioning"] == "" {
+		t.Error("grafana is not provisioned")
+	}
+	dashboard := false
+	for target, src := range graf {
+		if strings.HasPrefix(target, "/var/lib/grafana/dashboards") && strings.HasSuffix(src, ".json") {
+			dashboard = true
+		}
+	}
+	if !dashboard {
+		t.Errorf("grafana mounts no dashboard: %v", graf)
 	}
 }

@@ -81,6 +81,7 @@ func (s *Server) handleFetch(r *request) (kmsg.Response, error) {
 		cut := bytes > 0 && int64(bytes) >= granted
 		if bytes >= int(minBytes) || cut || anyErr || remaining <= 0 {
 			s.fillFetchResponse(resp, parts, results, incremental, useIDs, readCommitted)
+			countFetch(results)
 			return &heldResponse{Response: resp, release: func() { s.fetchPool.give(held) }}, nil
 		}
 		s.fetchPool.give(held) // these results are dropped: read again after the wait
@@ -142,6 +143,7 @@ type fetchResult struct {
 	hw, lso, logStart int64
 	records           []byte
 	aborted           []storage.AbortedTxn // read_committed: aborted transactions overlapping records
+	stats             *topicStats          // the topic's counters; nil for an unknown partition
 }
 
 // readPartitions reads every partition once, honouring the response and
@@ -172,6 +174,7 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int, readCommitte
 			anyErr = true
 			continue
 		}
+		res.stats = p.stats
 		waits = append(waits, p.log.Wait())
 		limit := min(int(sp.maxBytes), maxBytes-total)
 		if limit <= 0 && total > 0 {

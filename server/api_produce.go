@@ -50,7 +50,9 @@ func (s *Server) handleProduce(r *request) (kmsg.Response, error) {
 					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 					break
 				}
-				if w, ok := s.producePartition(p, rp.Records, &sp); ok && req.Acks != 0 {
+				w, ok := s.producePartition(p, rp.Records, &sp)
+				p.stats.produced(ok, len(rp.Records), w.lastOffset-sp.BaseOffset+1)
+				if ok && req.Acks != 0 {
 					w.topicIdx, w.partIdx = len(resp.Topics), len(st.Partitions)
 					waits = append(waits, w)
 				}
@@ -124,6 +126,7 @@ func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.Produce
 		return durableWait{}, false
 	}
 	if code := s.checkProducer(p, &h); code != nil {
+		s.metrics.rejectedBatch(code.Code)
 		sp.ErrorCode = code.Code
 		return durableWait{}, false
 	}
@@ -137,6 +140,9 @@ func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.Produce
 	if err != nil {
 		code := appendErrorCode(err)
 		sp.ErrorCode = code.Code
+		if h.HasProducerID() {
+			s.metrics.rejectedBatch(sp.ErrorCode)
+		}
 		if code == kerr.OutOfOrderSequenceNumber || code == kerr.InvalidProducerEpoch {
 			// Kafka's ReplicaManager reports the log start offset with
 			// the errors the log itself raises on append (the producer

@@ -61,12 +61,14 @@ type topic struct {
 	// configs holds the topic's overrides; guarded by cluster.mu.
 	configs    map[string]string
 	partitions []*partition
+	stats      topicStats // traffic counters; see topicstats.go
 }
 
 type partition struct {
 	topic string
 	index int32
 	log   *storage.Log
+	stats *topicStats // the topic's; nil without metrics
 }
 
 // metaFile is the on-disk form of the cluster metadata.
@@ -234,22 +236,24 @@ func (c *cluster) saveMeta() error {
 }
 
 func (c *cluster) openPartitionsLocked(t *topic, from, to int32) error {
-	ps, err := c.openPartitions(t.name, c.storageConfigLocked(t), from, to)
+	ps, err := c.openPartitions(t, c.storageConfigLocked(t), from, to)
 	t.partitions = append(t.partitions, ps...)
 	return err
 }
 
 // openPartitions opens (creating if needed) the logs of partitions
 // [from, to) of a topic. On error it returns the logs it did open, for the
-// caller to drop. It takes no lock: the topic's names are reserved.
-func (c *cluster) openPartitions(topicName string, cfg storage.Config, from, to int32) ([]*partition, error) {
+// caller to drop. It takes no lock: the topic's names are reserved, and it
+// reads only t's name and its stats pointer, which never change.
+func (c *cluster) openPartitions(t *topic, cfg storage.Config, from, to int32) ([]*partition, error) {
+	topicName := t.name
 	ps := make([]*partition, 0, to-from)
 	for i := from; i < to; i++ {
 		l, err := c.store.OpenLog(topicName+"-"+strconv.Itoa(int(i)), cfg)
 		if err != nil {
 			return ps, fmt.Errorf("server: opening %s-%d: %w", topicName, i, err)
 		}
-		ps = append(ps, &partition{topic: topicName, index: i, log: l})
+		ps = append(ps, &partition{topic: topicName, index: i, log: l, stats: c.statsFor(t)})
 	}
 	return ps, nil
 }

@@ -90,7 +90,7 @@ func (c *cluster) addPartitions(name string, total int32) error {
 	if total <= from {
 		return fmt.Errorf("server: topic %s already has %d partitions", name, from)
 	}
-	ps, err := c.openPartitions(name, sc, from, total)
+	ps, err := c.openPartitions(t, sc, from, total)
 	if err == nil {
 		c.mu.RLock()
 		mf := c.snapshotLocked(nil, map[string]int32{name: total})

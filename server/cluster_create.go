@@ -70,7 +70,7 @@ func (c *cluster) createTopics(specs []newTopic) []createResult {
 	keptIdx := idx[:0:0]
 	for j, t := range created {
 		// storageConfigLocked reads t.configs and c.cfg only; t is ours.
-		ps, err := c.openPartitions(t.name, c.storageConfigLocked(t), 0, specs[idx[j]].partitions)
+		ps, err := c.openPartitions(t, c.storageConfigLocked(t), 0, specs[idx[j]].partitions)
 		if err != nil {
 			c.dropLogs(ps)
 			res[idx[j]].err = err

@@ -35,6 +35,22 @@ type Config struct {
 	// Tests pass a storage.MemFS to simulate crashes and disk faults.
 	FS storage.FS
 
+	// Observability (see obsconfig.go; the skiff.* settings override these).
+	// HTTPListen is the admin HTTP listener, host:port, serving /metrics,
+	// /healthz and /readyz; empty: none.
+	HTTPListen string
+	// Pprof serves /debug/pprof/ on the HTTP listener.
+	Pprof bool
+	// DisableMetrics turns metric collection off (for overhead benchmarks).
+	DisableMetrics bool
+	// PartitionMetrics adds per-partition series (offsets, size): one set
+	// per partition, so off by default.
+	PartitionMetrics bool
+	// Lifecycle, if set, is called at each Stage with the HTTP listener's
+	// address ("" without one), synchronously: a test can look at /readyz
+	// while the server is in that stage.
+	Lifecycle func(stage Stage, httpAddr string)
+
 	// Parsed by Validate.
 	listenHost, listenPort string
 	advertHost             string
@@ -191,6 +207,9 @@ func (c *Config) Validate() error {
 	if err := c.parseListeners(set); err != nil {
 		return err
 	}
+	if err := c.parseObsSettings(set); err != nil {
+		return err
+	}
 
 	c.numPartitions = int32(parseLong(get("num.partitions")))
 	c.autoCreateTopics = get("auto.create.topics.enable") == "true"
@@ -276,6 +295,9 @@ func validateSetting(name, v string) error {
 			}
 			return nil
 		}
+	}
+	if known, err := validateObsSetting(name, v); known {
+		return err
 	}
 	for _, n := range ignoredBrokerConfigs {
 		if n == name {

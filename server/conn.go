@@ -52,7 +52,8 @@ type inflight struct {
 	resp kmsg.Response // nil: no response (acks=0)
 	// mem is the request memory its frame holds, given back once the
 	// request has been handled.
-	mem int64
+	mem   int64
+	times reqTimes // for the request metrics; see metrics_requests.go
 }
 
 const pipelineDepth = 16
@@ -180,7 +181,7 @@ func (c *conn) readLoop(out chan<- inflight) {
 		}
 		c.pending.Add(1)
 		select {
-		case out <- inflight{hdr: hdr, req: req, mem: reserved}:
+		case out <- inflight{hdr: hdr, req: req, mem: reserved, times: reqTimes{read: c.s.metrics.now()}}:
 		case <-c.ctx.Done():
 			mem.release(reserved)
 			return
@@ -198,12 +199,15 @@ func refusedVersion(h protocol.RequestHeader) bool {
 func (c *conn) handleLoop(in <-chan inflight, out chan<- inflight) {
 	for f := range in {
 		if f.req != nil {
+			f.times.start = c.s.metrics.now()
 			f.resp = c.handle(f)
+			f.times.end = c.s.metrics.now()
 			// Handled: the frame's memory may go to other readers (Kafka
 			// releases a request's buffer once its handler returns).
 			c.s.reqMem.release(f.mem)
 			f.mem = 0
 			if f.resp == nil {
+				c.s.metrics.request(f.hdr.APIKey, &f.times, nil)
 				c.pending.Add(-1)
 				c.touch()
 				continue // acks=0: nothing to send
@@ -306,12 +310,17 @@ func (c *conn) encode(buf []byte, pieces [][]byte, f inflight) (_ []byte, _ [][]
 	}()
 	resp := f.resp
 	if d, isDeferred := resp.(*deferredResponse); isDeferred {
+		waitStart := c.s.metrics.now()
 		d.wait()
+		if !waitStart.IsZero() {
+			f.times.wait = time.Since(waitStart)
+		}
 		resp = d.Response
 	}
 	if h, isHeld := resp.(*heldResponse); isHeld {
 		resp = h.Response
 	}
+	c.s.metrics.request(f.hdr.APIKey, &f.times, resp)
 	if fr, isFetch := resp.(*kmsg.FetchResponse); isFetch {
 		buf, pieces = appendFetchFrame(buf, pieces, f.hdr.CorrelationID, fr)
 		return buf, pieces, true

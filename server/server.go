@@ -42,6 +42,8 @@ type Server struct {
 	fetchSessions *fetchSessions
 	fetchPool     *fetchPool // fetch.memory.pool.bytes
 	stats         serverStats
+	metrics       *metrics       // nil with Config.DisableMetrics; see metrics.go
+	http          *httpAdmin     // nil without Config.HTTPListen; see httpadmin.go
 	reqMem        *requestMemory // queued.max.request.bytes; see requestmemory.go
 
 	// closing is set when Close begins, before connections are told to
@@ -74,26 +76,41 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.mu.conns = make(map[net.Conn]context.CancelFunc)
 	s.quitCtx, s.quit = context.WithCancel(context.Background())
-	store, err := storage.OpenStoreWith(cfg.DataDir, s.log, cfg.storeOptions())
+	s.metrics = newMetrics(s)
+	// The HTTP listener comes up before recovery, so that /healthz answers
+	// and /readyz says "recovering" while a large data dir is opened.
+	if err := s.startHTTP(); err != nil {
+		return nil, err
+	}
+	s.lifecycle(StageRecovering)
+	recoveryStart := time.Now()
+	opts := cfg.storeOptions()
+	opts.Observer = s.metrics.storageObserver()
+	store, err := storage.OpenStoreWith(cfg.DataDir, s.log, opts)
 	if err != nil {
+		s.stopHTTP()
 		return nil, fmt.Errorf("server: opening data dir: %w", err)
 	}
 	s.store = store
 	meta, err := openCluster(&s.cfg, store, s.log)
 	if err != nil {
 		store.Close()
+		s.stopHTTP()
 		return nil, err
 	}
 	s.meta = meta
 	if s.groups, err = s.newGroups(); err != nil {
 		store.Close()
+		s.stopHTTP()
 		return nil, fmt.Errorf("server: loading consumer groups: %w", err)
 	}
 	if s.txn, err = s.newTxnCoordinator(); err != nil {
 		s.groups.Close()
 		store.Close()
+		s.stopHTTP()
 		return nil, fmt.Errorf("server: loading transactions: %w", err)
 	}
+	s.recovered(time.Since(recoveryStart))
 	return s, nil
 }
 
@@ -104,15 +121,17 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.lns = lns
+	s.metrics.setListeners(lns, s.cfg.listeners)
 	s.started = time.Now()
 	s.log.Info().Str("listen", lns[0].Addr().String()).
 		Str("advertise", net.JoinHostPort(s.cfg.advertHost, strconv.Itoa(int(s.cfg.advertPort)))).
-		Str("data_dir", s.cfg.DataDir).Bool("clean_start", s.store.CleanStart()).Msg("skiff started")
+		Str("data_dir", s.cfg.DataDir).Str("http", s.HTTPAddr()).Bool("clean_start", s.store.CleanStart()).Msg("skiff started")
 	for _, ln := range lns {
 		s.goTracked(func() { s.acceptLoop(ln) })
 	}
 	s.goTracked(s.retentionLoop)
 	s.txn.Start()
+	s.http.setReady()
 	return nil
 }
 
@@ -134,6 +153,7 @@ func (s *Server) goTracked(f func()) {
 
 func (s *Server) acceptLoop(ln net.Listener) {
 	var backoff acceptBackoff
+	lm := s.metrics.listener(ln)
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -169,8 +189,10 @@ func (s *Server) acceptLoop(ln net.Listener) {
 			nc.Close()
 			return
 		}
+		lm.connOpened()
 		go func() {
 			defer s.wg.Done()
+			defer lm.connClosed()
 			s.serveConn(nc)
 		}()
 	}
@@ -212,6 +234,8 @@ const gracePeriod = 5 * time.Second
 // a grace period), then flushes and closes every log. Safe to call twice.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.http.setStopping()
+		s.lifecycle(StageStopping)
 		s.closing.Store(true)
 		s.mu.Lock()
 		s.mu.closed = true
@@ -247,6 +271,7 @@ func (s *Server) Close() error {
 		s.txn.Close()
 		s.groups.Close()
 		s.closeErr = s.store.Close()
+		s.stopHTTP()
 		s.log.Info().Msg("skiff stopped")
 	})
 	return s.closeErr

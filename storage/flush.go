@@ -70,9 +70,13 @@ func (l *Log) flushLocked() {
 	l.mu.Unlock()
 
 	var err error
+	var fsyncTime time.Duration
 	for i := len(items) - 1; i >= 0 && err == nil; i-- { // oldest first
+		start := time.Now()
 		it := items[i]
-		if err = sync(it.s.f); err != nil {
+		err = sync(it.s.f)
+		fsyncTime += time.Since(start)
+		if err != nil {
 			err = fmt.Errorf("storage: fsync %s: %w", it.s.f.Name(), err)
 			break
 		}
@@ -128,6 +132,9 @@ func (l *Log) flushLocked() {
 		}
 	}
 	l.mu.flushed = target
+	if l.onFlushRound != nil && len(items) > 0 {
+		l.onFlushRound(fsyncTime, msgs-l.mu.flushedMsgs)
+	}
 	l.mu.flushedMsgs = msgs
 	l.mu.lastFlush = time.Now()
 	if l.mu.cfg.Durable {

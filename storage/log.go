@@ -59,8 +59,9 @@ type Log struct {
 	fsyncs  atomic.Int64   // fdatasync calls on segment files (tests, metrics)
 	scanned int64          // bytes validated while opening; set before the log is shared
 
-	now           func() time.Time // clock for producer expiry
-	onDurableRoll func()           // see logEnv; nil outside a store
+	now           func() time.Time           // clock for producer expiry
+	onDurableRoll func()                     // see logEnv; nil outside a store
+	onFlushRound  func(time.Duration, int64) // Observer.FlushRound; nil: none
 
 	mu struct {
 		sync.Mutex

@@ -42,6 +42,8 @@ type logEnv struct {
 	// so the store checkpoints the new recovery point. It must not block
 	// or take locks: it runs under the log's lock.
 	onDurableRoll func()
+	// observer receives flush events; nil: none.
+	observer *Observer
 }
 
 // openLog opens (creating if needed) the log in dir. After an unclean stop
@@ -68,6 +70,9 @@ func openLog(dir, name string, cfg Config, env logEnv, logger zerolog.Logger) (*
 		env.now = time.Now
 	}
 	l := &Log{dir: dir, name: name, fs: env.fs, logger: logger, now: env.now, onDurableRoll: env.onDurableRoll}
+	if env.observer != nil {
+		l.onFlushRound = env.observer.FlushRound
+	}
 	l.mu.cfg = cfg
 	l.mu.fsync = File.Datasync
 	l.mu.producers.expiration = env.producerExpiration

@@ -42,6 +42,8 @@ type StoreOptions struct {
 	// FS is the filesystem the store uses (default OSFS); tests pass a
 	// MemFS to simulate crashes and disk faults.
 	FS FS
+	// Observer receives flush events for metrics; nil: none.
+	Observer *Observer
 }
 
 func (o StoreOptions) withDefaults() StoreOptions {
@@ -278,6 +280,7 @@ func (s *Store) OpenLog(name string, cfg Config) (*Log, error) {
 		now:                s.opts.Now,
 		producerExpiration: s.opts.ProducerIDExpiration.Milliseconds(),
 		onDurableRoll:      s.requestCheckpoint,
+		observer:           s.opts.Observer,
 	}
 	l, err := openLog(filepath.Join(s.dir, name), name, cfg, env, s.logger.With().Str("log", name).Logger())
 	s.mu.Lock()

@@ -44,6 +44,9 @@ func run(args []string, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", envOr("SKIFF_DATA_DIR", "./skiff-data"), "directory for logs and metadata (env SKIFF_DATA_DIR)")
 	nodeID := fs.Int("node-id", 0, "this broker's node id")
 	configFile := fs.String("config", os.Getenv("SKIFF_CONFIG"), "Kafka server.properties-style config file (env SKIFF_CONFIG)")
+	httpListen := fs.String("http-listen", envOr("SKIFF_HTTP_LISTEN", server.DefaultHTTPListen), "admin HTTP listener for /metrics, /healthz and /readyz, host:port; empty turns it off (Kafka-style setting skiff.http.listeners; env SKIFF_HTTP_LISTEN)")
+	pprofOn := fs.Bool("pprof", false, "serve /debug/pprof/ on the HTTP listener")
+	partitionMetrics := fs.Bool("metrics-partitions", false, "export per-partition offset and size series (one set per partition; skiff.metrics.partitions.enable)")
 	health := fs.Bool("healthcheck", false, "check that the broker configured by the other flags and variables answers on its first listener, and exit 0 if so (for container health checks)")
 	var ovr overrides
 	fs.Var(&ovr, "override", "a Kafka config, key=value; repeatable")
@@ -91,7 +94,13 @@ func run(args []string, stderr io.Writer) int {
 			settings[name] = v
 		}
 	}
-	cfg := server.Config{Settings: settings, Logger: logger, NodeID: int32(*nodeID)}
+	cfg := server.Config{Settings: settings, Logger: logger, NodeID: int32(*nodeID),
+		Pprof: *pprofOn, PartitionMetrics: *partitionMetrics}
+	// Like --listen: the flag yields to the config file unless given.
+	if _, ok := settings["skiff.http.listeners"]; !ok || explicit["http-listen"] {
+		cfg.HTTPListen = *httpListen
+		delete(settings, "skiff.http.listeners")
+	}
 	// Flags given on the command line win over the config file; flags left
 	// at their defaults yield to it.
 	if _, ok := settings["listeners"]; !ok || explicit["listen"] && *listeners == "" {

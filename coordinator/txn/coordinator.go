@@ -134,8 +134,9 @@ type Coordinator struct {
 		nextPID  int64
 		blockEnd int64
 	}
-	quit chan struct{}
-	wg   sync.WaitGroup
+	quit     chan struct{}
+	wg       sync.WaitGroup
+	outcomes outcomes // see stats.go
 }
 
 // New builds the coordinator: it loads the producer id block, replays

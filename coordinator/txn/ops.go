@@ -345,6 +345,11 @@ func (c *Coordinator) finish(m *txnMeta) int16 {
 		c.log.Error().Err(err).Str("transactional_id", m.id).Msg("txn: writing complete record; will retry")
 		return errConcurrent
 	}
+	if commit {
+		c.outcomes.committed.Add(1)
+	} else {
+		c.outcomes.aborted.Add(1)
+	}
 	return 0
 }
 

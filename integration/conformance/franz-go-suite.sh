@@ -24,7 +24,7 @@ cp -r "$src" "$work/franz-go"
 chmod -R u+w "$work/franz-go"
 go build -o "$work/skiff" ./cmd/skiff
 
-"$work/skiff" --listen 127.0.0.1:0 --data-dir "$work/data" --log-format json \
+"$work/skiff" --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --data-dir "$work/data" --log-format json \
 	--override group.initial.rebalance.delay.ms=0 >"$work/broker.log" 2>&1 &
 pid=$!
 addr=
