@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/skiffmq/skiff/coordinator"
 	"github.com/skiffmq/skiff/storage"
 )
 
@@ -31,6 +32,18 @@ type Config struct {
 	Settings map[string]string
 	// Logger receives structured logs; the zero value discards them.
 	Logger zerolog.Logger
+	// Profile is a named set of defaults applied under Settings: "" (or
+	// "production") keeps Kafka's defaults; "test" is what test suites want
+	// (see profile.go). Settings given explicitly always win.
+	Profile string
+	// Clock is the broker's source of time for coordinators, transaction
+	// timeouts, producer-id expiry and retention. Nil means the wall clock;
+	// tests inject one they can advance (see Server.RunTimers).
+	Clock coordinator.Clock
+	// TestControl, if set, serves the fault-injection HTTP API (see
+	// faults_http.go) on its own listener at this host:port. Off by
+	// default: it lets anyone who reaches it break the broker's answers.
+	TestControl string
 
 	// Parsed by Validate.
 	listenHost, listenPort string
@@ -139,6 +152,9 @@ const DefaultListen = "localhost:9092"
 // Validate checks the configuration, fills defaults and parses Settings.
 // An unknown config name or an invalid value is an error.
 func (c *Config) Validate() error {
+	if err := c.applyProfile(); err != nil {
+		return err
+	}
 	var errs []error
 	set := func(name string) (string, bool) {
 		v, ok := c.Settings[name]
@@ -313,5 +329,6 @@ func (c *Config) storeOptions() storage.StoreOptions {
 		RecoveryPointInterval:             ckpt,
 		ProducerIDExpiration:              ms("producer.id.expiration.ms"),
 		ProducerIDExpirationCheckInterval: ms("producer.id.expiration.check.interval.ms"),
+		Now:                               c.clock().Now,
 	}
 }

@@ -44,6 +44,13 @@ type Server struct {
 	stats         serverStats
 	reqMem        *requestMemory // queued.max.request.bytes; see requestmemory.go
 
+	// faults is nil until fault injection is first used (Config.TestControl
+	// or InjectFault): the request path checks it and nothing else.
+	faults atomic.Pointer[faultSet]
+	// testControl serves the fault-injection HTTP API on its own
+	// listener when Config.TestControl is set; see faults_http.go.
+	testControl *testControlListener
+
 	// closing is set when Close begins, before connections are told to
 	// stop: from then on a read deadline means "stop", not an idle check.
 	closing atomic.Bool
@@ -104,10 +111,20 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.lns = lns
+	if s.cfg.TestControl != "" {
+		s.faultSet() // record requests from the first one
+		if s.testControl, err = s.startTestControl(s.cfg.TestControl); err != nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
+			return err
+		}
+	}
 	s.started = time.Now()
 	s.log.Info().Str("listen", lns[0].Addr().String()).
 		Str("advertise", net.JoinHostPort(s.cfg.advertHost, strconv.Itoa(int(s.cfg.advertPort)))).
-		Str("data_dir", s.cfg.DataDir).Bool("clean_start", s.store.CleanStart()).Msg("skiff started")
+		Str("data_dir", s.cfg.DataDir).Bool("clean_start", s.store.CleanStart()).
+		Str("profile", s.cfg.profileName()).Str("profile_settings", s.cfg.profileSummary()).Msg("skiff started")
 	for _, ln := range lns {
 		s.goTracked(func() { s.acceptLoop(ln) })
 	}
@@ -199,8 +216,8 @@ func (s *Server) retentionLoop() {
 		select {
 		case <-s.quitCtx.Done():
 			return
-		case now := <-t.C:
-			s.meta.enforceRetention(now)
+		case <-t.C:
+			s.meta.enforceRetention(s.cfg.clock().Now())
 		}
 	}
 }
@@ -223,6 +240,9 @@ func (s *Server) Close() error {
 		s.quit()
 		for _, ln := range s.lns {
 			ln.Close()
+		}
+		if s.testControl != nil {
+			s.testControl.close()
 		}
 		// Stop reading new requests; requests already read are answered.
 		for _, nc := range conns {

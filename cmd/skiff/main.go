@@ -45,6 +45,8 @@ func run(args []string, stderr io.Writer) int {
 	nodeID := fs.Int("node-id", 0, "this broker's node id")
 	configFile := fs.String("config", os.Getenv("SKIFF_CONFIG"), "Kafka server.properties-style config file (env SKIFF_CONFIG)")
 	health := fs.Bool("healthcheck", false, "check that the broker configured by the other flags and variables answers on its first listener, and exit 0 if so (for container health checks)")
+	profile := fs.String("profile", envOr("SKIFF_PROFILE", server.ProfileProduction), "defaults to start from: production (Kafka's) or test (for integration test suites; see the README) (env SKIFF_PROFILE)")
+	testControl := fs.String("test-control", os.Getenv("SKIFF_TEST_CONTROL"), "serve the fault-injection HTTP API (/v1/faults, /v1/requests) on host:port; for tests only, off by default (env SKIFF_TEST_CONTROL)")
 	var ovr overrides
 	fs.Var(&ovr, "override", "a Kafka config, key=value; repeatable")
 	logLevel := fs.String("log-level", envOr("SKIFF_LOG_LEVEL", "info"), "debug, info, warn or error (env SKIFF_LOG_LEVEL)")
@@ -91,7 +93,7 @@ func run(args []string, stderr io.Writer) int {
 			settings[name] = v
 		}
 	}
-	cfg := server.Config{Settings: settings, Logger: logger, NodeID: int32(*nodeID)}
+	cfg := server.Config{Settings: settings, Logger: logger, NodeID: int32(*nodeID), Profile: *profile, TestControl: *testControl}
 	// Flags given on the command line win over the config file; flags left
 	// at their defaults yield to it.
 	if _, ok := settings["listeners"]; !ok || explicit["listen"] && *listeners == "" {
