@@ -187,7 +187,9 @@ func TestFaultGroupRebalanceInProgress(t *testing.T) {
 	})
 	second := wantValues(10, "b")
 	produceValues(t, b.Addr(), "rb", second)
-	poll(func() bool { return len(seen) >= len(first)+len(second) && faultHits(b, id) == 1 && countAPI(b, "JoinGroup") > joinsBefore })
+	poll(func() bool {
+		return len(seen) >= len(first)+len(second) && faultHits(b, id) == 1 && countAPI(b, "JoinGroup") > joinsBefore
+	})
 	for _, v := range append(first, second...) {
 		if seen[v] != 1 {
 			t.Errorf("record %s consumed %d times, want once", v, seen[v])
