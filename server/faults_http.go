@@ -184,12 +184,7 @@ func faultToJSON(id int64, f Fault) faultJSON {
 	if f.Action == FaultError {
 		code := f.ErrorCode
 		out.ErrorCode = &code
-		if e := kerr.ErrorForCode(code); e != nil {
-			var ke *kerr.Error
-			if errors.As(e, &ke) {
-				out.Error = ke.Message
-			}
-		}
+		out.Error = errorName(code)
 	}
 	return out
 }
@@ -204,9 +199,28 @@ func apiKeyByName(name string) (int16, bool) {
 	return 0, false
 }
 
-// errorCodeByName accepts Kafka's error names (NOT_LEADER_OR_FOLLOWER).
+// renamedErrors are Kafka's current names where kerr keeps an older one.
+var renamedErrors = map[int16]string{6: "NOT_LEADER_OR_FOLLOWER"}
+
+// errorName is Kafka's name for an error code.
+func errorName(code int16) string {
+	if name, ok := renamedErrors[code]; ok {
+		return name
+	}
+	var ke *kerr.Error
+	if errors.As(kerr.ErrorForCode(code), &ke) {
+		return ke.Message
+	}
+	return ""
+}
+
+// errorCodeByName accepts Kafka's error names (NOT_LEADER_OR_FOLLOWER) and
+// kerr's older ones (NOT_LEADER_FOR_PARTITION), any case.
 func errorCodeByName(name string) (int16, bool) {
 	for code := int16(-1); code < 200; code++ {
+		if strings.EqualFold(errorName(code), name) {
+			return code, true
+		}
 		var ke *kerr.Error
 		if errors.As(kerr.ErrorForCode(code), &ke) && strings.EqualFold(ke.Message, name) {
 			return code, true
