@@ -227,7 +227,26 @@ const gracePeriod = 5 * time.Second
 
 // Close stops accepting connections, lets in-flight requests finish (up to
 // a grace period), then flushes and closes every log. Safe to call twice.
-func (s *Server) Close() error {
+func (s *Server) Close() error { return s.closeWith(nil) }
+
+// CloseAsync begins Close and returns once the server has stopped
+// accepting connections and reading requests, so that its ports are free
+// to listen on again; the rest (answering requests already read, flushing
+// the logs) goes on in the background, and the channel receives Close's
+// result when it is done. A test kit restarting a broker on fresh storage
+// at the same address does not wait for the old one's flush.
+func (s *Server) CloseAsync() <-chan error {
+	stopped := make(chan struct{})
+	res := make(chan error, 1)
+	go func() { res <- s.closeWith(func() { close(stopped) }) }()
+	<-stopped
+	return res
+}
+
+// closeWith closes the server and calls stopped (if not nil) once the
+// listeners are closed and connections have stopped reading.
+func (s *Server) closeWith(stopped func()) error {
+	called := false
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
 		s.mu.Lock()
@@ -247,6 +266,10 @@ func (s *Server) Close() error {
 		// Stop reading new requests; requests already read are answered.
 		for _, nc := range conns {
 			nc.SetReadDeadline(time.Now())
+		}
+		if stopped != nil {
+			called = true
+			stopped()
 		}
 		done := make(chan struct{})
 		go func() {
@@ -269,6 +292,9 @@ func (s *Server) Close() error {
 		s.closeErr = s.store.Close()
 		s.log.Info().Msg("skiff stopped")
 	})
+	if stopped != nil && !called {
+		stopped() // closed before, or by another caller meanwhile
+	}
 	return s.closeErr
 }
 

@@ -1,7 +1,6 @@
 package skifftest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"github.com/skiffmq/skiff/server"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sys/unix"
 )
 
 // Broker is an embedded Skiff broker started by New or Start.
@@ -32,13 +32,11 @@ type Broker struct {
 	// wipes removes the data directories Reset left behind, off the
 	// caller's path; Close waits for them.
 	wipes sync.WaitGroup
-	// base holds the data directories the broker makes (a t.TempDir, or
-	// one Close removes when there is no test).
-	base       string
-	removeBase bool
-	dirSeq     int
-	closeOnce  sync.Once
-	closeErr   error
+	// base holds the data directories the broker makes.
+	base      string // removed by Close
+	dirSeq    int
+	closeOnce sync.Once
+	closeErr  error
 }
 
 type topicSpec struct {
@@ -83,16 +81,15 @@ func Settings(settings map[string]string) Option {
 	}
 }
 
-// DataDir keeps the broker's data in dir, which survives the broker (for
-// restart tests). Reset empties it. The default is a fresh directory
-// removed when the test ends.
+// DataDir keeps the broker's data in dir, on disk, which survives the
+// broker (for restart tests). Reset empties it. The default is InMemory.
 func DataDir(dir string) Option {
 	return func(o *options) { o.dataDir, o.inMemory = dir, false }
 }
 
-// InMemory asks for storage with no files. Until storage's in-memory
-// filesystem is wired into the server, it means a fresh temporary
-// directory (the default); see the package's README notes.
+// InMemory asks for storage in memory, the default. Until the server runs
+// on storage's in-memory filesystem it means a fresh directory on tmpfs
+// (/dev/shm) where there is one, else in the system's temporary directory.
 func InMemory() Option {
 	return func(o *options) { o.dataDir, o.inMemory = "", true }
 }
@@ -120,7 +117,7 @@ func TestControl(addr string) Option {
 // when t ends. It fails t if the broker cannot start.
 func New(t testing.TB, opts ...Option) *Broker {
 	t.Helper()
-	b, err := start(t.TempDir(), false, opts)
+	b, err := Start(opts...)
 	if err != nil {
 		t.Fatalf("skifftest: %v", err)
 	}
@@ -131,11 +128,15 @@ func New(t testing.TB, opts ...Option) *Broker {
 // Start starts a broker outside a test (examples, TestMain); Close stops
 // it and removes its data unless DataDir was given.
 func Start(opts ...Option) (*Broker, error) {
-	base, err := os.MkdirTemp("", "skifftest-")
+	o := options{settings: map[string]string{}, profile: server.ProfileTest, inMemory: true}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	base, err := os.MkdirTemp(tempRoot(o.inMemory), "skifftest-")
 	if err != nil {
 		return nil, fmt.Errorf("skifftest: %w", err)
 	}
-	b, err := start(base, true, opts)
+	b, err := start(base, o)
 	if err != nil {
 		os.RemoveAll(base)
 		return nil, err
@@ -143,11 +144,23 @@ func Start(opts ...Option) (*Broker, error) {
 	return b, nil
 }
 
-func start(base string, removeBase bool, opts []Option) (*Broker, error) {
-	o := options{settings: map[string]string{}, profile: server.ProfileTest, inMemory: true}
-	for _, opt := range opts {
-		opt(&o)
+// memRoot is a RAM-backed directory (tmpfs) where the system has one.
+const memRoot = "/dev/shm"
+
+// tempRoot is where the broker's data directories go. In memory means
+// tmpfs until the server runs on storage's in-memory filesystem: there
+// fsync costs nothing, which is most of what a start and a Reset cost on
+// a disk. Elsewhere it is the system's temporary directory.
+func tempRoot(inMemory bool) string {
+	if inMemory {
+		if fi, err := os.Stat(memRoot); err == nil && fi.IsDir() && unix.Access(memRoot, unix.W_OK) == nil {
+			return memRoot
+		}
 	}
+	return os.TempDir()
+}
+
+func start(base string, o options) (*Broker, error) {
 	if o.logger == nil {
 		var out io.Writer = io.Discard
 		if os.Getenv("SKIFF_TEST_LOG") != "" {
@@ -156,7 +169,7 @@ func start(base string, removeBase bool, opts []Option) (*Broker, error) {
 		l := zerolog.New(out).With().Timestamp().Logger()
 		o.logger = &l
 	}
-	b := &Broker{opts: o, clock: newClock(), base: base, removeBase: removeBase, addr: "127.0.0.1:0"}
+	b := &Broker{opts: o, clock: newClock(), base: base, addr: "127.0.0.1:0"}
 	dir := o.dataDir
 	if dir == "" {
 		dir = b.newDir()
@@ -264,21 +277,28 @@ func (b *Broker) Reset() error {
 	b.mu.Lock()
 	srv, dir := b.mu.srv, b.mu.dir
 	b.mu.Unlock()
-	if err := srv.Close(); err != nil {
-		return fmt.Errorf("skifftest: reset: %w", err)
-	}
 	next := b.opts.dataDir
-	if next == "" {
-		next = b.newDir()
-		b.wipes.Add(1)
-		go func() {
-			defer b.wipes.Done()
-			os.RemoveAll(dir)
-		}()
-	} else if err := emptyDir(next); err != nil {
-		return fmt.Errorf("skifftest: reset: %w", err)
+	if next != "" {
+		// The same directory: the old broker must be gone first.
+		if err := srv.Close(); err != nil {
+			return fmt.Errorf("skifftest: reset: %w", err)
+		}
+		if err := emptyDir(next); err != nil {
+			return fmt.Errorf("skifftest: reset: %w", err)
+		}
+		return b.startServer(next)
 	}
-	return b.startServer(next)
+	// A fresh directory: the new broker starts as soon as the old one has
+	// let go of the address; the old one flushes and its directory is
+	// removed in the background (Close waits for that).
+	closed := srv.CloseAsync()
+	b.wipes.Add(1)
+	go func() {
+		defer b.wipes.Done()
+		<-closed
+		os.RemoveAll(dir)
+	}()
+	return b.startServer(b.newDir())
 }
 
 func emptyDir(dir string) error {
@@ -307,11 +327,7 @@ func (b *Broker) Close() error {
 	return b.closeErr
 }
 
-func (b *Broker) cleanupBase() {
-	if b.removeBase {
-		os.RemoveAll(b.base)
-	}
-}
+func (b *Broker) cleanupBase() { os.RemoveAll(b.base) }
 
 // Client returns a franz-go client seeded with the broker, closed when t
 // ends.
@@ -338,9 +354,4 @@ func (b *Broker) TestControlURL() string {
 		return "http://" + a
 	}
 	return ""
-}
-
-// waitCtx bounds waits inside the package.
-func waitCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), 30*time.Second)
 }
