@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/skiffmq/skiff/skifftest"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -62,5 +63,56 @@ func TestClockExpiresTransaction(t *testing.T) {
 	// The producer was fenced by the abort: its commit fails.
 	if err := tx.EndTransaction(ctx, kgo.TryCommit); err == nil {
 		t.Error("committing the aborted transaction succeeded")
+	}
+}
+
+// TestClockAppliesRetention: records older than retention.ms by the
+// broker's clock are deleted once the test advances it; nothing waits for
+// log.retention.check.interval.ms in real time.
+func TestClockAppliesRetention(t *testing.T) {
+	b := skifftest.New(t, skifftest.Topic("ret", 1, map[string]string{"retention.ms": "3600000"}))
+	produceValues(t, b.Addr(), "ret", wantValues(5, "x"))
+	adm := newAdmin(t, b.Addr())
+	start := func() int64 {
+		t.Helper()
+		s, err := adm.ListStartOffsets(testContext(t), "ret")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, _ := s.Lookup("ret", 0)
+		return o.Offset
+	}
+	b.Advance(30 * time.Minute)
+	if s := start(); s != 0 {
+		t.Fatalf("log start %d after 30 minutes of a 1 hour retention, want 0", s)
+	}
+	b.Advance(time.Hour)
+	if s := start(); s != 5 {
+		t.Errorf("log start %d after 90 minutes of a 1 hour retention, want 5", s)
+	}
+}
+
+// TestClockExpiresProducerIDs: an idle idempotent producer is forgotten
+// after producer.id.expiration.ms by the broker's clock.
+func TestClockExpiresProducerIDs(t *testing.T) {
+	b := skifftest.New(t, skifftest.Topic("pids", 1, nil), skifftest.Setting("producer.id.expiration.ms", "3600000"))
+	produceValues(t, b.Addr(), "pids", wantValues(3, "p"))
+	adm := newAdmin(t, b.Addr())
+	producers := func() int {
+		t.Helper()
+		ds, err := adm.DescribeProducers(testContext(t), kadm.TopicsSet{"pids": {0: {}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		ds.EachProducer(func(kadm.DescribedProducer) { n++ })
+		return n
+	}
+	if n := producers(); n != 1 {
+		t.Fatalf("%d producers after an idempotent produce, want 1", n)
+	}
+	b.Advance(2 * time.Hour)
+	if n := producers(); n != 0 {
+		t.Errorf("%d producers 2 hours after their last write with a 1 hour expiration, want 0", n)
 	}
 }
