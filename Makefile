@@ -31,7 +31,9 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-# Produce throughput and ack latency of Skiff against kfake in one run.
+# Produce throughput and ack latency, group rebalances, and the test kit's
+# start, Reset and group balance (BenchmarkTestKit), of Skiff against kfake
+# in one run.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./integration/
 	$(GO) test -run '^$$' -bench . -benchmem ./storage/ ./protocol/

@@ -85,7 +85,9 @@ const maxSeen = 4096
 
 // faultSet holds the rules and the record of requests seen.
 type faultSet struct {
-	mu     sync.Mutex // guards everything below
+	// mu guards everything below. It is a leaf: nothing else is locked
+	// under it, and OnMatch and the fault's action run without it.
+	mu     sync.Mutex
 	nextID int64
 	rules  []*faultRule
 	seen   []RequestSeen // the last maxSeen, oldest first

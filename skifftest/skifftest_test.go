@@ -2,7 +2,9 @@ package skifftest_test
 
 import (
 	"context"
+	"net/http"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/skiffmq/skiff/skifftest"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -219,5 +222,78 @@ func TestTopicOptionValidated(t *testing.T) {
 	sort.Strings(names)
 	if len(names) != 2 || len(tds["b"].Partitions) != 4 {
 		t.Errorf("topics %v, b has %d partitions", names, len(tds["b"].Partitions))
+	}
+}
+
+func TestFaultDelayAndObserve(t *testing.T) {
+	b := skifftest.New(t)
+	var seen []skifftest.RequestSeen
+	var mu sync.Mutex
+	const delay = 100 * time.Millisecond
+	b.InjectFault(skifftest.Fault{
+		APIKey: int16(kmsg.Metadata), Action: skifftest.FaultDelay, Delay: delay, Times: 1,
+		OnMatch: func(r skifftest.RequestSeen) {
+			mu.Lock()
+			seen = append(seen, r)
+			mu.Unlock()
+		},
+	})
+	observed := b.InjectFault(skifftest.Fault{APIKey: skifftest.AnyAPI, Action: skifftest.FaultObserve})
+	adm := b.Admin(t)
+	start := time.Now()
+	if _, err := adm.BrokerMetadata(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < delay {
+		t.Errorf("metadata answered in %v under a %v delay", took, delay)
+	}
+	mu.Lock()
+	if len(seen) != 1 || seen[0].API != "Metadata" {
+		t.Errorf("OnMatch saw %+v, want one Metadata", seen)
+	}
+	mu.Unlock()
+	// The delay fault is spent; the observer sees the rest.
+	if _, err := adm.ListGroups(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range b.Requests() {
+		if r.FaultID == observed && r.API == "ListGroups" {
+			n++
+		}
+	}
+	if n == 0 {
+		t.Error("the observer saw no ListGroups request")
+	}
+	if len(b.Server().Faults()) != 1 {
+		t.Errorf("faults in force: %v, want only the observer", b.Server().Faults())
+	}
+}
+
+func TestResetKeepsAddressesAndClearsFaults(t *testing.T) {
+	b := skifftest.New(t, skifftest.TestControl("127.0.0.1:0"))
+	url := b.TestControlURL()
+	b.InjectFault(skifftest.Fault{APIKey: int16(kmsg.Produce), Action: skifftest.FaultDrop})
+	if err := b.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if b.TestControlURL() != url {
+		t.Errorf("control API moved from %s to %s", url, b.TestControlURL())
+	}
+	if f := b.Server().Faults(); len(f) != 0 {
+		t.Errorf("faults after Reset: %v", f)
+	}
+	resp, err := http.Get(url + "/v1/faults")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /v1/faults after Reset: %s", resp.Status)
+	}
+	// Produce works: the drop fault went with the old broker.
+	cl := b.Client(t, kgo.DefaultProduceTopic("after"), kgo.AllowAutoTopicCreation())
+	if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
 	}
 }
