@@ -212,3 +212,19 @@ func countAPI(b *skifftest.Broker, api string) int {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestFaultErrorOnAcksZeroProduceClosesConnection: an acks=0 produce gets
+// no answer to carry an error code, so an injected error closes the
+// connection, as Kafka does when such a produce fails; nothing is written.
+func TestFaultErrorOnAcksZeroProduceClosesConnection(t *testing.T) {
+	b := skifftest.New(t, skifftest.Topic("acks0", 1, nil))
+	b.InjectFault(skifftest.Fault{APIKey: int16(kmsg.Produce), Action: skifftest.FaultError, ErrorCode: kerr.NotLeaderForPartition.Code})
+	c := dialRaw(t, b.Addr())
+	req := produceV9("acks0", 0, recordBatch("a", "b"))
+	req.Acks = 0
+	sendRaw(t, c, encodeRequest(req, 1))
+	expectClosed(t, c)
+	if end := endOffset(t, newAdmin(t, b.Addr()), "acks0", 0); end != 0 {
+		t.Errorf("end offset %d after a faulted acks=0 produce, want 0", end)
+	}
+}

@@ -244,6 +244,12 @@ func (c *conn) applyFaults(fs *faultSet, f inflight) (resp kmsg.Response, handle
 	}
 	switch fault.Action {
 	case FaultError:
+		if pr, ok := f.req.(*kmsg.ProduceRequest); ok && pr.Acks == 0 {
+			// Nobody reads an acks=0 answer: Kafka closes the connection
+			// when such a produce fails, so that the client notices.
+			c.cancel()
+			return nil, true
+		}
 		return errorResponse(f.req, f.hdr.APIVersion, fault.ErrorCode), true
 	case FaultClose:
 		c.log.Debug().Int64("fault", id).Str("api", seen.API).Msg("fault injection: closing connection")
