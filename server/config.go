@@ -325,10 +325,13 @@ func (c *Config) storeOptions() storage.StoreOptions {
 	if ckpt == 0 {
 		ckpt = -1 // storage: no periodic checkpoint
 	}
-	return storage.StoreOptions{
+	opts := storage.StoreOptions{
 		RecoveryPointInterval:             ckpt,
 		ProducerIDExpiration:              ms("producer.id.expiration.ms"),
 		ProducerIDExpirationCheckInterval: ms("producer.id.expiration.check.interval.ms"),
-		Now:                               c.clock().Now,
 	}
+	if c.Clock != nil {
+		opts.Now = c.Clock.Now
+	}
+	return opts
 }
