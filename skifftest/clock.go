@@ -12,8 +12,10 @@ import (
 // coordinator timer that comes due (session timeouts, rebalance delays).
 // It implements coordinator.Clock.
 type Clock struct {
-	mu     sync.Mutex // guards offset and timers
-	offset time.Duration
+	// offset is what Advance added, in nanoseconds; it changes under mu
+	// but is read without it (Now is on the coordinators' request paths).
+	offset atomic.Int64
+	mu     sync.Mutex // guards timers
 	timers map[*clockTimer]struct{}
 }
 
@@ -29,9 +31,7 @@ func newClock() *Clock { return &Clock{timers: map[*clockTimer]struct{}{}} }
 
 // Now is the wall clock plus every Advance so far.
 func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
+	return time.Now().Add(time.Duration(c.offset.Load()))
 }
 
 // AfterFunc calls f in its own goroutine once d has passed on this clock:
@@ -40,7 +40,7 @@ func (c *Clock) AfterFunc(d time.Duration, f func()) (stop func() bool) {
 	t := &clockTimer{f: f, clock: c}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t.at = time.Now().Add(c.offset + d)
+	t.at = c.Now().Add(d)
 	c.timers[t] = struct{}{}
 	// Advance only moves the clock forward, so the real timer never
 	// fires later than the clock says it should. Set under mu, which
@@ -81,8 +81,8 @@ func (c *Clock) Advance(d time.Duration) {
 		return
 	}
 	c.mu.Lock()
-	c.offset += d
-	now := time.Now().Add(c.offset)
+	c.offset.Add(int64(d))
+	now := c.Now()
 	var due []*clockTimer
 	for t := range c.timers {
 		if !t.at.After(now) {
