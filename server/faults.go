@@ -23,9 +23,12 @@ const (
 	// FaultObserve lets the request through; it is recorded (see
 	// Server.Requests) and the fault's OnMatch is called.
 	FaultObserve FaultAction = "observe"
-	// FaultError answers with ErrorCode on every topic, partition or group
-	// the request names (or at the top level when it names none), without
-	// handling the request.
+	// FaultError answers the whole request, without handling it, with
+	// ErrorCode on every topic, partition or group it names (or at the top
+	// level when it names none), as kfake's Control answers whole
+	// requests: a rule narrowed to one partition fails a produce that
+	// also carries others. An acks=0 produce has no answer to carry the
+	// code, so its connection is closed, as Kafka does when one fails.
 	FaultError FaultAction = "error"
 	// FaultDelay waits Delay, then handles the request as usual.
 	FaultDelay FaultAction = "delay"
