@@ -37,7 +37,9 @@ lint:
 	$(GO) vet $(PKGS)
 
 # Produce throughput and ack latency of Skiff against Apache Kafka 4.1 and
-# kfake in one run (Kafka needs Java and Maven, as the JVM tests do).
+# kfake in one run (Kafka needs Java and Maven, as the JVM tests do); group
+# rebalances; the test kit's start, Reset and group balance
+# (BenchmarkTestKit) beside kfake's.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./integration/
 	$(GO) test -run '^$$' -bench . -benchmem ./storage/ ./protocol/

@@ -65,8 +65,9 @@ type skiffProcess struct {
 	logs []string // stderr lines (JSON)
 }
 
-// startSkiff starts the binary on 127.0.0.1:0 with dataDir and waits for
-// its "skiff started" line, which tells the port. The process is killed at
+// startSkiff starts the binary on 127.0.0.1:0 with dataDir and Kafka
+// settings (key=value; an argument beginning with -- is a flag) and waits
+// for its "skiff started" line, which tells the port. The process is killed at
 // the end of the test if it is still running.
 func startSkiff(t *testing.T, bin, dataDir string, overrides ...string) *skiffProcess {
 	t.Helper()
@@ -74,6 +75,10 @@ func startSkiff(t *testing.T, bin, dataDir string, overrides ...string) *skiffPr
 	// collide between tests and with other brokers on the machine.
 	args := []string{"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json", "--log-level", "info"}
 	for _, o := range overrides {
+		if strings.HasPrefix(o, "--") { // a flag, passed as is
+			args = append(args, o)
+			continue
+		}
 		args = append(args, "--override", o)
 	}
 	p := &skiffProcess{cmd: exec.Command(bin, args...), exited: make(chan struct{})}

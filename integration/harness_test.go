@@ -5,13 +5,11 @@ package integration
 
 import (
 	"context"
-	"io"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/skiffmq/skiff/server"
+	"github.com/skiffmq/skiff/skifftest"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -22,33 +20,18 @@ type broker struct {
 	dir string
 }
 
-// startBroker starts an embedded Skiff on 127.0.0.1:0 in a fresh data dir
-// (or dir, if given) with the given Kafka settings; it is closed when the
-// test ends.
+// startBroker starts an embedded Skiff (skifftest) on 127.0.0.1:0 in a
+// fresh data dir (or dir, if given) with the given Kafka settings and
+// Kafka's production defaults, which these tests pin down; it is closed
+// when the test ends.
 func startBroker(t testing.TB, settings map[string]string, dir ...string) *broker {
 	t.Helper()
-	d := t.TempDir()
+	opts := []skifftest.Option{skifftest.Settings(settings), skifftest.Profile(server.ProfileProduction)}
 	if len(dir) > 0 {
-		d = dir[0]
+		opts = append(opts, skifftest.DataDir(dir[0]))
 	}
-	var logOut io.Writer = io.Discard
-	if os.Getenv("SKIFF_TEST_LOG") != "" {
-		logOut = zerolog.ConsoleWriter{Out: os.Stderr}
-	}
-	srv, err := server.New(server.Config{
-		Listen:   "127.0.0.1:0",
-		DataDir:  d,
-		Settings: settings,
-		Logger:   zerolog.New(logOut).With().Timestamp().Logger(),
-	})
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatalf("server.Start: %v", err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return &broker{Server: srv, dir: d}
+	b := skifftest.New(t, opts...)
+	return &broker{Server: b.Server(), dir: b.DataDir()}
 }
 
 // client returns a franz-go client for addr, closed at test end.

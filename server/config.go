@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/skiffmq/skiff/coordinator"
 	"github.com/skiffmq/skiff/storage"
 )
 
@@ -50,6 +51,19 @@ type Config struct {
 	// address ("" without one), synchronously: a test can look at /readyz
 	// while the server is in that stage.
 	Lifecycle func(stage Stage, httpAddr string)
+
+	// Profile is a named set of defaults applied under Settings: "" (or
+	// "production") keeps Kafka's defaults; "test" is what test suites want
+	// (see profile.go). Settings given explicitly always win.
+	Profile string
+	// Clock is the broker's source of time for coordinators, transaction
+	// timeouts, producer-id expiry and retention. Nil means the wall clock;
+	// tests inject one they can advance (see Server.RunTimers).
+	Clock coordinator.Clock
+	// TestControl, if set, serves the fault-injection HTTP API (see
+	// faults_http.go) on its own listener at this host:port. Off by
+	// default: it lets anyone who reaches it break the broker's answers.
+	TestControl string
 
 	// Parsed by Validate.
 	listenHost, listenPort string
@@ -158,6 +172,9 @@ const DefaultListen = "localhost:9092"
 // Validate checks the configuration, fills defaults and parses Settings.
 // An unknown config name or an invalid value is an error.
 func (c *Config) Validate() error {
+	if err := c.applyProfile(); err != nil {
+		return err
+	}
 	var errs []error
 	set := func(name string) (string, bool) {
 		v, ok := c.Settings[name]
@@ -334,10 +351,14 @@ func (c *Config) storeOptions() storage.StoreOptions {
 	if ckpt == 0 {
 		ckpt = -1 // storage: no periodic checkpoint
 	}
-	return storage.StoreOptions{
+	opts := storage.StoreOptions{
 		RecoveryPointInterval:             ckpt,
 		ProducerIDExpiration:              ms("producer.id.expiration.ms"),
 		ProducerIDExpirationCheckInterval: ms("producer.id.expiration.check.interval.ms"),
 		FS:                                c.FS,
 	}
+	if c.Clock != nil {
+		opts.Now = c.Clock.Now
+	}
+	return opts
 }

@@ -233,6 +233,11 @@ func (c *conn) handle(f inflight) (resp kmsg.Response) {
 			resp = nil
 		}
 	}()
+	if fs := c.s.faults.Load(); fs != nil {
+		if resp, handled := c.applyFaults(fs, f); handled {
+			return resp
+		}
+	}
 	entry := apis[f.hdr.APIKey]
 	r := &request{ctx: c.reqCtx, connCtx: c.ctx, kreq: f.req, version: f.hdr.APIVersion, clientID: f.hdr.ClientID, remote: c.nc.RemoteAddr(), local: c.nc.LocalAddr()}
 	resp, err := entry.handle(c.s, r)

@@ -41,7 +41,7 @@ func (s *Server) newGroups() (*coordinator.Groups, error) {
 		return nil, err
 	}
 	return coordinator.New(cfg, coordinator.Deps{
-		Clock:      coordinator.SystemClock(),
+		Clock:      s.cfg.clock(),
 		Logger:     s.log.With().Str("component", "groups").Logger(),
 		Topics:     topicLookup{s.meta},
 		Logs:       s.internalLogs(offsetsTopic),

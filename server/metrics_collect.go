@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // stateCollector reads the broker's state at scrape time: topic traffic
@@ -205,20 +204,3 @@ func (c *stateCollector) collectGroups(ch chan<- prometheus.Metric) {
 	}
 }
 
-// errorName is a Kafka error code's name, as Kafka's ErrorsPerSec labels it.
-func errorName(code int16) string {
-	if code == 0 {
-		return "NONE"
-	}
-	if e, ok := kerrByCode(code); ok {
-		return e
-	}
-	return "UNKNOWN_SERVER_ERROR"
-}
-
-func kerrByCode(code int16) (string, bool) {
-	if e, ok := kerr.ErrorForCode(code).(*kerr.Error); ok {
-		return e.Message, true
-	}
-	return "", false
-}

@@ -46,6 +46,13 @@ type Server struct {
 	http          *httpAdmin     // nil without Config.HTTPListen; see httpadmin.go
 	reqMem        *requestMemory // queued.max.request.bytes; see requestmemory.go
 
+	// faults is nil until fault injection is first used (Config.TestControl
+	// or InjectFault): the request path checks it and nothing else.
+	faults atomic.Pointer[faultSet]
+	// testControl serves the fault-injection HTTP API on its own
+	// listener when Config.TestControl is set; see faults_http.go.
+	testControl *testControlListener
+
 	// closing is set when Close begins, before connections are told to
 	// stop: from then on a read deadline means "stop", not an idle check.
 	closing atomic.Bool
@@ -122,10 +129,20 @@ func (s *Server) Start() error {
 	}
 	s.lns = lns
 	s.metrics.setListeners(lns, s.cfg.listeners)
+	if s.cfg.TestControl != "" {
+		s.faultSet() // record requests from the first one
+		if s.testControl, err = s.startTestControl(s.cfg.TestControl); err != nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
+			return err
+		}
+	}
 	s.started = time.Now()
 	s.log.Info().Str("listen", lns[0].Addr().String()).
 		Str("advertise", net.JoinHostPort(s.cfg.advertHost, strconv.Itoa(int(s.cfg.advertPort)))).
-		Str("data_dir", s.cfg.DataDir).Str("http", s.HTTPAddr()).Bool("clean_start", s.store.CleanStart()).Msg("skiff started")
+		Str("data_dir", s.cfg.DataDir).Str("http", s.HTTPAddr()).Bool("clean_start", s.store.CleanStart()).
+		Str("profile", s.cfg.profileName()).Str("profile_settings", s.cfg.profileSummary()).Msg("skiff started")
 	for _, ln := range lns {
 		s.goTracked(func() { s.acceptLoop(ln) })
 	}
@@ -221,8 +238,8 @@ func (s *Server) retentionLoop() {
 		select {
 		case <-s.quitCtx.Done():
 			return
-		case now := <-t.C:
-			s.meta.enforceRetention(now)
+		case <-t.C:
+			s.meta.enforceRetention(s.cfg.clock().Now())
 		}
 	}
 }
@@ -232,7 +249,26 @@ const gracePeriod = 5 * time.Second
 
 // Close stops accepting connections, lets in-flight requests finish (up to
 // a grace period), then flushes and closes every log. Safe to call twice.
-func (s *Server) Close() error {
+func (s *Server) Close() error { return s.closeWith(nil) }
+
+// CloseAsync begins Close and returns once the server has stopped
+// accepting connections and reading requests, so that its ports are free
+// to listen on again; the rest (answering requests already read, flushing
+// the logs) goes on in the background, and the channel receives Close's
+// result when it is done. A test kit restarting a broker on fresh storage
+// at the same address does not wait for the old one's flush.
+func (s *Server) CloseAsync() <-chan error {
+	stopped := make(chan struct{})
+	res := make(chan error, 1)
+	go func() { res <- s.closeWith(func() { close(stopped) }) }()
+	<-stopped
+	return res
+}
+
+// closeWith closes the server and calls stopped (if not nil) once the
+// listeners are closed and connections have stopped reading.
+func (s *Server) closeWith(stopped func()) error {
+	called := false
 	s.closeOnce.Do(func() {
 		s.http.setStopping()
 		s.lifecycle(StageStopping)
@@ -248,9 +284,16 @@ func (s *Server) Close() error {
 		for _, ln := range s.lns {
 			ln.Close()
 		}
+		if s.testControl != nil {
+			s.testControl.close()
+		}
 		// Stop reading new requests; requests already read are answered.
 		for _, nc := range conns {
 			nc.SetReadDeadline(time.Now())
+		}
+		if stopped != nil {
+			called = true
+			stopped()
 		}
 		done := make(chan struct{})
 		go func() {
@@ -274,6 +317,9 @@ func (s *Server) Close() error {
 		s.stopHTTP()
 		s.log.Info().Msg("skiff stopped")
 	})
+	if stopped != nil && !called {
+		stopped() // closed before, or by another caller meanwhile
+	}
 	return s.closeErr
 }
 

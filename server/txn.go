@@ -46,6 +46,7 @@ func (s *Server) newTxnCoordinator() (*txn.Coordinator, error) {
 		},
 		IDFile: filepath.Join(s.cfg.DataDir, producerIDFile),
 		FS:     s.store.FS(),
+		Now:    s.cfg.clock().Now,
 	})
 }
 
@@ -77,7 +78,7 @@ func (s *Server) createTxnStateTopic() ([]txn.Log, error) {
 func (s *Server) writeTxnMarkers(pid int64, epoch int16, commit bool, parts []txn.TopicPartition) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(parts))
-	now := time.Now().UnixMilli()
+	now := s.cfg.clock().Now().UnixMilli()
 	for i, tp := range parts {
 		wg.Add(1)
 		go func() {

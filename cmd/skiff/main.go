@@ -48,6 +48,8 @@ func run(args []string, stderr io.Writer) int {
 	pprofOn := fs.Bool("pprof", false, "serve /debug/pprof/ on the HTTP listener")
 	partitionMetrics := fs.Bool("metrics-partitions", false, "export per-partition offset and size series (one set per partition; skiff.metrics.partitions.enable)")
 	health := fs.Bool("healthcheck", false, "check that the broker configured by the other flags and variables answers on its first listener, and exit 0 if so (for container health checks)")
+	profile := fs.String("profile", envOr("SKIFF_PROFILE", server.ProfileProduction), "defaults to start from: production (Kafka's) or test (for integration test suites; see the README) (env SKIFF_PROFILE)")
+	testControl := fs.String("test-control", os.Getenv("SKIFF_TEST_CONTROL"), "serve the fault-injection HTTP API (/v1/faults, /v1/requests) on host:port; for tests only, off by default (env SKIFF_TEST_CONTROL)")
 	var ovr overrides
 	fs.Var(&ovr, "override", "a Kafka config, key=value; repeatable")
 	logLevel := fs.String("log-level", envOr("SKIFF_LOG_LEVEL", "info"), "debug, info, warn or error (env SKIFF_LOG_LEVEL)")
@@ -95,7 +97,7 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}
 	cfg := server.Config{Settings: settings, Logger: logger, NodeID: int32(*nodeID),
-		Pprof: *pprofOn, PartitionMetrics: *partitionMetrics}
+		Pprof: *pprofOn, PartitionMetrics: *partitionMetrics, Profile: *profile, TestControl: *testControl}
 	// Like --listen: the flag yields to the config file unless given.
 	if _, ok := settings["skiff.http.listeners"]; !ok || explicit["http-listen"] {
 		cfg.HTTPListen = *httpListen

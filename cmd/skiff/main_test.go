@@ -25,6 +25,7 @@ func TestInvalidConfigExitsWithCode2(t *testing.T) {
 		{"bad log level", []string{"--log-level", "loud"}, "log-level"},
 		{"wildcard without advertise", []string{"--data-dir", dir, "--listen", "0.0.0.0:0"}, "advertised"},
 		{"unknown flag", []string{"--frobnicate"}, "frobnicate"},
+		{"unknown profile", []string{"--data-dir", dir, "--profile", "fast"}, `unknown profile "fast"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
