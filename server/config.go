@@ -31,6 +31,10 @@ type Config struct {
 	Settings map[string]string
 	// Logger receives structured logs; the zero value discards them.
 	Logger zerolog.Logger
+	// ScramUsers are SCRAM users made (or replaced) at start, each
+	// name:password[:SCRAM-SHA-256|SCRAM-SHA-512]; without a mechanism, a
+	// credential for each. Only the salted hashes are kept.
+	ScramUsers []string
 
 	// Parsed by Validate.
 	listenHost, listenPort string
@@ -50,6 +54,7 @@ type Config struct {
 	listeners              []listenerSpec    // in the order given; the first is Listen/Advertise
 	topicDefaults          map[string]string // topic config name -> broker-level default
 	staticTopicDefaults    map[string]bool   // topic configs whose default was set in Settings
+	scram                  *scramStore       // SCRAM credentials; see sasl_scramstore.go
 }
 
 // brokerConfigDef describes a broker-level config that is not the synonym
@@ -185,6 +190,12 @@ func (c *Config) Validate() error {
 		c.DataDir = "./skiff-data"
 	}
 
+	for _, u := range c.ScramUsers {
+		if _, _, _, err := parseScramUser(u); err != nil {
+			return err
+		}
+	}
+	c.scramStore()
 	if err := c.parseListeners(set); err != nil {
 		return err
 	}
@@ -268,6 +279,9 @@ func validateSetting(name, v string) error {
 			}
 			return nil
 		}
+	}
+	if ok, err := validateSecuritySetting(name, v); ok {
+		return err
 	}
 	for _, n := range ignoredBrokerConfigs {
 		if n == name {

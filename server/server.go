@@ -48,6 +48,11 @@ type Server struct {
 	// stop: from then on a read deadline means "stop", not an idle check.
 	closing atomic.Bool
 
+	// authFailures counts failed authentications; authFailLogged is when
+	// one was last logged (Unix nanoseconds), to rate-limit the log.
+	authFailures   atomic.Int64
+	authFailLogged atomic.Int64
+
 	wg sync.WaitGroup // every goroutine the server owns
 
 	mu struct {
@@ -79,6 +84,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: opening data dir: %w", err)
 	}
 	s.store = store
+	if err := s.cfg.scramStore().open(cfg.DataDir, cfg.ScramUsers); err != nil {
+		store.Close()
+		return nil, err
+	}
 	meta, err := openCluster(&s.cfg, store, s.log)
 	if err != nil {
 		store.Close()
@@ -108,8 +117,9 @@ func (s *Server) Start() error {
 	s.log.Info().Str("listen", lns[0].Addr().String()).
 		Str("advertise", net.JoinHostPort(s.cfg.advertHost, strconv.Itoa(int(s.cfg.advertPort)))).
 		Str("data_dir", s.cfg.DataDir).Bool("clean_start", s.store.CleanStart()).Msg("skiff started")
-	for _, ln := range lns {
-		s.goTracked(func() { s.acceptLoop(ln) })
+	for i, ln := range lns {
+		l := &s.cfg.listeners[i]
+		s.goTracked(func() { s.acceptLoop(ln, l) })
 	}
 	s.goTracked(s.retentionLoop)
 	s.txn.Start()
@@ -132,7 +142,7 @@ func (s *Server) goTracked(f func()) {
 	}()
 }
 
-func (s *Server) acceptLoop(ln net.Listener) {
+func (s *Server) acceptLoop(ln net.Listener, l *listenerSpec) {
 	var backoff acceptBackoff
 	for {
 		nc, err := ln.Accept()
@@ -171,7 +181,7 @@ func (s *Server) acceptLoop(ln net.Listener) {
 		}
 		go func() {
 			defer s.wg.Done()
-			s.serveConn(nc)
+			s.serveConn(nc, l)
 		}()
 	}
 }

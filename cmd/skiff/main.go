@@ -47,6 +47,8 @@ func run(args []string, stderr io.Writer) int {
 	health := fs.Bool("healthcheck", false, "check that the broker configured by the other flags and variables answers on its first listener, and exit 0 if so (for container health checks)")
 	var ovr overrides
 	fs.Var(&ovr, "override", "a Kafka config, key=value; repeatable")
+	var scramUsers overrides
+	fs.Var(&scramUsers, "scram-user", "a SCRAM user made at start, name:password[:SCRAM-SHA-256|SCRAM-SHA-512] (both without a mechanism); repeatable; only salted hashes are stored")
 	logLevel := fs.String("log-level", envOr("SKIFF_LOG_LEVEL", "info"), "debug, info, warn or error (env SKIFF_LOG_LEVEL)")
 	logFormat := fs.String("log-format", envOr("SKIFF_LOG_FORMAT", "console"), "json or console (env SKIFF_LOG_FORMAT)")
 	if err := fs.Parse(args); err != nil {
@@ -91,7 +93,7 @@ func run(args []string, stderr io.Writer) int {
 			settings[name] = v
 		}
 	}
-	cfg := server.Config{Settings: settings, Logger: logger, NodeID: int32(*nodeID)}
+	cfg := server.Config{Settings: settings, Logger: logger, NodeID: int32(*nodeID), ScramUsers: scramUsers}
 	// Flags given on the command line win over the config file; flags left
 	// at their defaults yield to it.
 	if _, ok := settings["listeners"]; !ok || explicit["listen"] && *listeners == "" {
