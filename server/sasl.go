@@ -27,12 +27,13 @@ import (
 //     SaslHandshake after that is disconnected. Re-authentication must use
 //     the same mechanism and yield the same principal.
 //
-// SaslHandshake v0 (which is followed by raw SASL tokens outside Kafka
-// framing) is answered but the raw tokens are not understood: every client
-// from Kafka 1.0 on uses v1.
+// SaslHandshake v0 is advertised, as Kafka advertises it and librdkafka
+// requires it to be, but the raw SASL tokens that follow a v0 handshake
+// (outside Kafka framing) are not understood: such a connection is closed.
+// Every client from Kafka 1.0 and librdkafka 1.1 on uses v1 when offered.
 
 func init() {
-	register(kmsg.SASLHandshake, 1, 1, (*Server).handleSaslHandshake)
+	register(kmsg.SASLHandshake, 0, 1, (*Server).handleSaslHandshake)
 	register(kmsg.SASLAuthenticate, 0, 2, (*Server).handleSaslAuthenticate)
 }
 

@@ -168,7 +168,9 @@ func (s *scramSession) step(in []byte) ([]byte, bool, error) {
 		if err != nil {
 			return nil, false, &saslError{detail: err.Error()}
 		}
-		if cf.nonce != s.nonce {
+		// Kafka accepts a final nonce that ends with the server's, and
+		// librdkafka relies on it: it sends its own nonce again in front.
+		if !strings.HasSuffix(cf.nonce, s.nonce) {
 			return nil, false, &saslError{detail: "invalid client nonce in the final client message"}
 		}
 		if cf.channelBinding != base64.StdEncoding.EncodeToString([]byte(s.gs2Header)) {
