@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffmq/skiff/server"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -385,4 +387,103 @@ func TestTLSCertificateReloadedWithoutRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 15*time.Second, "the new certificate to be served", func() bool { return serial() == 42 })
+}
+
+// TestScramUserBootstrappedAtStart: Config.ScramUsers (skiff --scram-user)
+// makes a user that can authenticate with the mechanism given, and only it.
+func TestScramUserBootstrappedAtStart(t *testing.T) {
+	srv, err := server.New(server.Config{
+		DataDir:    t.TempDir(),
+		ScramUsers: []string{"frank:frank-secret:SCRAM-SHA-512"},
+		Settings: map[string]string{
+			"listeners":               "SASL_PLAINTEXT://127.0.0.1:0",
+			"sasl.enabled.mechanisms": "SCRAM-SHA-256,SCRAM-SHA-512",
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	cl := authClient(t, srv.Addr(), scram.Auth{User: "frank", Pass: "frank-secret"}.AsSha512Mechanism(), nil)
+	if _, err := kmsg.NewPtrMetadataRequest().RequestWith(testContext(t), cl); err != nil {
+		t.Fatalf("SCRAM-SHA-512: %v", err)
+	}
+	expectAuthFailed(t, authClient(t, srv.Addr(), scram.Auth{User: "frank", Pass: "frank-secret"}.AsSha256Mechanism(), nil),
+		"invalid credentials with SASL mechanism SCRAM-SHA-256")
+}
+
+// TestHostileHalfTLSHandshakesAndSASLGarbage: clients that stop halfway
+// through a TLS handshake are dropped after connections.max.idle.ms, and
+// SASL exchanges of garbage fail; meanwhile an authenticated client is
+// served.
+func TestHostileHalfTLSHandshakesAndSASLGarbage(t *testing.T) {
+	p := newTestPKI(t)
+	settings := securitySettings(p)
+	settings["connections.max.idle.ms"] = "500"
+	b := startBroker(t, settings)
+	adm := newAdmin(t, b.ListenerAddr("PLAINTEXT"))
+	createTopic(t, adm, "hostile-sec", 1, nil)
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd")
+		}
+		return len(ents)
+	}
+	before := fds()
+
+	const half = 100
+	var conns []net.Conn
+	for range half {
+		c := dialRaw(t, b.ListenerAddr("SASL_SSL"))
+		// The first bytes of a ClientHello record, and nothing more.
+		sendRaw(t, c, []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01})
+		conns = append(conns, c)
+	}
+	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"} {
+		for i, garbage := range [][]byte{nil, {0}, []byte("n,,"), []byte("\x01\x01\x01"), bytes.Repeat([]byte{0xff}, 1000), []byte("n,,n=,r=")} {
+			c := dialRaw(t, b.ListenerAddr("SASL_PLAINTEXT"))
+			hs := kmsg.NewPtrSASLHandshakeRequest()
+			hs.Version, hs.Mechanism = 1, mech
+			roundTrip(t, c, hs, 1)
+			au := kmsg.NewPtrSASLAuthenticateRequest()
+			au.Version, au.SASLAuthBytes = 2, garbage
+			resp := roundTrip(t, c, au, 2).(*kmsg.SASLAuthenticateResponse)
+			if resp.ErrorCode == 0 && mech == "OAUTHBEARER" {
+				// The server's error challenge: the client answers 0x01
+				// and is refused.
+				au.SASLAuthBytes = []byte{1}
+				resp = roundTrip(t, c, au, 3).(*kmsg.SASLAuthenticateResponse)
+			}
+			if resp.ErrorCode != kerr.SaslAuthenticationFailed.Code {
+				t.Fatalf("%s garbage %d: error %d, want SASL_AUTHENTICATION_FAILED", mech, i, resp.ErrorCode)
+			}
+			expectClosed(t, c)
+			c.Close()
+		}
+	}
+	cl := authClient(t, b.ListenerAddr("SASL_SSL"), plain.Auth{User: "alice", Pass: "alice-secret"}.AsMechanism(), p.clientTLS(t, false))
+	if err := roundTripRecord(t, cl, "hostile-sec", "still-served"); err != nil {
+		t.Fatal(err)
+	}
+	// The stalled handshakes are closed by the broker.
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatal("a stalled handshake got an answer")
+		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatal("a stalled TLS handshake is still open after 10 s (idle timeout 500 ms)")
+		}
+		c.Close()
+	}
+	// Allow for the client above: its sockets and the broker's ends.
+	last := 0
+	eventually(t, 10*time.Second, "descriptors to return near their count before the flood", func() bool {
+		last = fds()
+		return last <= before+20
+	})
+	t.Logf("descriptors: %d before, %d after %d stalled handshakes and %d garbage exchanges", before, last, half, 4*6)
 }

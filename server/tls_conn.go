@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// tlsHandshakeTimeout bounds a TLS handshake, so that a client that stops
-// halfway holds its goroutine and descriptor only this long.
+// tlsHandshakeTimeout bounds a TLS handshake (or connections.max.idle.ms
+// when shorter), so that a client that stops halfway holds its goroutine
+// and descriptor only this long.
 const tlsHandshakeTimeout = 10 * time.Second
 
 // connIdentity is what a connection's listener and TLS handshake say about
@@ -33,7 +34,11 @@ func (s *Server) secureConn(nc net.Conn, l *listenerSpec) (connIdentity, net.Con
 		return id, nc, true
 	}
 	tc := tls.Server(nc, sec.tls.config())
-	ctx, cancel := context.WithTimeout(s.quitCtx, tlsHandshakeTimeout)
+	timeout := tlsHandshakeTimeout
+	if idle := s.cfg.connectionsMaxIdle; idle > 0 && idle < timeout {
+		timeout = idle // a stalled handshake is an idle connection
+	}
+	ctx, cancel := context.WithTimeout(s.quitCtx, timeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
