@@ -44,7 +44,8 @@ func securitySettings(p *testPKI) map[string]string {
 		"listener.name.sasl_plaintext.sasl.enabled.mechanisms":                        "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER",
 		"listener.name.sasl_plaintext.plain.sasl.jaas.config":                         `org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";`,
 		"listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class": unsecuredOAuthValidator,
-		"listener.name.sasl_ssl.sasl.enabled.mechanisms":                              "SCRAM-SHA-512,PLAIN",
+		"listener.name.sasl_ssl.sasl.enabled.mechanisms":                              "SCRAM-SHA-512,PLAIN,OAUTHBEARER",
+		"listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class":       unsecuredOAuthValidator,
 		"listener.name.sasl_ssl.plain.sasl.jaas.config":                               `org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="alice-secret";`,
 		"group.initial.rebalance.delay.ms":                                            "0",
 	}
