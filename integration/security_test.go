@@ -128,6 +128,12 @@ func TestSecurityListeners(t *testing.T) {
 	addScramUser(t, adm, "bob", "bob-secret")
 	saslAddr, saslSSLAddr, sslAddr := b.ListenerAddr("SASL_PLAINTEXT"), b.ListenerAddr("SASL_SSL"), b.ListenerAddr("SSL")
 
+	t.Cleanup(func() {
+		// Every refused client above was counted.
+		if n := b.Stats().AuthFailures; n < 7 {
+			t.Errorf("Stats().AuthFailures = %d after at least 7 refused clients", n)
+		}
+	})
 	t.Run("plain", func(t *testing.T) {
 		if err := roundTripRecord(t, authClient(t, saslAddr, plain.Auth{User: "alice", Pass: "alice-secret"}.AsMechanism(), nil), "sec", "plain"); err != nil {
 			t.Fatal(err)
@@ -487,4 +493,56 @@ func TestHostileHalfTLSHandshakesAndSASLGarbage(t *testing.T) {
 		return last <= before+20
 	})
 	t.Logf("descriptors: %d before, %d after %d stalled handshakes and %d garbage exchanges", before, last, half, 4*6)
+}
+
+// TestSASLReauthenticationKeepsPrincipalAndMechanism: re-authenticating
+// on a connection works with the same user and mechanism, and fails with
+// Kafka's messages for another user or another mechanism.
+func TestSASLReauthenticationKeepsPrincipalAndMechanism(t *testing.T) {
+	settings := securitySettings(newTestPKI(t))
+	settings["listener.name.sasl_plaintext.connections.max.reauth.ms"] = "60000"
+	b := startBroker(t, settings)
+	addr := b.ListenerAddr("SASL_PLAINTEXT")
+	auth := func(c net.Conn, corr int32, mech string, msg []byte) *kmsg.SASLAuthenticateResponse {
+		t.Helper()
+		hs := kmsg.NewPtrSASLHandshakeRequest()
+		hs.Version, hs.Mechanism = 1, mech
+		if resp := roundTrip(t, c, hs, corr).(*kmsg.SASLHandshakeResponse); resp.ErrorCode != 0 {
+			t.Fatalf("handshake %s: error %d", mech, resp.ErrorCode)
+		}
+		au := kmsg.NewPtrSASLAuthenticateRequest()
+		au.Version, au.SASLAuthBytes = 2, msg
+		return roundTrip(t, c, au, corr+1).(*kmsg.SASLAuthenticateResponse)
+	}
+	for _, tc := range []struct {
+		name, mech string
+		again      []byte
+		want       string // "" for success
+	}{
+		{"same user", "PLAIN", []byte("\x00alice\x00alice-secret"), ""},
+		{"another user", "PLAIN", []byte("\x00admin\x00admin-secret"), "Cannot change principals during re-authentication from User.alice: User.admin"},
+		{"another mechanism", "SCRAM-SHA-256", []byte("n,,n=alice,r=abc"),
+			"SASL mechanism 'SCRAM-SHA-256' requested by client is not supported for re-authentication of mechanism 'PLAIN'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, addr)
+			if resp := auth(c, 1, "PLAIN", []byte("\x00alice\x00alice-secret")); resp.ErrorCode != 0 || resp.SessionLifetimeMillis <= 0 {
+				t.Fatalf("first authentication: %+v", resp)
+			}
+			resp := auth(c, 3, tc.mech, tc.again)
+			if tc.want == "" {
+				md := kmsg.NewPtrMetadataRequest()
+				md.Version = 9
+				if resp.ErrorCode != 0 || resp.SessionLifetimeMillis <= 0 {
+					t.Fatalf("re-authentication: %+v", resp)
+				}
+				roundTrip(t, c, md, 5)
+				return
+			}
+			if resp.ErrorCode != kerr.SaslAuthenticationFailed.Code || resp.ErrorMessage == nil || *resp.ErrorMessage != tc.want {
+				t.Fatalf("got error %d %v, want SASL_AUTHENTICATION_FAILED %q", resp.ErrorCode, resp.ErrorMessage, tc.want)
+			}
+			expectClosed(t, c)
+		})
+	}
 }

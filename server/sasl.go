@@ -195,6 +195,9 @@ type connAuth struct {
 	session   saslSession // the exchange in progress
 	expiry    time.Time   // session end (KIP-368); zero: none
 	reauth    bool        // a re-authentication is in progress
+	// badReauth is the message SaslAuthenticate fails with when the
+	// re-authentication handshake asked for another mechanism.
+	badReauth string
 	failed    bool
 }
 
@@ -231,13 +234,19 @@ func (s *Server) handleSaslHandshake(r *request) (kmsg.Response, error) {
 	resp.SupportedMechanisms = slices.Clone(a.sasl.mechanisms)
 	mech := req.Mechanism
 	if a.done.Load() {
-		if a.reauth || mech != a.mechanism {
-			// Kafka: re-authentication must keep the mechanism.
+		if a.reauth {
 			a.failed = true
 			resp.ErrorCode = kerr.IllegalSaslState.Code
 			return &closeAfterResponse{resp}, nil
 		}
 		a.reauth = true
+		if mech != a.mechanism && slices.Contains(a.sasl.mechanisms, mech) {
+			// Kafka answers the handshake and fails the authentication
+			// that follows: re-authentication must keep the mechanism.
+			a.badReauth = fmt.Sprintf("SASL mechanism '%s' requested by client is not supported for re-authentication of mechanism '%s'",
+				mech, a.mechanism)
+			return resp, nil
+		}
 	} else if a.mechanism != "" {
 		a.failed = true
 		resp.ErrorCode = kerr.IllegalSaslState.Code
@@ -264,6 +273,13 @@ func (s *Server) handleSaslAuthenticate(r *request) (kmsg.Response, error) {
 		resp.ErrorMessage = &msg
 		return resp, nil
 	}
+	if a.badReauth != "" {
+		a.failed = true
+		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+		resp.ErrorMessage = &a.badReauth
+		s.authFailed(r, a.mechanism, "re-authentication with another mechanism")
+		return &closeAfterResponse{resp}, nil
+	}
 	if a.session == nil {
 		a.failed = true
 		resp.ErrorCode = kerr.IllegalSaslState.Code
@@ -277,8 +293,8 @@ func (s *Server) handleSaslAuthenticate(r *request) (kmsg.Response, error) {
 		return resp, nil
 	}
 	if err == nil && done && a.done.Load() && "User:"+a.session.principal() != a.principal {
-		err = &saslError{msg: "Cannot change principals during re-authentication from " + a.principal +
-			": User:" + a.session.principal()}
+		err = &saslError{msg: "Cannot change principals during re-authentication from User." +
+			strings.TrimPrefix(a.principal, "User:") + ": User." + a.session.principal()}
 	}
 	if err != nil {
 		a.failed = true
@@ -307,16 +323,22 @@ func (s *Server) handleSaslAuthenticate(r *request) (kmsg.Response, error) {
 	a.principal = "User:" + a.session.principal()
 	a.expiry = time.Time{}
 	a.reauth = false
-	if max := a.sasl.reauth[a.mechanism]; max > 0 {
-		// KIP-368: the session ends at the reauth interval or when the
-		// credential expires, whichever is first.
-		end := now.Add(max)
-		if exp := a.session.expires(); !exp.IsZero() && exp.Before(end) {
-			end = exp
-		}
+	// KIP-368: the session ends after connections.max.reauth.ms or when
+	// the credential (an OAuth token) expires, whichever is first; as in
+	// Kafka, a token's expiry ends the session even when
+	// connections.max.reauth.ms is not set.
+	var end time.Time
+	exp, maxReauth := a.session.expires(), a.sasl.reauth[a.mechanism]
+	switch {
+	case maxReauth > 0 && (exp.IsZero() || now.Add(maxReauth).Before(exp)):
+		end = now.Add(maxReauth)
+	case !exp.IsZero():
+		end = exp
+	}
+	if !end.IsZero() {
 		a.expiry = end
 		if r.version >= 1 {
-			resp.SessionLifetimeMillis = max64(end.Sub(now).Milliseconds(), 1)
+			resp.SessionLifetimeMillis = max(end.Sub(now).Milliseconds(), 0)
 		}
 	}
 	a.session = nil
@@ -333,13 +355,6 @@ func quoteUser(u string) string {
 		u = u[:64] + "..."
 	}
 	return strconv.Quote(u)
-}
-
-func max64(a, b int64) int64 {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 func (sl *saslListener) newSession(mech string) saslSession {

@@ -274,6 +274,8 @@ type Stats struct {
 	// fetch.memory.pool.bytes (more than the pool when first batches were
 	// read on credit).
 	FetchBytesHeld int64
+	// AuthFailures counts failed SASL authentications since start.
+	AuthFailures int64
 }
 
 type serverStats struct {
@@ -287,5 +289,6 @@ func (s *Server) Stats() Stats {
 	s.mu.Unlock()
 	return Stats{Connections: conns, ParkedFetches: s.stats.parkedFetches.Load(),
 		QueuedRequestBytes: s.reqMem.inUse(),
-		FetchBytesHeld:     s.cfg.fetchMemoryPoolBytes - s.fetchPool.available()}
+		FetchBytesHeld:     s.cfg.fetchMemoryPoolBytes - s.fetchPool.available(),
+		AuthFailures:       s.authFailures.Load()}
 }
