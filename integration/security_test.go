@@ -3,12 +3,17 @@ package integration
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -235,7 +240,12 @@ func TestSASLOnlyHandshakeBeforeAuthentication(t *testing.T) {
 	}
 	au := kmsg.NewPtrSASLAuthenticateRequest()
 	au.Version, au.SASLAuthBytes = 2, []byte("\x00alice\x00nope")
+	sent := time.Now()
 	resp := roundTrip(t, c, au, 2).(*kmsg.SASLAuthenticateResponse)
+	// connection.failed.authentication.delay.ms (100 ms) holds it back.
+	if d := time.Since(sent); d < 100*time.Millisecond {
+		t.Errorf("failed authentication answered after %v, before the 100 ms delay", d)
+	}
 	if resp.ErrorCode != kerr.SaslAuthenticationFailed.Code || resp.ErrorMessage == nil ||
 		*resp.ErrorMessage != "Authentication failed: Invalid username or password" {
 		t.Fatalf("wrong password: error %d %v", resp.ErrorCode, resp.ErrorMessage)
@@ -545,4 +555,47 @@ func TestSASLReauthenticationKeepsPrincipalAndMechanism(t *testing.T) {
 			expectClosed(t, c)
 		})
 	}
+}
+
+// TestOAuthBearerJWTFromJWKSFile: a listener validating JWTs against a
+// JWKS file (KIP-768 settings with a file: URL) accepts a signed token,
+// and refuses an expired one, one for another audience and an unsecured
+// one with invalid_token and no data.
+func TestOAuthBearerJWTFromJWKSFile(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := base64.RawURLEncoding.EncodeToString
+	jwks := fmt.Sprintf(`{"keys":[{"kty":"RSA","kid":"k1","use":"sig","alg":"RS256","n":%q,"e":%q}]}`,
+		enc(key.N.Bytes()), enc(big.NewInt(int64(key.E)).Bytes()))
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(path, []byte(jwks), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := startBroker(t, map[string]string{
+		"listeners":                          "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+		"sasl.enabled.mechanisms":            "OAUTHBEARER",
+		"sasl.oauthbearer.jwks.endpoint.url": "file://" + path,
+		"sasl.oauthbearer.expected.audience": "skiff",
+		"sasl.oauthbearer.expected.issuer":   "https://idp.test",
+	})
+	createTopic(t, newAdmin(t, b.ListenerAddr("PLAINTEXT")), "jwt", 1, nil)
+	addr := b.ListenerAddr("SASL_PLAINTEXT")
+	token := func(aud string, exp time.Time) sasl.Mechanism {
+		signed := enc([]byte(`{"alg":"RS256","kid":"k1","typ":"JWT"}`)) + "." +
+			enc([]byte(fmt.Sprintf(`{"sub":"svc","iss":"https://idp.test","aud":%q,"exp":%d}`, aud, exp.Unix())))
+		d := sha256.Sum256([]byte(signed))
+		sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, d[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return oauth.Auth{Token: signed + "." + enc(sig)}.AsMechanism()
+	}
+	if err := roundTripRecord(t, authClient(t, addr, token("skiff", time.Now().Add(time.Hour)), nil), "jwt", "signed"); err != nil {
+		t.Fatal(err)
+	}
+	expectAuthFailed(t, authClient(t, addr, token("skiff", time.Now().Add(-time.Hour)), nil), "invalid_token")
+	expectAuthFailed(t, authClient(t, addr, token("other", time.Now().Add(time.Hour)), nil), "invalid_token")
+	expectAuthFailed(t, authClient(t, addr, unsecuredToken("svc", time.Now().Add(time.Hour)), nil), "invalid_token")
 }

@@ -281,6 +281,15 @@ func (c *conn) writeLoop(in <-chan inflight) {
 		if bw == nil {
 			bw = bufio.NewWriterSize(c.nc, 64<<10)
 		}
+		if ca, ok := f.resp.(*closeAfterResponse); ok && ca.delay > 0 {
+			bw.Flush() // what went before is not held back
+			t := time.NewTimer(ca.delay)
+			select {
+			case <-t.C:
+			case <-c.ctx.Done():
+				t.Stop()
+			}
+		}
 		var ok bool
 		buf, pieces, ok = c.encode(buf[:0], pieces[:0], f)
 		if !ok {

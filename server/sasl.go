@@ -237,7 +237,7 @@ func (s *Server) handleSaslHandshake(r *request) (kmsg.Response, error) {
 		if a.reauth {
 			a.failed = true
 			resp.ErrorCode = kerr.IllegalSaslState.Code
-			return &closeAfterResponse{resp}, nil
+			return &closeAfterResponse{Response: resp}, nil
 		}
 		a.reauth = true
 		if mech != a.mechanism && slices.Contains(a.sasl.mechanisms, mech) {
@@ -250,13 +250,13 @@ func (s *Server) handleSaslHandshake(r *request) (kmsg.Response, error) {
 	} else if a.mechanism != "" {
 		a.failed = true
 		resp.ErrorCode = kerr.IllegalSaslState.Code
-		return &closeAfterResponse{resp}, nil
+		return &closeAfterResponse{Response: resp}, nil
 	}
 	if !slices.Contains(a.sasl.mechanisms, mech) {
 		a.failed = true
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 		s.authFailed(r, mech, "unsupported mechanism")
-		return &closeAfterResponse{resp}, nil
+		return &closeAfterResponse{resp, s.cfg.failedAuthDelay()}, nil
 	}
 	a.mechanism = mech
 	a.session = a.sasl.newSession(mech)
@@ -278,14 +278,14 @@ func (s *Server) handleSaslAuthenticate(r *request) (kmsg.Response, error) {
 		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
 		resp.ErrorMessage = &a.badReauth
 		s.authFailed(r, a.mechanism, "re-authentication with another mechanism")
-		return &closeAfterResponse{resp}, nil
+		return &closeAfterResponse{resp, s.cfg.failedAuthDelay()}, nil
 	}
 	if a.session == nil {
 		a.failed = true
 		resp.ErrorCode = kerr.IllegalSaslState.Code
 		msg := "SaslAuthenticate request received before SaslHandshake"
 		resp.ErrorMessage = &msg
-		return &closeAfterResponse{resp}, nil
+		return &closeAfterResponse{Response: resp}, nil
 	}
 	out, done, err := a.session.step(req.SASLAuthBytes)
 	if err == errOAuthRejected {
@@ -313,7 +313,7 @@ func (s *Server) handleSaslAuthenticate(r *request) (kmsg.Response, error) {
 		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
 		resp.ErrorMessage = &msg
 		s.authFailed(r, a.mechanism, detail)
-		return &closeAfterResponse{resp}, nil
+		return &closeAfterResponse{resp, s.cfg.failedAuthDelay()}, nil
 	}
 	resp.SASLAuthBytes = out
 	if !done {
@@ -389,6 +389,10 @@ func (s *Server) authFailed(r *request, mech, detail string) {
 // after a failed authentication.
 type closeAfterResponse struct {
 	kmsg.Response
+	// delay holds the response (and the close) back after a failed
+	// authentication, as Kafka's connection.failed.authentication.delay.ms
+	// does, so that guessing passwords is slow.
+	delay time.Duration
 }
 
 func strPtr(s string) *string { return &s }

@@ -21,32 +21,33 @@ import (
 // securityConfigNames are the ssl.* and sasl.* configs Skiff reads. A value
 // of nil accepts any value; otherwise the function checks it.
 var securityConfigNames = map[string]func(string) error{
-	"ssl.keystore.type":                     oneOfFold("PEM"),
-	"ssl.keystore.location":                 nil,
-	"ssl.keystore.password":                 nil,
-	"ssl.key.password":                      nil,
-	"ssl.keystore.certificate.chain":        nil,
-	"ssl.keystore.key":                      nil,
-	"ssl.truststore.type":                   oneOfFold("PEM"),
-	"ssl.truststore.location":               nil,
-	"ssl.truststore.password":               nil,
-	"ssl.truststore.certificates":           nil,
-	"ssl.client.auth":                       oneOfFold("required", "requested", "none"),
-	"ssl.principal.mapping.rules":           func(v string) error { _, err := parsePrincipalRules(v); return err },
-	"ssl.enabled.protocols":                 checkTLSProtocols,
-	"ssl.protocol":                          nil, // the JSSE context name; Go negotiates by ssl.enabled.protocols
-	"ssl.endpoint.identification.algorithm": nil, // client side only
-	"ssl.cipher.suites":                     nil, // Go's secure defaults are used
-	"ssl.keymanager.algorithm":              nil,
-	"ssl.trustmanager.algorithm":            nil,
-	"ssl.secure.random.implementation":      nil,
-	"sasl.enabled.mechanisms":               checkMechanisms,
-	"sasl.mechanism.inter.broker.protocol":  nil, // no inter-broker traffic yet
-	"sasl.server.callback.handler.class":    nil,
-	"sasl.jaas.config":                      nil,
-	"sasl.server.max.receive.size":          intRange(1, 1<<31-1),
-	"connections.max.reauth.ms":             func(v string) error { return checkType(typeLong, v) },
-	"sasl.oauthbearer.jwks.endpoint.url":    checkJWKSURL,
+	"ssl.keystore.type":                         oneOfFold("PEM"),
+	"ssl.keystore.location":                     nil,
+	"ssl.keystore.password":                     nil,
+	"ssl.key.password":                          nil,
+	"ssl.keystore.certificate.chain":            nil,
+	"ssl.keystore.key":                          nil,
+	"ssl.truststore.type":                       oneOfFold("PEM"),
+	"ssl.truststore.location":                   nil,
+	"ssl.truststore.password":                   nil,
+	"ssl.truststore.certificates":               nil,
+	"ssl.client.auth":                           oneOfFold("required", "requested", "none"),
+	"ssl.principal.mapping.rules":               func(v string) error { _, err := parsePrincipalRules(v); return err },
+	"ssl.enabled.protocols":                     checkTLSProtocols,
+	"ssl.protocol":                              nil, // the JSSE context name; Go negotiates by ssl.enabled.protocols
+	"ssl.endpoint.identification.algorithm":     nil, // client side only
+	"ssl.cipher.suites":                         nil, // Go's secure defaults are used
+	"ssl.keymanager.algorithm":                  nil,
+	"ssl.trustmanager.algorithm":                nil,
+	"ssl.secure.random.implementation":          nil,
+	"sasl.enabled.mechanisms":                   checkMechanisms,
+	"sasl.mechanism.inter.broker.protocol":      nil, // no inter-broker traffic yet
+	"sasl.server.callback.handler.class":        nil,
+	"sasl.jaas.config":                          nil,
+	"sasl.server.max.receive.size":              intRange(1, 1<<31-1),
+	"connections.max.reauth.ms":                 func(v string) error { return checkType(typeLong, v) },
+	"connection.failed.authentication.delay.ms": intRange(0, 1<<31-1),
+	"sasl.oauthbearer.jwks.endpoint.url":        checkJWKSURL,
 	"sasl.oauthbearer.jwks.endpoint.refresh.ms": func(v string) error {
 		return checkType(typeLong, v)
 	},
@@ -207,4 +208,14 @@ func checkJWKSURL(v string) error {
 func durationMs(v string) time.Duration {
 	n, _ := strconv.ParseInt(v, 10, 64)
 	return time.Duration(n) * time.Millisecond
+}
+
+// failedAuthDelay is connection.failed.authentication.delay.ms (Kafka's
+// default, 100 ms): how long a failed authentication's answer and close
+// are held back.
+func (c *Config) failedAuthDelay() time.Duration {
+	if v, ok := c.Settings["connection.failed.authentication.delay.ms"]; ok {
+		return durationMs(strings.TrimSpace(v))
+	}
+	return 100 * time.Millisecond
 }
