@@ -343,6 +343,8 @@ func (s *Server) handleSaslAuthenticate(r *request) (kmsg.Response, error) {
 	}
 	a.session = nil
 	a.done.Store(true)
+	s.log.Debug().Str("remote", r.remote.String()).Str("principal", a.principal).Str("mechanism", a.mechanism).
+		Time("session_end", a.expiry).Msg("sasl: authenticated")
 	return resp, nil
 }
 

@@ -153,20 +153,25 @@ func parseJWKS(data []byte) ([]jwk, error) {
 // an early refresh of an http(s) set.
 func (j *jwksSource) current(unknownKid bool) []jwk {
 	j.mu.Lock()
-	keys := j.mu.keys
-	due := false
+	keys, stamp := j.mu.keys, j.mu.stamp
+	due, stat := false, false
 	now := time.Now()
 	if j.path != "" {
 		if now.Sub(j.mu.checked) >= time.Second {
-			j.mu.checked = now
-			if st := stampOf(j.path); st != j.mu.stamp {
-				j.mu.stamp, due = st, true
-			}
+			j.mu.checked, stat = now, true
 		}
 	} else if now.Sub(j.mu.fetched) >= j.refresh || (unknownKid && now.Sub(j.mu.fetched) >= 10*time.Second) {
 		j.mu.fetched, due = now, true
 	}
 	j.mu.Unlock()
+	if stat { // outside the lock, as every read of the set
+		if st := stampOf(j.path); st != stamp {
+			j.mu.Lock()
+			j.mu.stamp = st
+			j.mu.Unlock()
+			due = true
+		}
+	}
 	if !due {
 		return keys
 	}

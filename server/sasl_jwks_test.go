@@ -83,6 +83,29 @@ func TestOAuthJWKSValidation(t *testing.T) {
 		}
 	}
 
+	// A rotated key set is picked up without a restart.
+	rotated, _ := json.Marshal(map[string]any{"keys": []map[string]string{
+		{"kty": "RSA", "kid": "r2", "n": e(otherKey.N.Bytes()), "e": e(big.NewInt(int64(otherKey.E)).Bytes())},
+	}})
+	if err := os.WriteFile(path+".new", rotated, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := v.validate(sign("RS256", "r2", claims(""), otherKey)); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the rotated JWKS was not picked up: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := v.validate(sign("RS256", "r1", claims(""), rsaKey)); err == nil {
+		t.Fatal("a key removed from the JWKS still validates")
+	}
+
 	// Unsecured tokens are refused unless asked for.
 	if _, err := newOAuthValidator(securityLookup{settings: map[string]string{}, listener: "x"}); err == nil {
 		t.Fatal("OAUTHBEARER without a JWKS or the unsecured validator was accepted")

@@ -214,14 +214,14 @@ func (t *tlsSource) current() *tls.Config {
 		return cfg
 	}
 	t.mu.checked = time.Now()
-	ks, ts := stampOf(t.keystorePath), stampOf(t.truststorePath)
-	changed := ks != t.mu.keyStamp || ts != t.mu.trustStmp
-	cfg := t.mu.cfg
+	cfg, oldKey, oldTrust := t.mu.cfg, t.mu.keyStamp, t.mu.trustStmp
 	t.mu.Unlock()
-	if !changed {
+	// Stat and read outside the lock: other handshakes go on with the
+	// current config meanwhile.
+	ks, ts := stampOf(t.keystorePath), stampOf(t.truststorePath)
+	if ks == oldKey && ts == oldTrust {
 		return cfg
 	}
-	// Read outside the lock: other handshakes go on with the old config.
 	fresh, err := t.load()
 	t.mu.Lock()
 	defer t.mu.Unlock()
