@@ -48,7 +48,7 @@ func run(args []string, stderr io.Writer) int {
 	var ovr overrides
 	fs.Var(&ovr, "override", "a Kafka config, key=value; repeatable")
 	var scramUsers overrides
-	fs.Var(&scramUsers, "scram-user", "a SCRAM user made at start, name:password[:SCRAM-SHA-256|SCRAM-SHA-512] (both without a mechanism); repeatable; only salted hashes are stored")
+	fs.Var(&scramUsers, "scram-user", "a SCRAM user made at start, name:password[:SCRAM-SHA-256|SCRAM-SHA-512] (both without a mechanism); repeatable; only salted hashes are stored (env SKIFF_SCRAM_USERS, comma-separated)")
 	logLevel := fs.String("log-level", envOr("SKIFF_LOG_LEVEL", "info"), "debug, info, warn or error (env SKIFF_LOG_LEVEL)")
 	logFormat := fs.String("log-format", envOr("SKIFF_LOG_FORMAT", "console"), "json or console (env SKIFF_LOG_FORMAT)")
 	if err := fs.Parse(args); err != nil {
@@ -91,6 +91,13 @@ func run(args []string, stderr io.Writer) int {
 	} {
 		if v != "" {
 			settings[name] = v
+		}
+	}
+	if v := os.Getenv("SKIFF_SCRAM_USERS"); v != "" && len(scramUsers) == 0 {
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				scramUsers = append(scramUsers, u)
+			}
 		}
 	}
 	cfg := server.Config{Settings: settings, Logger: logger, NodeID: int32(*nodeID), ScramUsers: scramUsers}
