@@ -262,6 +262,18 @@ func TestSASLOnlyHandshakeBeforeAuthentication(t *testing.T) {
 	}
 	expectClosed(t, c)
 
+	// On a listener without SASL, Kafka answers the SASL APIs with
+	// ILLEGAL_SASL_STATE and goes on serving.
+	c = dialRaw(t, b.ListenerAddr("PLAINTEXT"))
+	hs.Mechanism = "PLAIN"
+	if resp := roundTrip(t, c, hs, 1).(*kmsg.SASLHandshakeResponse); resp.ErrorCode != kerr.IllegalSaslState.Code {
+		t.Fatalf("handshake on PLAINTEXT: error %d, want ILLEGAL_SASL_STATE", resp.ErrorCode)
+	}
+	if resp := roundTrip(t, c, au, 2).(*kmsg.SASLAuthenticateResponse); resp.ErrorCode != kerr.IllegalSaslState.Code {
+		t.Fatalf("authenticate on PLAINTEXT: error %d, want ILLEGAL_SASL_STATE", resp.ErrorCode)
+	}
+	roundTrip(t, c, md, 3)
+
 	// A large frame before authentication is refused
 	// (sasl.server.max.receive.size, 512 KiB).
 	c = dialRaw(t, addr)
