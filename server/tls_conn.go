@@ -58,6 +58,8 @@ func (s *Server) secureConn(nc net.Conn, l *listenerSpec) (connIdentity, net.Con
 			return id, nil, false
 		}
 		id.principal = "User:" + name
+		s.log.Debug().Str("remote", nc.RemoteAddr().String()).Str("subject", dn).Str("principal", id.principal).
+			Msg("tls: client certificate accepted")
 	}
 	return id, tc, true
 }
