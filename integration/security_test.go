@@ -611,3 +611,43 @@ func TestOAuthBearerJWTFromJWKSFile(t *testing.T) {
 	expectAuthFailed(t, authClient(t, addr, token("other", time.Now().Add(time.Hour)), nil), "invalid_token")
 	expectAuthFailed(t, authClient(t, addr, unsecuredToken("svc", time.Now().Add(time.Hour)), nil), "invalid_token")
 }
+
+// TestOAuthTokenExpiryEndsSession: as in Kafka, an OAuth token's expiry
+// ends the session even without connections.max.reauth.ms: the client is
+// told the lifetime, and is disconnected if it then sends anything but a
+// re-authentication.
+func TestOAuthTokenExpiryEndsSession(t *testing.T) {
+	b := startBroker(t, securitySettings(newTestPKI(t)))
+	c := dialRaw(t, b.ListenerAddr("SASL_PLAINTEXT"))
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.Version, hs.Mechanism = 1, "OAUTHBEARER"
+	roundTrip(t, c, hs, 1)
+	exp := time.Now().Add(2 * time.Second).Truncate(time.Second)
+	enc := base64.RawURLEncoding.EncodeToString
+	tok := enc([]byte(`{"alg":"none"}`)) + "." + enc([]byte(fmt.Sprintf(`{"sub":"carol","exp":%d}`, exp.Unix()))) + "."
+	au := kmsg.NewPtrSASLAuthenticateRequest()
+	au.Version, au.SASLAuthBytes = 1, []byte("n,,\x01auth=Bearer "+tok+"\x01\x01")
+	resp := roundTrip(t, c, au, 2).(*kmsg.SASLAuthenticateResponse)
+	if resp.ErrorCode != 0 || resp.SessionLifetimeMillis <= 0 || resp.SessionLifetimeMillis > 2000 {
+		t.Fatalf("authenticate: error %d, session lifetime %d ms, want (0, 2000]", resp.ErrorCode, resp.SessionLifetimeMillis)
+	}
+	for corr := int32(3); ; corr++ {
+		md := kmsg.NewPtrMetadataRequest()
+		md.Version = 9
+		sendRaw(t, c, encodeRequest(md, corr))
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var size [4]byte
+		if _, err := io.ReadFull(c, size[:]); err != nil {
+			if time.Now().Before(exp) {
+				t.Fatalf("closed before the token expired: %v", err)
+			}
+			return
+		}
+		if _, err := io.ReadFull(c, make([]byte, binary.BigEndian.Uint32(size[:]))); err != nil {
+			t.Fatal(err)
+		}
+		if time.Since(exp) > 10*time.Second {
+			t.Fatal("still served 10 s after the token expired")
+		}
+	}
+}
