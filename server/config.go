@@ -65,6 +65,11 @@ type Config struct {
 	// default: it lets anyone who reaches it break the broker's answers.
 	TestControl string
 
+	// ScramUsers are SCRAM users made (or replaced) at start, each
+	// name:password[:SCRAM-SHA-256|SCRAM-SHA-512]; without a mechanism, a
+	// credential for each. Only the salted hashes are kept.
+	ScramUsers []string
+
 	// Parsed by Validate.
 	listenHost, listenPort string
 	advertHost             string
@@ -83,6 +88,7 @@ type Config struct {
 	listeners              []listenerSpec    // in the order given; the first is Listen/Advertise
 	topicDefaults          map[string]string // topic config name -> broker-level default
 	staticTopicDefaults    map[string]bool   // topic configs whose default was set in Settings
+	scram                  *scramStore       // SCRAM credentials; see sasl_scramstore.go
 }
 
 // brokerConfigDef describes a broker-level config that is not the synonym
@@ -221,6 +227,12 @@ func (c *Config) Validate() error {
 		c.DataDir = "./skiff-data"
 	}
 
+	for _, u := range c.ScramUsers {
+		if _, _, _, err := parseScramUser(u); err != nil {
+			return err
+		}
+	}
+	c.scramStore()
 	if err := c.parseListeners(set); err != nil {
 		return err
 	}
@@ -314,6 +326,9 @@ func validateSetting(name, v string) error {
 		}
 	}
 	if known, err := validateObsSetting(name, v); known {
+		return err
+	}
+	if ok, err := validateSecuritySetting(name, v); ok {
 		return err
 	}
 	for _, n := range ignoredBrokerConfigs {

@@ -43,6 +43,9 @@ type conn struct {
 	// idleCheck is idleAt, or nil when connections never expire: what a
 	// reader muted for request memory watches.
 	idleCheck func() time.Time
+	// auth is who the client is and, on SASL listeners, how far it has
+	// got authenticating (see sasl.go).
+	auth connAuth
 }
 
 // inflight is one request on its way from the reader to the writer.
@@ -58,7 +61,11 @@ type inflight struct {
 
 const pipelineDepth = 16
 
-func (s *Server) serveConn(nc net.Conn) {
+func (s *Server) serveConn(nc net.Conn, l *listenerSpec) {
+	auth, nc, ok := s.secureConn(nc, l) // tls_conn.go
+	if !ok {
+		return
+	}
 	// The connection's context is not derived from the server's: on a
 	// graceful stop the reader stops reading, but requests already read are
 	// still answered. Cancelling it (a broken connection, a forced stop)
@@ -73,6 +80,10 @@ func (s *Server) serveConn(nc net.Conn) {
 		ctx:    ctx,
 		cancel: cancel,
 		idle:   s.cfg.connectionsMaxIdle,
+	}
+	c.auth.sasl, c.auth.principal = auth.sasl, auth.principal
+	if c.auth.sasl == nil {
+		c.auth.done.Store(true)
 	}
 	if c.idle > 0 {
 		c.idleCheck = c.idleAt
@@ -120,7 +131,13 @@ func (c *conn) readLoop(out chan<- inflight) {
 		// memory is freed, the connection goes idle, or the server stops:
 		// hence reqCtx).
 		var reserved int64
-		frame, err := protocol.ReadFrameReserve(br, maxSize, func(n int) error {
+		limit := maxSize
+		if !c.auth.done.Load() {
+			// Kafka's sasl.server.max.receive.size: a client that has not
+			// authenticated cannot make the broker read large frames.
+			limit = min(limit, c.auth.sasl.maxReceive)
+		}
+		frame, err := protocol.ReadFrameReserve(br, limit, func(n int) error {
 			if err := mem.reserve(c.reqCtx, c, int64(n), c.idleCheck); err != nil {
 				return err
 			}
@@ -233,13 +250,20 @@ func (c *conn) handle(f inflight) (resp kmsg.Response) {
 			resp = nil
 		}
 	}()
+	if ok, why := c.auth.permits(f.hdr.APIKey, time.Now()); !ok {
+		c.log.Warn().Str("api", kmsg.NameForKey(f.hdr.APIKey)).Str("client_id", f.hdr.ClientID).
+			Msg("closing connection: " + why)
+		c.cancel()
+		return nil
+	}
 	if fs := c.s.faults.Load(); fs != nil {
 		if resp, handled := c.applyFaults(fs, f); handled {
 			return resp
 		}
 	}
 	entry := apis[f.hdr.APIKey]
-	r := &request{ctx: c.reqCtx, connCtx: c.ctx, kreq: f.req, version: f.hdr.APIVersion, clientID: f.hdr.ClientID, remote: c.nc.RemoteAddr(), local: c.nc.LocalAddr()}
+	r := &request{ctx: c.reqCtx, connCtx: c.ctx, kreq: f.req, version: f.hdr.APIVersion, clientID: f.hdr.ClientID, remote: c.nc.RemoteAddr(), local: c.nc.LocalAddr(),
+		auth: &c.auth}
 	resp, err := entry.handle(c.s, r)
 	if err != nil {
 		// A handler error means the request was invalid in a way Kafka
@@ -266,6 +290,15 @@ func (c *conn) writeLoop(in <-chan inflight) {
 		if bw == nil {
 			bw = bufio.NewWriterSize(c.nc, 64<<10)
 		}
+		if ca, ok := f.resp.(*closeAfterResponse); ok && ca.delay > 0 {
+			bw.Flush() // what went before is not held back
+			t := time.NewTimer(ca.delay)
+			select {
+			case <-t.C:
+			case <-c.ctx.Done():
+				t.Stop()
+			}
+		}
 		var ok bool
 		buf, pieces, ok = c.encode(buf[:0], pieces[:0], f)
 		if !ok {
@@ -283,6 +316,13 @@ func (c *conn) writeLoop(in <-chan inflight) {
 		clear(pieces)
 		releaseResponse(f.resp)
 		if err != nil {
+			c.cancel()
+			continue
+		}
+		if _, closing := f.resp.(*closeAfterResponse); closing {
+			// A failed authentication: the client gets the error, then the
+			// connection closes, as Kafka does.
+			bw.Flush()
 			c.cancel()
 			continue
 		}
@@ -324,6 +364,9 @@ func (c *conn) encode(buf []byte, pieces [][]byte, f inflight) (_ []byte, _ [][]
 	}
 	if h, isHeld := resp.(*heldResponse); isHeld {
 		resp = h.Response
+	}
+	if ca, isClosing := resp.(*closeAfterResponse); isClosing {
+		resp = ca.Response
 	}
 	c.s.metrics.request(f.hdr.APIKey, &f.times, resp)
 	if fr, isFetch := resp.(*kmsg.FetchResponse); isFetch {

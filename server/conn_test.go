@@ -14,7 +14,7 @@ import (
 // TestHandlerPanicClosesOnlyThatConnection: a panicking handler must close
 // its connection and leave the broker serving others.
 func TestHandlerPanicClosesOnlyThatConnection(t *testing.T) {
-	const key = kmsg.DescribeUserSCRAMCredentials // an API Skiff does not serve
+	const key = kmsg.DescribeDelegationToken // an API Skiff does not serve
 	register(key, 0, 0, func(*Server, *request) (kmsg.Response, error) { panic("handler bug") })
 	t.Cleanup(func() { delete(apis, int16(key)) })
 
@@ -49,7 +49,7 @@ func TestHandlerPanicClosesOnlyThatConnection(t *testing.T) {
 		return nc, resp, err
 	}
 
-	panicking := kmsg.NewPtrDescribeUserSCRAMCredentialsRequest()
+	panicking := kmsg.NewPtrDescribeDelegationTokenRequest()
 	nc, _, err := send(panicking)
 	defer nc.Close()
 	if err == nil {

@@ -21,6 +21,10 @@ type listenerSpec struct {
 	advertHost string
 	advertPort int32
 	boundPort  int // set by Start
+	// protocol is the listener's security protocol and security what it
+	// asks of clients (see security_config.go).
+	protocol string
+	security *listenerSecurity
 }
 
 // parseListeners resolves the listeners, advertised.listeners and
@@ -79,13 +83,20 @@ func (c *Config) parseListeners(set func(string) (string, bool)) error {
 		}
 		protocols[strings.ToUpper(strings.TrimSpace(name))] = strings.ToUpper(strings.TrimSpace(proto))
 	}
-	for _, l := range specs {
+	for i := range specs {
+		l := &specs[i]
 		proto, ok := protocols[l.name]
 		if !ok {
 			return fmt.Errorf("server: listener %s has no security protocol in listener.security.protocol.map", l.name)
 		}
-		if proto != "PLAINTEXT" {
-			return fmt.Errorf("server: listener %s uses %s; Skiff supports only PLAINTEXT listeners", l.name, proto)
+		switch proto {
+		case "PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL":
+		default:
+			return fmt.Errorf("server: listener %s uses unknown security protocol %s", l.name, proto)
+		}
+		l.protocol = proto
+		if err := c.parseListenerSecurity(l); err != nil {
+			return err
 		}
 	}
 

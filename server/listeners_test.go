@@ -48,8 +48,13 @@ func TestParseListeners(t *testing.T) {
 		}}, want: []listenerSpec{{name: "PLAINTEXT", host: "127.0.0.1", port: "9092"}}},
 		{name: "name not in protocol map", cfg: Config{Settings: map[string]string{"listeners": "INTERNAL://127.0.0.1:9093"}},
 			wantErr: "listener.security.protocol.map"},
-		{name: "ssl refused", cfg: Config{Settings: map[string]string{"listeners": "SSL://127.0.0.1:9093"}},
-			wantErr: "only PLAINTEXT"},
+		{name: "ssl without a keystore", cfg: Config{Settings: map[string]string{"listeners": "SSL://127.0.0.1:9093"}},
+			wantErr: "ssl.keystore.location"},
+		{name: "sasl without mechanisms", cfg: Config{Settings: map[string]string{"listeners": "SASL_PLAINTEXT://127.0.0.1:9093"}},
+			wantErr: "sasl.enabled.mechanisms"},
+		{name: "unknown protocol", cfg: Config{Settings: map[string]string{
+			"listeners": "A://127.0.0.1:9093", "listener.security.protocol.map": "A:KERBEROS"}},
+			wantErr: "unknown security protocol"},
 		{name: "same port twice", cfg: Config{Settings: map[string]string{
 			"listeners": "A://127.0.0.1:9092,B://127.0.0.2:9092", "listener.security.protocol.map": "A:PLAINTEXT,B:PLAINTEXT",
 		}}, wantErr: "same port"},
@@ -81,7 +86,9 @@ func TestParseListeners(t *testing.T) {
 				t.Fatalf("listeners %+v, want %+v", tc.cfg.listeners, tc.want)
 			}
 			for i := range tc.want {
-				if tc.cfg.listeners[i] != tc.want[i] {
+				got := tc.cfg.listeners[i]
+				got.protocol = "" // security is tested in security_test.go
+				if got != tc.want[i] {
 					t.Errorf("listener %d: %+v, want %+v", i, tc.cfg.listeners[i], tc.want[i])
 				}
 			}

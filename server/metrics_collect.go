@@ -203,4 +203,3 @@ func (c *stateCollector) collectGroups(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descGroups, prometheus.GaugeValue, float64(n), ts.typ, ts.state)
 	}
 }
-

@@ -17,6 +17,9 @@ type request struct {
 	clientID string
 	remote   net.Addr
 	local    net.Addr // which listener the connection came in on
+	// auth is the connection's authentication state: its principal, and
+	// for the SASL APIs the exchange in progress (sasl.go).
+	auth *connAuth
 }
 
 // A handler answers one request. A nil response means no response is sent

@@ -57,6 +57,11 @@ type Server struct {
 	// stop: from then on a read deadline means "stop", not an idle check.
 	closing atomic.Bool
 
+	// authFailures counts failed authentications; authFailLogged is when
+	// one was last logged (Unix nanoseconds), to rate-limit the log.
+	authFailures   atomic.Int64
+	authFailLogged atomic.Int64
+
 	wg sync.WaitGroup // every goroutine the server owns
 
 	mu struct {
@@ -99,6 +104,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: opening data dir: %w", err)
 	}
 	s.store = store
+	if err := s.cfg.scramStore().open(cfg.DataDir, cfg.ScramUsers); err != nil {
+		store.Close()
+		return nil, err
+	}
 	meta, err := openCluster(&s.cfg, store, s.log)
 	if err != nil {
 		store.Close()
@@ -143,8 +152,9 @@ func (s *Server) Start() error {
 		Str("advertise", net.JoinHostPort(s.cfg.advertHost, strconv.Itoa(int(s.cfg.advertPort)))).
 		Str("data_dir", s.cfg.DataDir).Str("http", s.HTTPAddr()).Bool("clean_start", s.store.CleanStart()).
 		Str("profile", s.cfg.profileName()).Str("profile_settings", s.cfg.profileSummary()).Msg("skiff started")
-	for _, ln := range lns {
-		s.goTracked(func() { s.acceptLoop(ln) })
+	for i, ln := range lns {
+		l := &s.cfg.listeners[i]
+		s.goTracked(func() { s.acceptLoop(ln, l) })
 	}
 	s.goTracked(s.retentionLoop)
 	s.txn.Start()
@@ -168,7 +178,7 @@ func (s *Server) goTracked(f func()) {
 	}()
 }
 
-func (s *Server) acceptLoop(ln net.Listener) {
+func (s *Server) acceptLoop(ln net.Listener, l *listenerSpec) {
 	var backoff acceptBackoff
 	lm := s.metrics.listener(ln)
 	for {
@@ -210,7 +220,7 @@ func (s *Server) acceptLoop(ln net.Listener) {
 		go func() {
 			defer s.wg.Done()
 			defer lm.connClosed()
-			s.serveConn(nc)
+			s.serveConn(nc, l)
 		}()
 	}
 }
@@ -335,6 +345,8 @@ type Stats struct {
 	// fetch.memory.pool.bytes (more than the pool when first batches were
 	// read on credit).
 	FetchBytesHeld int64
+	// AuthFailures counts failed SASL authentications since start.
+	AuthFailures int64
 }
 
 type serverStats struct {
@@ -348,5 +360,6 @@ func (s *Server) Stats() Stats {
 	s.mu.Unlock()
 	return Stats{Connections: conns, ParkedFetches: s.stats.parkedFetches.Load(),
 		QueuedRequestBytes: s.reqMem.inUse(),
-		FetchBytesHeld:     s.cfg.fetchMemoryPoolBytes - s.fetchPool.available()}
+		FetchBytesHeld:     s.cfg.fetchMemoryPoolBytes - s.fetchPool.available(),
+		AuthFailures:       s.authFailures.Load()}
 }

@@ -52,6 +52,8 @@ func run(args []string, stderr io.Writer) int {
 	testControl := fs.String("test-control", os.Getenv("SKIFF_TEST_CONTROL"), "serve the fault-injection HTTP API (/v1/faults, /v1/requests) on host:port; for tests only, off by default (env SKIFF_TEST_CONTROL)")
 	var ovr overrides
 	fs.Var(&ovr, "override", "a Kafka config, key=value; repeatable")
+	var scramUsers overrides
+	fs.Var(&scramUsers, "scram-user", "a SCRAM user made at start, name:password[:SCRAM-SHA-256|SCRAM-SHA-512] (both without a mechanism); repeatable; only salted hashes are stored (env SKIFF_SCRAM_USERS, comma-separated)")
 	logLevel := fs.String("log-level", envOr("SKIFF_LOG_LEVEL", "info"), "debug, info, warn or error (env SKIFF_LOG_LEVEL)")
 	logFormat := fs.String("log-format", envOr("SKIFF_LOG_FORMAT", "console"), "json or console (env SKIFF_LOG_FORMAT)")
 	if err := fs.Parse(args); err != nil {
@@ -96,8 +98,16 @@ func run(args []string, stderr io.Writer) int {
 			settings[name] = v
 		}
 	}
+	if v := os.Getenv("SKIFF_SCRAM_USERS"); v != "" && len(scramUsers) == 0 {
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				scramUsers = append(scramUsers, u)
+			}
+		}
+	}
 	cfg := server.Config{Settings: settings, Logger: logger, NodeID: int32(*nodeID),
-		Pprof: *pprofOn, PartitionMetrics: *partitionMetrics, Profile: *profile, TestControl: *testControl}
+		Pprof: *pprofOn, PartitionMetrics: *partitionMetrics, Profile: *profile, TestControl: *testControl,
+		ScramUsers: scramUsers}
 	// Like --listen: the flag yields to the config file unless given.
 	if _, ok := settings["skiff.http.listeners"]; !ok || explicit["http-listen"] {
 		cfg.HTTPListen = *httpListen

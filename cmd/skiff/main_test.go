@@ -26,6 +26,9 @@ func TestInvalidConfigExitsWithCode2(t *testing.T) {
 		{"wildcard without advertise", []string{"--data-dir", dir, "--listen", "0.0.0.0:0"}, "advertised"},
 		{"unknown flag", []string{"--frobnicate"}, "frobnicate"},
 		{"unknown profile", []string{"--data-dir", dir, "--profile", "fast"}, `unknown profile "fast"`},
+		{"scram user without password", []string{"--data-dir", dir, "--scram-user", "alice"}, "name:password"},
+		{"scram user bad mechanism", []string{"--data-dir", dir, "--scram-user", "alice:pw:SCRAM-MD5"}, "unknown mechanism"},
+		{"sasl listener without mechanisms", []string{"--data-dir", dir, "--listeners", "SASL_PLAINTEXT://127.0.0.1:0"}, "sasl.enabled.mechanisms"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
