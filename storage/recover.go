@@ -60,6 +60,9 @@ func openLog(dir, name string, cfg Config, env logEnv, logger zerolog.Logger) (*
 	l.mu.cfg = cfg
 	l.mu.fsync = fdatasync
 	l.mu.producers.expiration = env.producerExpiration
+	if err := completeSwaps(dir, logger); err != nil {
+		return nil, err
+	}
 	bases, err := listSegments(dir)
 	if err != nil {
 		return nil, err
@@ -70,6 +73,7 @@ func openLog(dir, name string, cfg Config, env logEnv, logger zerolog.Logger) (*
 		}
 		return nil, err
 	}
+	l.loadCompactState()
 	return l, nil
 }
 

@@ -62,6 +62,7 @@ type segment struct {
 	synced      int64      // bytes known to be on stable storage
 	indexSaved  bool       // the index files on disk hold exactly offIdx/timeIdx
 	rolled      bool       // no longer the active segment
+	compacting  bool       // pinned by a cleaning, which will replace it; retention leaves it alone
 }
 
 func newSegment(dir string, base int64, f *os.File, now int64) *segment {

@@ -37,8 +37,11 @@ type StoreOptions struct {
 	// ProducerIDExpirationCheckInterval is
 	// producer.id.expiration.check.interval.ms (default 10 min).
 	ProducerIDExpirationCheckInterval time.Duration
-	// Now is the clock producer expiry reads; tests inject a fake one.
+	// Now is the clock producer expiry and the log cleaner read; tests
+	// inject a fake one.
 	Now func() time.Time
+	// Cleaner configures log compaction (see cleaner.go).
+	Cleaner CleanerOptions
 }
 
 func (o StoreOptions) withDefaults() StoreOptions {
@@ -54,6 +57,7 @@ func (o StoreOptions) withDefaults() StoreOptions {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	o.Cleaner = o.Cleaner.withDefaults()
 	return o
 }
 
@@ -161,6 +165,13 @@ func OpenStoreWith(dir string, logger zerolog.Logger, opts StoreOptions) (*Store
 	}
 	s.bg.Add(1)
 	go s.background()
+	if !s.opts.Cleaner.Disabled {
+		th := newThrottler(s.opts.Cleaner.IOMaxBytesPerSecond, s.quit)
+		for range s.opts.Cleaner.Threads {
+			s.bg.Add(1)
+			go s.runCleaner(th)
+		}
+	}
 	return s, nil
 }
 
