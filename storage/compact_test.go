@@ -385,8 +385,10 @@ func TestCompactTransactions(t *testing.T) {
 		return m
 	}
 	for pass := 0; pass < 3; pass++ {
-		fillKeyed(t, l, protocol.CodecNone, 4, 10, ts) // dirty again
-		mustCompact(t, l, clock.Now().UnixMilli())
+		fillKeyed(t, l, protocol.CodecNone, 4, 40, ts) // dirty again
+		if s := mustCompact(t, l, clock.Now().UnixMilli()); !s.Cleaned {
+			t.Fatalf("pass %d did not clean", pass)
+		}
 		if got := values(); got["a"] != "1" || got["b"] != "3" {
 			t.Fatalf("pass %d: committed values %v, want a=1 b=3", pass, got)
 		}

@@ -423,4 +423,3 @@ func (l *Log) writeCleaned(w *bufio.Writer, out *segment, b []byte, cfg Config, 
 	out.size += int64(len(b))
 	return nil
 }
-
