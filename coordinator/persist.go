@@ -181,6 +181,7 @@ func (g *Groups) replayLocked(part int, l Log) error {
 		if err != nil {
 			return err
 		}
+		g.replayed += int64(len(recs))
 		g.replayBatchLocked(h, recs)
 		return nil
 	})
