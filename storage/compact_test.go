@@ -617,3 +617,32 @@ func readHeaders(t testing.TB, l *Log) []protocol.BatchHeader {
 		}
 	}
 }
+
+// TestCompactedSegmentEndsWhereItsSegmentsEnded: a read at an offset
+// compaction removed from the end of a cleaned segment finds the next
+// batch, even when the segment holds more than the read asks for. A
+// cleaned segment ending in a gap made such a read return nothing below
+// the high watermark, which stopped the coordinators' replay early.
+func TestCompactedSegmentEndsWhereItsSegmentsEnded(t *testing.T) {
+	clock := &fakeClock{}
+	clock.set(1_000_000)
+	st := compactStore(t, t.TempDir(), clock)
+	defer st.Close()
+	l, err := st.OpenLog("t-0", compactConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillKeyed(t, l, protocol.CodecNone, 20, 60, 1000)
+	mustCompact(t, l, clock.Now().UnixMilli())
+	for i := 0; i+1 < len(l.mu.segs); i++ {
+		end := l.mu.segs[i+1].base
+		rr, err := l.Read(end-1, 100, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := batches(t, rr.Records)
+		if len(hs) == 0 || hs[0].LastOffset() < end-1 {
+			t.Fatalf("read at %d, the last offset of segment %d, got %+v", end-1, l.mu.segs[i].base, hs)
+		}
+	}
+}

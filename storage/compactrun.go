@@ -359,10 +359,13 @@ func (l *Log) cleanGroup(g []*segment, end int64, f *batchFilter, cfg Config, no
 			lastKept = batchLastOffset(kept)
 		}
 	}
-	if last != nil && lastKept < g[len(g)-1].base {
-		// The cleaned segment must reach into the last segment it replaces,
-		// so that recovery of a half-done swap knows which segments it
-		// covers (Kafka's LogLoader deletes those its offsets overlap).
+	if last != nil && lastKept < batchLastOffset(last) {
+		// The cleaned segment ends where the segments it replaces ended,
+		// with the last batch emptied if need be: a read or a replay at an
+		// offset past its last record then finds that batch instead of
+		// nothing, and recovery of a half-done swap knows which segments
+		// the cleaned one covers (Kafka's LogLoader deletes those its
+		// offsets overlap).
 		h, err := protocol.ParseBatchHeader(last)
 		if err != nil {
 			return fmt.Errorf("%w: %w", errCorruptSegment, err)

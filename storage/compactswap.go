@@ -29,8 +29,9 @@ import (
 // "<base>.log.swap" it deletes the segments whose base offsets the swap
 // covers, from base to the swap's last offset, and renames the swap files to
 // their final names; .swap index files without their log file are deleted.
-// The cleaned segment always reaches into the last segment it replaces (an
-// empty batch stays if need be), so the covered segments are exactly those.
+// The cleaned segment always ends with the last offset of the segments it
+// replaced (an empty batch stays if need be), so the covered segments are
+// exactly those.
 
 // compactCrashAt, when set (by tests), is asked at each step of a swap
 // whether to stop there as if the process died: the files are left as they
