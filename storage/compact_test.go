@@ -632,7 +632,12 @@ func TestCompactedSegmentEndsWhereItsSegmentsEnded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fillKeyed(t, l, protocol.CodecNone, 20, 60, 1000)
+	// Each segment keeps its one-off keys and loses its trailing updates
+	// of shared keys.
+	for r := 0; r < 60; r++ {
+		mustAppend(t, l, keyedBatch(t, 1000, protocol.CodecNone, -1, 0, false, kv{fmt.Sprintf("once-%d", r), val("x")}), AppendOptions{Sync: true})
+		fillKeyed(t, l, protocol.CodecNone, 10, 1, 1000)
+	}
 	mustCompact(t, l, clock.Now().UnixMilli())
 	for i := 0; i+1 < len(l.mu.segs); i++ {
 		end := l.mu.segs[i+1].base
