@@ -635,8 +635,8 @@ func TestCompactedSegmentEndsWhereItsSegmentsEnded(t *testing.T) {
 	// Each segment keeps its one-off keys and loses its trailing updates
 	// of shared keys.
 	for r := 0; r < 60; r++ {
-		mustAppend(t, l, keyedBatch(t, 1000, protocol.CodecNone, -1, 0, false, kv{fmt.Sprintf("once-%d", r), val("x")}), AppendOptions{Sync: true})
-		fillKeyed(t, l, protocol.CodecNone, 10, 1, 1000)
+		mustAppend(t, l, keyedBatch(t, 1000, protocol.CodecNone, -1, 0, false, kv{fmt.Sprintf("once-%d", r), val(strings.Repeat("x", 150))}), AppendOptions{Sync: true})
+		mustAppend(t, l, keyedBatch(t, 1000, protocol.CodecNone, -1, 0, false, kv{"shared", val(fmt.Sprint(r))}, kv{"shared", val("y")}), AppendOptions{Sync: true})
 	}
 	mustCompact(t, l, clock.Now().UnixMilli())
 	for i := 0; i+1 < len(l.mu.segs); i++ {
