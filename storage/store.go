@@ -67,7 +67,9 @@ func (o StoreOptions) withDefaults() StoreOptions {
 // Lock order: ckptMu, then mu, then a Log's mu (a Log never calls into its
 // store with its mu held, except for the non-blocking requestCheckpoint).
 // No lock of the store is held during disk I/O except ckptMu, which only
-// checkpoint writers take.
+// checkpoint writers take. The cleaner threads take mu only to list the
+// open logs, then each log's mu on its own to choose and to swap; a log's
+// cleaning does its I/O with no lock held.
 type Store struct {
 	dir    string
 	logger zerolog.Logger
