@@ -99,9 +99,7 @@ func (t *txnTracker) consumeUpTo(offset int64) {
 	for len(t.aborted) > 0 && t.aborted[0].FirstOffset <= offset {
 		a := t.aborted[0]
 		t.aborted = t.aborted[1:]
-		if _, ok := t.ongoingAborted[a.ProducerID]; !ok {
-			t.ongoingAborted[a.ProducerID] = &abortedTxnState{txn: a}
-		}
+		t.ongoingAborted[a.ProducerID] = &abortedTxnState{txn: a}
 	}
 }
 
