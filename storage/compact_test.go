@@ -651,3 +651,27 @@ func TestCompactedSegmentEndsWhereItsSegmentsEnded(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreCleanerCompactsInBackground: the store's own cleaner thread
+// finds a due log and compacts it, and Close stops it.
+func TestStoreCleanerCompactsInBackground(t *testing.T) {
+	st, err := OpenStoreWith(t.TempDir(), zerolog.Nop(), StoreOptions{Cleaner: CleanerOptions{Backoff: 5 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := st.OpenLog("t-0", compactConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillKeyed(t, l, protocol.CodecLZ4, 20, 60, time.Now().UnixMilli())
+	before := l.Size()
+	checkFor(t, 30*time.Second, func() error {
+		if l.Size() > before/2 {
+			return fmt.Errorf("size %d, %d before", l.Size(), before)
+		}
+		return nil
+	})
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
