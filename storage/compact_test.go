@@ -675,3 +675,35 @@ func TestStoreCleanerCompactsInBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFindTimestampSkipsEmptiedBatches: a batch compaction emptied (kept
+// for its producer fields or to end its segment) is not the answer to a
+// timestamp lookup; the next batch with records is.
+func TestFindTimestampSkipsEmptiedBatches(t *testing.T) {
+	clock := &fakeClock{}
+	clock.set(1_000_000)
+	st := compactStore(t, t.TempDir(), clock)
+	defer st.Close()
+	l, err := st.OpenLog("t-0", compactConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := int64(0); r < 60; r++ {
+		mustAppend(t, l, keyedBatch(t, 1000+r, protocol.CodecNone, -1, 0, false, kv{"k", val(strings.Repeat("v", 100))}), AppendOptions{Sync: true})
+	}
+	mustCompact(t, l, clock.Now().UnixMilli())
+	empty := false
+	for _, h := range readHeaders(t, l) {
+		empty = empty || h.NumRecords == 0
+	}
+	if !empty {
+		t.Fatal("no emptied batch to look past")
+	}
+	b, ok, err := l.FindTimestamp(1001)
+	if err != nil || !ok {
+		t.Fatalf("FindTimestamp: %v %v", ok, err)
+	}
+	if h := batches(t, b)[0]; h.NumRecords == 0 {
+		t.Fatalf("answered with an empty batch at %d", h.BaseOffset)
+	}
+}
