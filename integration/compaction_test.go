@@ -266,3 +266,52 @@ func TestConsumerOffsetsCompactedAndReplayed(t *testing.T) {
 		}
 	}
 }
+
+// TestCompactionRemovesTombstonesAfterDeleteRetention: deleted keys keep
+// their tombstone through the first cleaning and lose it, with every older
+// value, once delete.retention.ms has passed (100 ms here; the storage
+// tests drive the same rule with a fake clock).
+func TestCompactionRemovesTombstonesAfterDeleteRetention(t *testing.T) {
+	b := startBroker(t, compactionSettings)
+	adm := newAdmin(t, b.Addr())
+	createTopic(t, adm, "deletes", 1, map[string]*string{
+		"cleanup.policy":      strp("compact"),
+		"segment.bytes":       strp("16384"),
+		"delete.retention.ms": strp("100"),
+	})
+	ctx := testContext(t)
+	cl := newClient(t, b.Addr(), kgo.DefaultProduceTopic("deletes"))
+	var recs []*kgo.Record
+	for k := 0; k < 100; k++ {
+		recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "k%03d", k), Value: incompressible(100)})
+	}
+	for k := 0; k < 100; k += 2 {
+		recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "k%03d", k)}) // tombstone
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	end, err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("end"), Value: incompressible(17000)}).First()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "tombstones to go", func() bool {
+		tombstones, deleted, live := 0, 0, 0
+		for _, r := range consumeThrough(t, b.Addr(), "deletes", end.Offset) {
+			k := string(r.Key)
+			switch {
+			case k == "end":
+			case r.Value == nil:
+				tombstones++
+			case k[len(k)-1]%2 == 0:
+				deleted++
+			default:
+				live++
+			}
+		}
+		if deleted > 0 && tombstones == 0 {
+			t.Fatalf("%d values of deleted keys left without their tombstones", deleted)
+		}
+		return tombstones == 0 && deleted == 0 && live == 50
+	})
+}
