@@ -315,3 +315,63 @@ func TestCompactionRemovesTombstonesAfterDeleteRetention(t *testing.T) {
 		return tombstones == 0 && deleted == 0 && live == 50
 	})
 }
+
+// TestTransactionStateCompactedAndReplayed: __transaction_state compacts
+// to the latest state of each transactional id, and after a restart the
+// id resumes with a newer epoch (a replay of stale state would hand out an
+// old one) and its earlier transactions stay committed.
+func TestTransactionStateCompactedAndReplayed(t *testing.T) {
+	settings := map[string]string{
+		"log.cleaner.backoff.ms":               "20",
+		"transaction.state.log.num.partitions": "1",
+		"transaction.state.log.segment.bytes":  "16384",
+	}
+	b := startBroker(t, settings)
+	adm := newAdmin(t, b.Addr())
+	createTopic(t, adm, "ledger", 1, nil)
+	ctx := testContext(t)
+	cl := newClient(t, b.Addr(), kgo.DefaultProduceTopic("ledger"), kgo.TransactionalID("ledger-writer"))
+	const txns = 300
+	for i := 0; i < txns; i++ {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "%d", i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, epoch, err := cl.ProducerID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 300 transactions write about 60 KiB of state; compacted, what is
+	// left is the active segment and a few records.
+	eventually(t, 60*time.Second, "__transaction_state compaction", func() bool {
+		return partitionSize(t, adm, "__transaction_state", 0) < 16384+4096
+	})
+	t.Logf("__transaction_state: %d bytes after %d transactions", partitionSize(t, adm, "__transaction_state", 0), txns)
+	cl.Close()
+	b.Close()
+
+	b2 := startBroker(t, settings, b.dir)
+	cl2 := newClient(t, b2.Addr(), kgo.DefaultProduceTopic("ledger"), kgo.TransactionalID("ledger-writer"))
+	if err := cl2.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl2.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl2.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	if _, epoch2, err := cl2.ProducerID(ctx); err != nil || epoch2 <= epoch {
+		t.Fatalf("epoch after restart %d (%v), want above %d", epoch2, err, epoch)
+	}
+	got := consumeN(t, b2.Addr(), "ledger", txns+1, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if string(got[0].Value) != "0" || string(got[txns].Value) != "after" {
+		t.Fatalf("read_committed: first %q, last %q", got[0].Value, got[txns].Value)
+	}
+}
