@@ -707,3 +707,31 @@ func TestFindTimestampSkipsEmptiedBatches(t *testing.T) {
 		t.Fatalf("answered with an empty batch at %d", h.BaseOffset)
 	}
 }
+
+// TestMaxTimestampBatchSkipsEmptiedBatches: the batch with the largest
+// timestamp, emptied by compaction but kept as its producer's last, no
+// longer answers ListOffsets' max-timestamp lookup; the largest record
+// left does.
+func TestMaxTimestampBatchSkipsEmptiedBatches(t *testing.T) {
+	clock := &fakeClock{}
+	clock.set(1_000_000)
+	st := compactStore(t, t.TempDir(), clock)
+	defer st.Close()
+	l, err := st.OpenLog("t-0", compactConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := clock.Now().UnixMilli()
+	mustAppend(t, l, keyedBatch(t, ts+5000, protocol.CodecNone, 5, 0, false, kv{"k", val("old")}), AppendOptions{Sync: true})
+	for r := int64(0); r < 60; r++ {
+		mustAppend(t, l, keyedBatch(t, ts+r, protocol.CodecNone, -1, 0, false, kv{"k", val(strings.Repeat("v", 100))}), AppendOptions{Sync: true})
+	}
+	mustCompact(t, l, clock.Now().UnixMilli())
+	b, ok, err := l.MaxTimestampBatch()
+	if err != nil || !ok {
+		t.Fatalf("MaxTimestampBatch: %v %v", ok, err)
+	}
+	if h := batches(t, b)[0]; h.NumRecords == 0 {
+		t.Fatalf("answered with the emptied batch at %d", h.BaseOffset)
+	}
+}

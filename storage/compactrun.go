@@ -422,7 +422,11 @@ func (l *Log) writeCleaned(w *bufio.Writer, out *segment, b []byte, cfg Config, 
 	if _, err := w.Write(b); err != nil {
 		return fmt.Errorf("storage: compact: write %s: %w", out.f.Name(), err)
 	}
-	out.indexBatch(out.size, len(b), batchLastOffset(b), batchMaxTimestamp(b), cfg.IndexIntervalBytes)
+	ts := batchMaxTimestamp(b)
+	if binary.BigEndian.Uint32(b[57:]) == 0 {
+		ts = -1 // see indexTimestamp
+	}
+	out.indexBatch(out.size, len(b), batchLastOffset(b), ts, cfg.IndexIntervalBytes)
 	out.size += int64(len(b))
 	return nil
 }

@@ -271,10 +271,20 @@ func (s *segment) validateFrom(pos, fileSize int64, interval int32) (int64, erro
 		if err != nil || h.BaseOffset < s.next || h.LastOffset()-s.base > maxRelOffset {
 			break
 		}
-		s.indexBatch(pos, size, h.LastOffset(), h.MaxTimestamp, interval)
+		s.indexBatch(pos, size, h.LastOffset(), indexTimestamp(&h), interval)
 		s.next = h.LastOffset() + 1
 		pos += int64(size)
 		s.size = pos
 	}
 	return pos, nil
+}
+
+// indexTimestamp is the timestamp a batch contributes to the time index and
+// the segment's maximum: none for an empty batch (left by compaction), which
+// holds no record a timestamp lookup could return.
+func indexTimestamp(h *protocol.BatchHeader) int64 {
+	if h.NumRecords == 0 {
+		return -1
+	}
+	return h.MaxTimestamp
 }
