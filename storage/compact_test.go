@@ -736,3 +736,27 @@ func TestMaxTimestampBatchSkipsEmptiedBatches(t *testing.T) {
 		t.Fatalf("answered with the emptied batch at %d", h.BaseOffset)
 	}
 }
+
+// TestCompactHonoursIORate: log.cleaner.io.max.bytes.per.second holds a
+// cleaning to its rate (a lower bound on its duration only).
+func TestCompactHonoursIORate(t *testing.T) {
+	clock := &fakeClock{}
+	clock.set(1_000_000)
+	st := compactStore(t, t.TempDir(), clock)
+	defer st.Close()
+	l, err := st.OpenLog("t-0", compactConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillKeyed(t, l, protocol.CodecNone, 20, 60, 1000)
+	const rate = 100_000 // bytes per second
+	start := time.Now()
+	s, err := l.compact(clock.Now().UnixMilli(), 1<<20, newThrottler(rate, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := s.BytesRead + s.BytesWritten
+	if min := time.Duration(float64(moved-rate/10) / rate * float64(time.Second)); time.Since(start) < min {
+		t.Fatalf("moved %d bytes in %v at %d B/s, want at least %v", moved, time.Since(start), rate, min)
+	}
+}
