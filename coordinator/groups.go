@@ -47,6 +47,7 @@ type Groups struct {
 	topics     TopicLookup
 	createLogs func() ([]Log, error)
 	closing    chan struct{} // closed by Close; parked requests return
+	replayed   int64         // records replayed from __consumer_offsets by New; set before g is shared
 
 	mu struct {
 		sync.Mutex
@@ -93,8 +94,13 @@ func New(cfg Config, deps Deps) (*Groups, error) {
 	}
 	g.onLoadedLocked()
 	g.scheduleExpiryLocked()
+	g.logger.Info().Int64("records", g.replayed).Int("partitions", len(deps.Logs)).Msg("coordinator: replayed __consumer_offsets")
 	return g, nil
 }
+
+// ReplayedRecords is how many __consumer_offsets records New replayed: after
+// compaction, about one per live group member, offset and group.
+func (g *Groups) ReplayedRecords() int64 { return g.replayed }
 
 // Close stops all timers, answers parked requests with NOT_COORDINATOR and
 // waits for in-flight appends. Later requests get COORDINATOR_NOT_AVAILABLE.

@@ -214,6 +214,7 @@ func (g *Groups) replayLocked(part int, l Log) error {
 				Int64("offset", h.BaseOffset).Msg("coordinator: skipping undecodable batch on replay")
 			return nil
 		}
+		g.replayed += int64(len(recs))
 		g.replayBatchLocked(h, recs)
 		return nil
 	})

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -291,6 +292,11 @@ func (c *cluster) storageConfigLocked(t *topic) storage.Config {
 	if sc.FlushMs == math.MaxInt64 {
 		sc.FlushMs = 0
 	}
+	sc.Compact = slices.Contains(strings.Split(c.topicConfigLocked(t, "cleanup.policy"), ","), "compact")
+	sc.MinCleanableDirtyRatio, _ = strconv.ParseFloat(strings.TrimSpace(c.topicConfigLocked(t, "min.cleanable.dirty.ratio")), 64) // validated
+	sc.MinCompactionLagMs = get("min.compaction.lag.ms")
+	sc.MaxCompactionLagMs = get("max.compaction.lag.ms")
+	sc.DeleteRetentionMs = get("delete.retention.ms")
 	return sc
 }
 

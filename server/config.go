@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -144,6 +145,13 @@ var brokerConfigDefs = []brokerConfigDef{
 	{name: "producer.id.expiration.ms", typ: typeInt, def: "86400000", check: intRange(1, 1<<31-1)},
 	{name: "producer.id.expiration.check.interval.ms", typ: typeInt, def: "600000", check: intRange(1, 1<<31-1)},
 	{name: "log.flush.offset.checkpoint.interval.ms", typ: typeInt, def: "60000", check: intRange(0, 1<<31-1)},
+	{name: "log.cleaner.enable", typ: typeBoolean, def: "true"},
+	{name: "log.cleaner.threads", typ: typeInt, def: "1", check: intRange(1, 64)},
+	{name: "log.cleaner.dedupe.buffer.size", typ: typeLong, def: "134217728", check: longMin(1 << 20)},
+	{name: "log.cleaner.io.max.bytes.per.second", typ: typeDouble, def: "1.7976931348623157E308", check: doubleRange(1, math.MaxFloat64)},
+	{name: "log.cleaner.backoff.ms", typ: typeLong, def: "15000", check: longMin(1)},
+	{name: "offsets.topic.segment.bytes", typ: typeInt, def: offsetsTopicSegmentBytes, check: intRange(1, 1<<31-1)},
+	{name: "transaction.state.log.segment.bytes", typ: typeInt, def: txnStateSegmentBytes, check: intRange(1, 1<<31-1)},
 }
 
 // ignoredBrokerConfigs are Kafka configs that appear in ordinary
@@ -157,8 +165,8 @@ var ignoredBrokerConfigs = []string{
 	"socket.send.buffer.bytes", "socket.receive.buffer.bytes", "replica.lag.time.max.ms",
 	"replica.fetch.max.bytes", "replica.fetch.response.max.bytes", // follower-side fetch sizes
 	"share.coordinator.state.topic.replication.factor", "share.coordinator.state.topic.min.isr",
-	"group.coordinator.rebalance.protocols", "auto.leader.rebalance.enable", "log.cleaner.enable",
-	"log.cleaner.threads", "zookeeper.connect", "confluent.support.metrics.enable",
+	"group.coordinator.rebalance.protocols", "auto.leader.rebalance.enable",
+	"zookeeper.connect", "confluent.support.metrics.enable",
 }
 
 // defaultQueuedMaxRequestBytes is Skiff's queued.max.request.bytes default.
@@ -366,11 +374,22 @@ func (c *Config) storeOptions() storage.StoreOptions {
 	if ckpt == 0 {
 		ckpt = -1 // storage: no periodic checkpoint
 	}
+	ioRate, _ := strconv.ParseFloat(c.setting("log.cleaner.io.max.bytes.per.second"), 64) // validated
+	if ioRate >= math.MaxFloat64 {
+		ioRate = 0 // unlimited
+	}
 	opts := storage.StoreOptions{
 		RecoveryPointInterval:             ckpt,
 		ProducerIDExpiration:              ms("producer.id.expiration.ms"),
 		ProducerIDExpirationCheckInterval: ms("producer.id.expiration.check.interval.ms"),
 		FS:                                c.FS,
+		Cleaner: storage.CleanerOptions{
+			Disabled:            c.setting("log.cleaner.enable") == "false",
+			Threads:             int(parseLong(c.setting("log.cleaner.threads"))),
+			DedupeBufferSize:    parseLong(c.setting("log.cleaner.dedupe.buffer.size")),
+			IOMaxBytesPerSecond: ioRate,
+			Backoff:             ms("log.cleaner.backoff.ms"),
+		},
 	}
 	if c.Clock != nil {
 		opts.Now = c.Clock.Now

@@ -68,7 +68,7 @@ func (s *Server) internalLogs(name string) []coordinator.Log {
 func (s *Server) createOffsetsTopic() ([]coordinator.Log, error) {
 	_, err := s.meta.createTopic(offsetsTopic, s.cfg.offsetsTopicPartitions, map[string]string{
 		"cleanup.policy": "compact",
-		"segment.bytes":  offsetsTopicSegmentBytes,
+		"segment.bytes":  s.cfg.setting("offsets.topic.segment.bytes"),
 	})
 	if err != nil && err != errTopicExists {
 		return nil, err

@@ -341,6 +341,9 @@ type Stats struct {
 	// or waiting to be handled (counted against queued.max.request.bytes;
 	// 0 when that is unbounded).
 	QueuedRequestBytes int64
+	// OffsetsReplayed is how many __consumer_offsets records the group
+	// coordinator replayed at start-up (compaction bounds it).
+	OffsetsReplayed int64
 	// FetchBytesHeld is what fetch responses being built or sent hold of
 	// fetch.memory.pool.bytes (more than the pool when first batches were
 	// read on credit).
@@ -361,5 +364,6 @@ func (s *Server) Stats() Stats {
 	return Stats{Connections: conns, ParkedFetches: s.stats.parkedFetches.Load(),
 		QueuedRequestBytes: s.reqMem.inUse(),
 		FetchBytesHeld:     s.cfg.fetchMemoryPoolBytes - s.fetchPool.available(),
-		AuthFailures:       s.authFailures.Load()}
+		AuthFailures:       s.authFailures.Load(),
+		OffsetsReplayed:    s.groups.ReplayedRecords()}
 }

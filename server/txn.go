@@ -57,7 +57,7 @@ func (s *Server) createTxnStateTopic() ([]txn.Log, error) {
 	n := int32(parseLong(s.cfg.setting("transaction.state.log.num.partitions")))
 	_, err := s.meta.createTopic(txnStateTopic, n, map[string]string{
 		"cleanup.policy": "compact",
-		"segment.bytes":  txnStateSegmentBytes,
+		"segment.bytes":  s.cfg.setting("transaction.state.log.segment.bytes"),
 	})
 	if err != nil && !errors.Is(err, errTopicExists) {
 		return nil, err

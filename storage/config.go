@@ -25,6 +25,15 @@ type Config struct {
 	Durable       bool
 	FlushMessages int64
 	FlushMs       int64
+
+	// Compaction (see cleaner.go). Compact says cleanup.policy holds
+	// "compact"; retention by time and size is the caller's business
+	// ("delete"), as EnforceRetention is called only for such topics.
+	Compact                bool
+	MinCleanableDirtyRatio float64 // min.cleanable.dirty.ratio, default 0.5
+	MinCompactionLagMs     int64   // min.compaction.lag.ms, default 0
+	MaxCompactionLagMs     int64   // max.compaction.lag.ms, default MaxInt64
+	DeleteRetentionMs      int64   // delete.retention.ms, default 1 day: how long tombstones and removable markers outlive their first cleaning
 }
 
 // DefaultConfig returns Kafka's topic defaults with Skiff's durable group
@@ -39,6 +48,10 @@ func DefaultConfig() Config {
 		Durable:            true,
 		FlushMessages:      math.MaxInt64,
 		FlushMs:            math.MaxInt64,
+
+		MinCleanableDirtyRatio: 0.5,
+		MaxCompactionLagMs:     math.MaxInt64,
+		DeleteRetentionMs:      24 * 60 * 60 * 1000,
 	}
 }
 
@@ -60,6 +73,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("storage: flush.messages %d must not be negative", c.FlushMessages)
 	case c.FlushMs < 0:
 		return fmt.Errorf("storage: flush.ms %d must not be negative", c.FlushMs)
+	case c.MinCleanableDirtyRatio < 0 || c.MinCleanableDirtyRatio > 1:
+		return fmt.Errorf("storage: min.cleanable.dirty.ratio %g not in [0, 1]", c.MinCleanableDirtyRatio)
+	case c.MinCompactionLagMs < 0:
+		return fmt.Errorf("storage: min.compaction.lag.ms %d must not be negative", c.MinCompactionLagMs)
+	case c.Compact && c.MaxCompactionLagMs < 1:
+		return fmt.Errorf("storage: max.compaction.lag.ms %d must be positive", c.MaxCompactionLagMs)
+	case c.DeleteRetentionMs < 0:
+		return fmt.Errorf("storage: delete.retention.ms %d must not be negative", c.DeleteRetentionMs)
 	}
 	return nil
 }

@@ -24,6 +24,11 @@
 //	                                whenever the largest timestamp grew at an index point
 //	log-start-offset                the log start offset, once DeleteRecordsBefore moved it
 //	                                past the first segment's base
+//	cleaner-offset-checkpoint       compacted logs: the first dirty offset (everything
+//	                                below was cleaned against itself)
+//	*.cleaned, *.swap               compacted logs: a cleaned segment being written, or
+//	                                written and about to replace the old ones (see
+//	                                compactswap.go; an open finishes or drops them)
 //
 // All but the last segment are immutable; appends go to the last, the active
 // segment, which rolls (a new segment starts at the log end offset) when an
@@ -110,6 +115,20 @@
 // the log with ErrMissingSegment, naming the file and the fix, instead of
 // opening with a silent hole; a log that ends before its checkpointed
 // recovery point (files deleted or cut from outside) logs the offsets lost.
+//
+// # Compaction
+//
+// Logs with Config.Compact (cleanup.policy=compact) are cleaned by the
+// store's cleaner threads (cleaner.go, log.cleaner.* settings): each
+// picks the log with the highest dirty ratio that is due
+// (min.cleanable.dirty.ratio, max.compaction.lag.ms, or a tombstone
+// horizon passed), builds a bounded key -> latest offset map over the dirty
+// part without any lock, rewrites the segments from the log start to the
+// map's end in groups of at most segment.bytes, and swaps each group in
+// atomically. Offsets never change; batches keep their codec and producer
+// fields; transactions, markers, tombstones and each producer's last batch
+// follow Kafka's LogCleaner (compact.go). The clock is StoreOptions.Now,
+// so tests drive horizons and lags without waiting.
 //
 // # Producer state
 //

@@ -96,6 +96,8 @@ type Log struct {
 
 		producers       producerState // idempotent/transactional producers; see producerstate.go
 		pendingSnapshot []byte        // producer state snapshot encoded at a roll, for the next flush round to write
+
+		compact compactState // see compactrun.go
 	}
 }
 

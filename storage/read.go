@@ -221,7 +221,8 @@ func (l *Log) findTimestampIn(p readPart, ts, logStart int64) ([]byte, bool, err
 	sc := newHeaderScanner(p.s.f, p.limit)
 	defer sc.free()
 	pos, h, found, err := sc.find(lookupOffset(idx, rel), func(h protocol.BatchHeader) bool {
-		return h.MaxTimestamp >= ts && h.LastOffset() >= logStart
+		// An empty batch (left by compaction) holds no record to answer with.
+		return h.MaxTimestamp >= ts && h.LastOffset() >= logStart && h.NumRecords > 0
 	})
 	if !found || err != nil {
 		return nil, false, err

@@ -76,6 +76,9 @@ func openLog(dir, name string, cfg Config, env logEnv, logger zerolog.Logger) (*
 	l.mu.cfg = cfg
 	l.mu.fsync = File.Datasync
 	l.mu.producers.expiration = env.producerExpiration
+	if err := completeSwaps(env.fs, dir, logger); err != nil {
+		return nil, err
+	}
 	bases, err := listSegments(env.fs, dir)
 	if err != nil {
 		return nil, err
@@ -91,6 +94,7 @@ func openLog(dir, name string, cfg Config, env logEnv, logger zerolog.Logger) (*
 			Int64("lost_offsets", env.checkpointed-l.mu.leo).
 			Msg("storage: the log ends before its checkpointed recovery point: durable data is gone (segment files deleted or cut short outside Skiff); restore them from a backup to get it back")
 	}
+	l.loadCompactState()
 	return l, nil
 }
 

@@ -118,7 +118,7 @@ func (l *Log) deletePrefixLocked(pred func(s *segment, end int64) bool) ([]*segm
 		if k+1 < len(segs) {
 			end = segs[k+1].base
 		}
-		if l.mu.hw.offset < end || (k+1 == len(segs) && s.size == 0) || !pred(s, end) {
+		if l.mu.hw.offset < end || (k+1 == len(segs) && s.size == 0) || s.compacting || !pred(s, end) {
 			break
 		}
 	}

@@ -63,6 +63,7 @@ type segment struct {
 	synced      int64      // bytes known to be on stable storage
 	indexSaved  bool       // the index files on disk hold exactly offIdx/timeIdx
 	rolled      bool       // no longer the active segment
+	compacting  bool       // pinned by a cleaning, which will replace it; retention leaves it alone
 }
 
 func newSegment(fsys FS, dir string, base int64, f File, now int64) *segment {
@@ -272,10 +273,20 @@ func (s *segment) validateFrom(pos, fileSize int64, interval int32) (int64, erro
 		if err != nil || h.BaseOffset < s.next || h.LastOffset()-s.base > maxRelOffset {
 			break
 		}
-		s.indexBatch(pos, size, h.LastOffset(), h.MaxTimestamp, interval)
+		s.indexBatch(pos, size, h.LastOffset(), indexTimestamp(&h), interval)
 		s.next = h.LastOffset() + 1
 		pos += int64(size)
 		s.size = pos
 	}
 	return pos, nil
+}
+
+// indexTimestamp is the timestamp a batch contributes to the time index and
+// the segment's maximum: none for an empty batch (left by compaction), which
+// holds no record a timestamp lookup could return.
+func indexTimestamp(h *protocol.BatchHeader) int64 {
+	if h.NumRecords == 0 {
+		return -1
+	}
+	return h.MaxTimestamp
 }

@@ -37,13 +37,16 @@ type StoreOptions struct {
 	// ProducerIDExpirationCheckInterval is
 	// producer.id.expiration.check.interval.ms (default 10 min).
 	ProducerIDExpirationCheckInterval time.Duration
-	// Now is the clock producer expiry reads; tests inject a fake one.
+	// Now is the clock producer expiry and the log cleaner read; tests
+	// inject a fake one.
 	Now func() time.Time
 	// FS is the filesystem the store uses (default OSFS); tests pass a
 	// MemFS to simulate crashes and disk faults.
 	FS FS
 	// Observer receives flush events for metrics; nil: none.
 	Observer *Observer
+	// Cleaner configures log compaction (see cleaner.go).
+	Cleaner CleanerOptions
 }
 
 func (o StoreOptions) withDefaults() StoreOptions {
@@ -62,6 +65,7 @@ func (o StoreOptions) withDefaults() StoreOptions {
 	if o.FS == nil {
 		o.FS = OSFS
 	}
+	o.Cleaner = o.Cleaner.withDefaults()
 	return o
 }
 
@@ -71,7 +75,9 @@ func (o StoreOptions) withDefaults() StoreOptions {
 // Lock order: ckptMu, then mu, then a Log's mu (a Log never calls into its
 // store with its mu held, except for the non-blocking requestCheckpoint).
 // No lock of the store is held during disk I/O except ckptMu, which only
-// checkpoint writers take.
+// checkpoint writers take. The cleaner threads take mu only to list the
+// open logs, then each log's mu on its own to choose and to swap; a log's
+// cleaning does its I/O with no lock held.
 type Store struct {
 	dir    string
 	logger zerolog.Logger
@@ -172,6 +178,13 @@ func OpenStoreWith(dir string, logger zerolog.Logger, opts StoreOptions) (*Store
 	}
 	s.bg.Add(1)
 	go s.background()
+	if !s.opts.Cleaner.Disabled {
+		th := newThrottler(s.opts.Cleaner.IOMaxBytesPerSecond, s.quit)
+		for range s.opts.Cleaner.Threads {
+			s.bg.Add(1)
+			go s.runCleaner(th)
+		}
+	}
 	return s, nil
 }
 
