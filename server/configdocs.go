@@ -56,7 +56,7 @@ var brokerConfigDocs = map[string]string{
 	"connections.max.idle.ms":                  "Connections on which nothing is read or written, and no request is in flight, for this long are closed; a client stalled in the middle of a request is idle too. -1 disables.",
 	"queued.max.request.bytes":                 "The most bytes that requests being read or waiting to be handled may hold, broker-wide; when reached, the broker stops reading requests until memory is freed. -1 means unbounded (Kafka's default; Skiff's is 256 MiB).",
 	"fetch.max.bytes":                          "The most bytes of records the broker returns for one fetch request, whatever the request asks for (KIP-541).",
-	"fetch.memory.pool.bytes":                  "Skiff-specific: the most bytes of records that all fetch responses being built or sent may hold at once; a fetch that finds the pool short returns less, but always at least one batch so consumers progress.",
+	"fetch.memory.pool.bytes":                  "Skiff-specific: the most bytes of records that all fetch responses being built or sent may hold in memory at once. Records sent from the segment files (sendfile, or copied through each connection's 64 KiB write buffer under TLS) are not held and not counted.",
 	"log.retention.check.interval.ms":          "How often the broker looks for segments to delete by retention.",
 	"log.retention.minutes":                    "retention.ms default in minutes, used if log.retention.ms is not set.",
 	"log.retention.hours":                      "retention.ms default in hours, used if log.retention.ms and log.retention.minutes are not set.",
