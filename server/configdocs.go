@@ -53,6 +53,7 @@ var brokerConfigDocs = map[string]string{
 	"auto.create.topics.enable":                "Whether a topic is created when a client asks for its metadata.",
 	"delete.topic.enable":                      "Whether topics may be deleted.",
 	"socket.request.max.bytes":                 "The largest request the broker accepts.",
+	"socket.send.buffer.bytes":                 "The SO_SNDBUF of client connections; -1 uses the OS default (Skiff's default; Kafka's is 102400), which Linux autotunes.",
 	"connections.max.idle.ms":                  "Connections on which nothing is read or written, and no request is in flight, for this long are closed; a client stalled in the middle of a request is idle too. -1 disables.",
 	"queued.max.request.bytes":                 "The most bytes that requests being read or waiting to be handled may hold, broker-wide; when reached, the broker stops reading requests until memory is freed. -1 means unbounded (Kafka's default; Skiff's is 256 MiB).",
 	"fetch.max.bytes":                          "The most bytes of records the broker returns for one fetch request, whatever the request asks for (KIP-541).",

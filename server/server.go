@@ -158,6 +158,9 @@ func (s *Server) acceptLoop(ln net.Listener) {
 		backoff.recovered(s.log, ln.Addr().String())
 		if tc, ok := nc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
+			if n := s.cfg.socketSendBufferBytes; n > 0 {
+				tc.SetWriteBuffer(n)
+			}
 		}
 		s.mu.Lock()
 		closed := s.mu.closed
