@@ -348,8 +348,9 @@ func TestFetchLimitsFromBrokerConfig(t *testing.T) {
 		c := dialRaw(t, b.Addr())
 		sendRaw(t, c, encodeRequest(hugeFetch("limited", 0), 1))
 		c.Close()
-		eventually(t, 10*time.Second, "the fetch pool to be given back", func() bool {
-			return b.Stats().FetchBytesHeld == 0
+		eventually(t, 10*time.Second, "the fetch pool and the segment files to be given back", func() bool {
+			st := b.Stats()
+			return st.FetchBytesHeld == 0 && st.FetchReadsHeld == 0
 		})
 	})
 }

@@ -275,3 +275,48 @@ func TestConsumeLargeTopicPeakRSS(t *testing.T) {
 		t.Fatalf("broker peak RSS %d MB after %d consumers read %d MB, want at most %d MB", hwm>>20, rssConsumers, mb, limit>>20)
 	}
 }
+
+// TestFetchReleasesSegmentsOnEveryPath: every way a fetch can end gives
+// its segment references back (a long poll that read and then waited, a
+// response never read because the connection closed, consumers with fetch
+// sessions), and once the topic is deleted no descriptor of its files
+// stays open.
+func TestFetchReleasesSegmentsOnEveryPath(t *testing.T) {
+	b := startBroker(t, nil)
+	const topic = "zcrelease"
+	segBytes := fmt.Sprint(zcSegmentBytes)
+	adm := newAdmin(t, b.Addr())
+	createTopic(t, adm, topic, 1, map[string]*string{"segment.bytes": &segBytes})
+	loadRecords(t, b.Addr(), topic, 300)
+
+	// A long poll whose min_bytes is never reached: it reads, drops the
+	// read, waits and reads again.
+	poll := hugeFetch(topic, 0)
+	poll.MinBytes = 1 << 30
+	poll.MaxWaitMillis = 50
+	if resp := roundTrip(t, dialRaw(t, b.Addr()), poll, 1).(*kmsg.FetchResponse); resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("long poll: error %d", resp.Topics[0].Partitions[0].ErrorCode)
+	}
+	// A response its client never reads: the connection closes while the
+	// broker is sending it.
+	c := zcConn(t, b.Addr())
+	sendRaw(t, c, encodeRequest(hugeFetch(topic, 0), 1))
+	var one [1]byte
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Read(one[:]); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	// A consumer (fetch sessions, incremental fetches, long polls at the end).
+	readPartitions(t, b.Addr(), topic, 1)
+	eventually(t, 10*time.Second, "every fetch to give its segments back", func() bool {
+		return b.Stats().FetchReadsHeld == 0
+	})
+
+	if rs, err := adm.DeleteTopics(testContext(t), topic); err != nil || rs[topic].Err != nil {
+		t.Fatalf("delete topic: %v %v", err, rs)
+	}
+	eventually(t, 10*time.Second, "every segment of the deleted topic to be closed", func() bool {
+		return openDeletedSegments(t, topic) == 0
+	})
+}

@@ -81,14 +81,17 @@ func (s *Server) handleFetch(r *request) (kmsg.Response, error) {
 			fr := &fetchResponse{FetchResponse: resp, files: files}
 			// Results left out of an incremental response were not
 			// handed to fr.
-			releaseUnsent(results)
+			s.releaseResults(results, false)
 			return &heldResponse{Response: fr, release: func() {
-				fr.releaseFiles()
+				for _, f := range fr.files {
+					s.dropRead(f.read)
+				}
+				fr.files = nil
 				s.fetchPool.give(fr.copied)
 				fr.copied = 0
 			}}, nil
 		}
-		releaseResults(results) // dropped: read again after the wait
+		s.releaseResults(results, true) // dropped: read again after the wait
 		if !s.waitForData(r, waits, remaining) {
 			// Nothing new came: answer with a fresh read, as before the wait.
 			deadline = time.Now()
@@ -96,25 +99,22 @@ func (s *Server) handleFetch(r *request) (kmsg.Response, error) {
 	}
 }
 
-// releaseResults drops the segment references of every result.
-func releaseResults(results []fetchResult) {
+// releaseResults drops the segment references of the results, all of
+// them or those fillFetchResponse did not put in the response.
+func (s *Server) releaseResults(results []fetchResult, all bool) {
 	for i := range results {
-		if results[i].file != nil {
-			results[i].file.Release()
+		if results[i].file != nil && (all || !results[i].sent) {
+			s.dropRead(results[i].file)
 			results[i].file = nil
 		}
 	}
 }
 
-// releaseUnsent drops the references of results fillFetchResponse did not
-// put in the response.
-func releaseUnsent(results []fetchResult) {
-	for i := range results {
-		if results[i].file != nil && !results[i].sent {
-			results[i].file.Release()
-			results[i].file = nil
-		}
-	}
+// dropRead releases a read's segment references; Stats counts the reads
+// not yet dropped.
+func (s *Server) dropRead(r *storage.FileRead) {
+	r.Release()
+	s.stats.fetchReadsHeld.Add(-1)
 }
 
 // dedupeFetchPartitions keeps one entry per partition, as Kafka does by
@@ -180,7 +180,7 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int, readCommitte
 	waits = make([]<-chan struct{}, 0, len(parts))
 	defer func() {
 		if v := recover(); v != nil {
-			releaseResults(results)
+			s.releaseResults(results, true)
 			panic(v)
 		}
 	}()
@@ -238,6 +238,7 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int, readCommitte
 			continue
 		}
 		res.file = &fr
+		s.stats.fetchReadsHeld.Add(1)
 		if readCommitted {
 			res.aborted = p.log.AbortedTxns(sp.fetchOffset, fr.NextOffset)
 		}

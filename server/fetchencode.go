@@ -43,13 +43,6 @@ type fetchFile struct {
 	read             *storage.FileRead
 }
 
-func (r *fetchResponse) releaseFiles() {
-	for _, f := range r.files {
-		f.read.Release()
-	}
-	r.files = nil
-}
-
 // appendFetchFrame encodes a fetch response frame as pieces to write in
 // order, without copying records into the frame: records in files stay
 // file ranges, and large records in memory are written from their own

@@ -267,10 +267,14 @@ type Stats struct {
 	// fetch.memory.pool.bytes (more than the pool when first batches were
 	// read on credit).
 	FetchBytesHeld int64
+	// FetchReadsHeld is how many partition reads of fetch responses being
+	// built or sent hold segment files open (storage.FileRead).
+	FetchReadsHeld int64
 }
 
 type serverStats struct {
-	parkedFetches atomic.Int64
+	parkedFetches  atomic.Int64
+	fetchReadsHeld atomic.Int64
 }
 
 // Stats returns the server's current counters.
@@ -280,5 +284,6 @@ func (s *Server) Stats() Stats {
 	s.mu.Unlock()
 	return Stats{Connections: conns, ParkedFetches: s.stats.parkedFetches.Load(),
 		QueuedRequestBytes: s.reqMem.inUse(),
-		FetchBytesHeld:     s.cfg.fetchMemoryPoolBytes - s.fetchPool.available()}
+		FetchBytesHeld:     s.cfg.fetchMemoryPoolBytes - s.fetchPool.available(),
+		FetchReadsHeld:     s.stats.fetchReadsHeld.Load()}
 }
