@@ -2,10 +2,10 @@ package server
 
 import (
 	"errors"
+	"math"
 	"reflect"
 	"time"
 
-	"github.com/skiffmq/skiff/protocol"
 	"github.com/skiffmq/skiff/storage"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -74,17 +74,25 @@ func (s *Server) handleFetch(r *request) (kmsg.Response, error) {
 	minBytes := min(req.MinBytes, maxBytes)
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	for {
-		results, waits, bytes, granted, held, anyErr := s.readPooled(parts, maxBytes, readCommitted)
+		results, waits, bytes, anyErr := s.readPartitions(parts, int(maxBytes), readCommitted)
 		remaining := time.Until(deadline)
-		// A fetch the pool cut short answers with what it could read rather
-		// than wait for min_bytes that the pool would not let it return.
-		cut := bytes > 0 && int64(bytes) >= granted
-		if bytes >= int(minBytes) || cut || anyErr || remaining <= 0 {
-			s.fillFetchResponse(resp, parts, results, incremental, useIDs, readCommitted)
+		if bytes >= int(minBytes) || anyErr || remaining <= 0 {
+			files := s.fillFetchResponse(resp, parts, results, incremental, useIDs, readCommitted)
 			countFetch(results)
-			return &heldResponse{Response: resp, release: func() { s.fetchPool.give(held) }}, nil
+			fr := &fetchResponse{FetchResponse: resp, files: files}
+			// Results left out of an incremental response were not
+			// handed to fr.
+			s.releaseResults(results, false)
+			return &heldResponse{Response: fr, release: func() {
+				for _, f := range fr.files {
+					s.dropRead(f.read)
+				}
+				fr.files = nil
+				s.fetchPool.give(fr.copied)
+				fr.copied = 0
+			}}, nil
 		}
-		s.fetchPool.give(held) // these results are dropped: read again after the wait
+		s.releaseResults(results, true) // dropped: read again after the wait
 		if !s.waitForData(r, waits, remaining) {
 			// Nothing new came: answer with a fresh read, as before the wait.
 			deadline = time.Now()
@@ -92,16 +100,22 @@ func (s *Server) handleFetch(r *request) (kmsg.Response, error) {
 	}
 }
 
-// readPooled reads the partitions within what fetchPool grants, up to
-// maxBytes. The bytes the records hold (held) stay taken from the pool
-// until the caller gives them back; the first batch may have been read on
-// credit beyond the grant.
-func (s *Server) readPooled(parts []*sessionPart, maxBytes int32, readCommitted bool) (results []fetchResult, waits []<-chan struct{}, bytes int, granted, held int64, anyErr bool) {
-	granted = s.fetchPool.take(int64(maxBytes))
-	defer func() { s.fetchPool.give(granted - held) }() // also if a read panics
-	results, waits, bytes, h, anyErr := s.readPartitions(parts, int(granted), readCommitted)
-	held = int64(h)
-	return results, waits, bytes, granted, held, anyErr
+// releaseResults drops the segment references of the results, all of
+// them or those fillFetchResponse did not put in the response.
+func (s *Server) releaseResults(results []fetchResult, all bool) {
+	for i := range results {
+		if results[i].file != nil && (all || !results[i].sent) {
+			s.dropRead(results[i].file)
+			results[i].file = nil
+		}
+	}
+}
+
+// dropRead releases a read's segment references; Stats counts the reads
+// not yet dropped.
+func (s *Server) dropRead(r *storage.FileRead) {
+	r.Release()
+	s.stats.fetchReadsHeld.Add(-1)
 }
 
 // dedupeFetchPartitions keeps one entry per partition, as Kafka does by
@@ -141,20 +155,38 @@ func (s *Server) fetchTopicName(useIDs bool, name string, id [16]byte) string {
 type fetchResult struct {
 	err               int16
 	hw, lso, logStart int64
-	records           []byte
-	aborted           []storage.AbortedTxn // read_committed: aborted transactions overlapping records
-	stats             *topicStats          // the topic's counters; nil for an unknown partition
+	// file is where the records are: segment file ranges, held until the
+	// response is written. nil when nothing was read.
+	file    *storage.FileRead
+	from    int64                // the fetch offset the file was read from
+	sent    bool                 // file was put in the response, which releases it
+	aborted []storage.AbortedTxn // read_committed: aborted transactions overlapping records
+	stats   *topicStats          // the topic's counters; nil for an unknown partition
+}
+
+func (r *fetchResult) size() int {
+	if r.file == nil {
+		return 0
+	}
+	return int(r.file.Size)
 }
 
 // readPartitions reads every partition once, honouring the response and
 // per-partition byte limits and Kafka's rule that the first batch of the
 // response is returned even if it exceeds them (so a consumer never stalls
-// on a large batch). It returns the bytes of records in the response and
-// the bytes the read buffers hold (more, when read_committed cuts records
-// at the last stable offset).
-func (s *Server) readPartitions(parts []*sessionPart, maxBytes int, readCommitted bool) (results []fetchResult, waits []<-chan struct{}, total, held int, anyErr bool) {
+// on a large batch). Reading takes only the file ranges of the records,
+// not the records: nothing is copied, so nothing counts against
+// fetch.memory.pool.bytes. It returns the bytes of records in the
+// response.
+func (s *Server) readPartitions(parts []*sessionPart, maxBytes int, readCommitted bool) (results []fetchResult, waits []<-chan struct{}, total int, anyErr bool) {
 	results = make([]fetchResult, len(parts))
 	waits = make([]<-chan struct{}, 0, len(parts))
+	defer func() {
+		if v := recover(); v != nil {
+			s.releaseResults(results, true)
+			panic(v)
+		}
+	}()
 	for i, sp := range parts {
 		res := &results[i]
 		res.hw, res.lso, res.logStart = -1, -1, -1
@@ -183,7 +215,14 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int, readCommitte
 			res.lso = min(p.log.LastStableOffset(), res.hw)
 			continue
 		}
-		rr, err := p.log.Read(sp.fetchOffset, max(limit, 0), total == 0)
+		// read_committed returns only batches below the last stable
+		// offset, taken before the read so that the cut and the reported
+		// offset agree.
+		upTo := int64(math.MaxInt64)
+		if readCommitted {
+			upTo = p.log.LastStableOffset()
+		}
+		fr, err := p.log.ReadFile(sp.fetchOffset, max(limit, 0), total == 0, upTo)
 		if err != nil {
 			// A failed read reports no watermarks (-1), as Kafka's
 			// ReplicaManager does for a read that threw: the consumer
@@ -192,16 +231,24 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int, readCommitte
 			anyErr = true
 			continue
 		}
-		res.hw, res.logStart = rr.HighWatermark, rr.LogStartOffset
-		res.lso = min(p.log.LastStableOffset(), rr.HighWatermark)
-		res.records = rr.Records
-		held += cap(rr.Records)
+		res.hw, res.logStart = fr.HighWatermark, fr.LogStartOffset
 		if readCommitted {
-			res.records, res.aborted = committedRecords(p, sp.fetchOffset, rr.Records, res.lso)
+			res.lso = min(upTo, fr.HighWatermark)
+		} else {
+			res.lso = min(p.log.LastStableOffset(), fr.HighWatermark)
 		}
-		total += len(res.records)
+		if fr.Size == 0 {
+			fr.Release()
+			continue
+		}
+		res.file, res.from = &fr, sp.fetchOffset
+		s.stats.fetchReadsHeld.Add(1)
+		if readCommitted {
+			res.aborted = p.log.AbortedTxns(sp.fetchOffset, fr.NextOffset)
+		}
+		total += int(fr.Size)
 	}
-	return results, waits, total, held, anyErr
+	return results, waits, total, anyErr
 }
 
 func fetchErrorCode(err error) int16 {
@@ -235,11 +282,14 @@ func (s *Server) waitForData(r *request, waits []<-chan struct{}, d time.Duratio
 	return chosen >= 2
 }
 
-func (s *Server) fillFetchResponse(resp *kmsg.FetchResponse, parts []*sessionPart, results []fetchResult, incremental, useIDs, readCommitted bool) {
+// fillFetchResponse puts the results in resp and returns where the records
+// of each partition are, which the response then owns (results[i].sent).
+func (s *Server) fillFetchResponse(resp *kmsg.FetchResponse, parts []*sessionPart, results []fetchResult, incremental, useIDs, readCommitted bool) []fetchFile {
+	var files []fetchFile
 	var st *kmsg.FetchResponseTopic
 	for i, sp := range parts {
 		res := &results[i]
-		if incremental && !sp.changed(res.hw, res.lso, res.logStart, len(res.records) > 0, res.err != 0) {
+		if incremental && !sp.changed(res.hw, res.lso, res.logStart, res.size() > 0, res.err != 0) {
 			continue
 		} else if !incremental {
 			sp.changed(res.hw, res.lso, res.logStart, true, true)
@@ -263,44 +313,13 @@ func (s *Server) fillFetchResponse(resp *kmsg.FetchResponse, parts []*sessionPar
 			}
 		}
 		// Records are never null on the wire: librdkafka rejects a -1 size.
-		rp.RecordBatches = res.records
-		if rp.RecordBatches == nil {
-			rp.RecordBatches = []byte{}
+		// Those read are in files, sent by the connection writer.
+		rp.RecordBatches = []byte{}
+		if res.file != nil {
+			files = append(files, fetchFile{topic: len(resp.Topics) - 1, partition: len(st.Partitions), read: res.file})
+			res.sent = true
 		}
 		st.Partitions = append(st.Partitions, rp)
 	}
-}
-
-// committedRecords cuts records (whole batches from fetchOffset) at the
-// last stable offset, as a read_committed fetch must, and returns the
-// aborted transactions that overlap what is left, for the consumer to
-// skip their batches.
-func committedRecords(p *partition, fetchOffset int64, records []byte, lso int64) ([]byte, []storage.AbortedTxn) {
-	n := 0
-	for n < len(records) {
-		h, err := protocol.ParseBatchHeader(records[n:])
-		if err != nil || h.BaseOffset >= lso || h.Size() > len(records)-n {
-			break
-		}
-		n += h.Size()
-	}
-	if n == 0 {
-		return nil, nil
-	}
-	last, _ := lastOffsetOf(records[:n])
-	return records[:n], p.log.AbortedTxns(fetchOffset, last+1)
-}
-
-// lastOffsetOf returns the last offset of the last batch in records.
-func lastOffsetOf(records []byte) (int64, bool) {
-	last, ok := int64(-1), false
-	for n := 0; n < len(records); {
-		h, err := protocol.ParseBatchHeader(records[n:])
-		if err != nil {
-			break
-		}
-		last, ok = h.LastOffset(), true
-		n += h.Size()
-	}
-	return last, ok
+	return files
 }

@@ -79,6 +79,7 @@ type Config struct {
 	numPartitions          int32
 	autoCreateTopics       bool
 	socketRequestMaxBytes  int32
+	socketSendBufferBytes  int           // SO_SNDBUF of accepted connections; <= 0: the OS default
 	connectionsMaxIdle     time.Duration // <= 0: connections never expire
 	queuedMaxRequestBytes  int64         // <= 0: unbounded
 	fetchMaxBytes          int32
@@ -114,6 +115,10 @@ var brokerConfigDefs = []brokerConfigDef{
 	{name: "auto.create.topics.enable", typ: typeBoolean, def: "true"},
 	{name: "delete.topic.enable", typ: typeBoolean, def: "true"},
 	{name: "socket.request.max.bytes", typ: typeInt, def: "104857600", check: intRange(1, 1<<31-1)},
+	// Kafka's default is 102400; Skiff's is -1 (the OS default), because a
+	// fixed buffer turns off Linux's send buffer autotuning, which fetch
+	// throughput over sendfile depends on.
+	{name: "socket.send.buffer.bytes", typ: typeInt, def: "-1", check: intRange(-1, 1<<31-1)},
 	{name: "connections.max.idle.ms", typ: typeLong, def: "600000"},
 	{name: "queued.max.request.bytes", typ: typeLong, def: strconv.FormatInt(defaultQueuedMaxRequestBytes, 10)},
 	{name: "fetch.max.bytes", typ: typeInt, def: "57671680", check: intRange(1024, 1<<31-1)},
@@ -162,7 +167,7 @@ var ignoredBrokerConfigs = []string{
 	"process.roles", "controller.quorum.voters", "controller.quorum.bootstrap.servers",
 	"controller.listener.names", "inter.broker.listener.name",
 	"num.network.threads", "num.io.threads", "num.replica.fetchers", "num.recovery.threads.per.data.dir",
-	"socket.send.buffer.bytes", "socket.receive.buffer.bytes", "replica.lag.time.max.ms",
+	"socket.receive.buffer.bytes", "replica.lag.time.max.ms",
 	"replica.fetch.max.bytes", "replica.fetch.response.max.bytes", // follower-side fetch sizes
 	"share.coordinator.state.topic.replication.factor", "share.coordinator.state.topic.min.isr",
 	"group.coordinator.rebalance.protocols", "auto.leader.rebalance.enable",
@@ -251,6 +256,7 @@ func (c *Config) Validate() error {
 	c.numPartitions = int32(parseLong(get("num.partitions")))
 	c.autoCreateTopics = get("auto.create.topics.enable") == "true"
 	c.socketRequestMaxBytes = int32(parseLong(get("socket.request.max.bytes")))
+	c.socketSendBufferBytes = int(parseLong(get("socket.send.buffer.bytes")))
 	c.connectionsMaxIdle = time.Duration(parseLong(get("connections.max.idle.ms"))) * time.Millisecond
 	c.queuedMaxRequestBytes = parseLong(get("queued.max.request.bytes"))
 	if _, ok := set("queued.max.request.bytes"); !ok {

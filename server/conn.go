@@ -281,7 +281,10 @@ func (c *conn) writeLoop(in <-chan inflight) {
 	// (a client stalled in its first request) does not hold it.
 	var bw *bufio.Writer
 	var buf []byte
-	var pieces [][]byte // the frame: slices of buf and, for fetches, records
+	var pieces []framePiece // the frame: slices of buf and, for fetches, records
+	// Asked once: whether record bytes can go from the segment files to
+	// this connection without a copy (not under TLS).
+	fs := newFileSender(c.nc)
 	for f := range in {
 		if c.ctx.Err() != nil {
 			releaseResponse(f.resp)
@@ -307,12 +310,18 @@ func (c *conn) writeLoop(in <-chan inflight) {
 		}
 		var err error
 		for _, p := range pieces {
-			if _, err = bw.Write(p); err != nil {
+			if p.file.File != nil {
+				err = writeFileRange(bw, fs, p.file)
+			} else {
+				_, err = bw.Write(p.b)
+			}
+			if err != nil {
 				break
 			}
 		}
 		// The records are with the socket or bw now (bufio hands large
-		// writes to the socket directly): give their budget back.
+		// writes to the socket directly; file ranges were sent or copied):
+		// give their budget and segment references back.
 		clear(pieces)
 		releaseResponse(f.resp)
 		if err != nil {
@@ -344,7 +353,7 @@ func (c *conn) writeLoop(in <-chan inflight) {
 
 // encode completes a deferred response and encodes the response frame. A
 // panic there, like one in a handler, closes only this connection.
-func (c *conn) encode(buf []byte, pieces [][]byte, f inflight) (_ []byte, _ [][]byte, ok bool) {
+func (c *conn) encode(buf []byte, pieces []framePiece, f inflight) (_ []byte, _ []framePiece, ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			c.log.Error().Str("api", kmsg.NameForKey(f.hdr.APIKey)).Interface("panic", v).Bytes("stack", debug.Stack()).
@@ -369,12 +378,17 @@ func (c *conn) encode(buf []byte, pieces [][]byte, f inflight) (_ []byte, _ [][]
 		resp = ca.Response
 	}
 	c.s.metrics.request(f.hdr.APIKey, &f.times, resp)
-	if fr, isFetch := resp.(*kmsg.FetchResponse); isFetch {
-		buf, pieces = appendFetchFrame(buf, pieces, f.hdr.CorrelationID, fr)
+	if fr, isFetch := resp.(*fetchResponse); isFetch {
+		var copied int64
+		buf, pieces, copied = appendFetchFrame(buf, pieces, f.hdr.CorrelationID, fr.FetchResponse, fr.files)
+		if copied > 0 {
+			c.s.fetchPool.give(-copied) // given back when the response is released
+			fr.copied += copied
+		}
 		return buf, pieces, true
 	}
 	buf = protocol.AppendResponse(buf, f.hdr.CorrelationID, resp)
-	return buf, append(pieces, buf), true
+	return buf, append(pieces, framePiece{b: buf}), true
 }
 
 func isClosedConnErr(err error) bool {

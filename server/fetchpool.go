@@ -7,6 +7,12 @@ import "sync/atomic"
 // to be written (fetch.memory.pool.bytes, a Skiff-specific config; Kafka's
 // request memory pool, queued.max.request.bytes, is the model).
 //
+// Only bytes actually copied into memory count. A fetch normally holds
+// file ranges, not records (the writer sends them with sendfile, or copies
+// them through its fixed-size write buffer), so today only the encoder's
+// fallback of appendFetchFrame takes from the pool; the rules below are
+// for any path that reads records into memory.
+//
 // A fetch takes what it may read before reading, returns the part it did
 // not use, and returns the rest once its response has been written. A
 // fetch that finds the pool short does not wait: it reads less, and with

@@ -205,6 +205,9 @@ func (s *Server) acceptLoop(ln net.Listener, l *listenerSpec) {
 		backoff.recovered(s.log, ln.Addr().String())
 		if tc, ok := nc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
+			if n := s.cfg.socketSendBufferBytes; n > 0 {
+				tc.SetWriteBuffer(n)
+			}
 		}
 		s.mu.Lock()
 		closed := s.mu.closed
@@ -350,10 +353,14 @@ type Stats struct {
 	FetchBytesHeld int64
 	// AuthFailures counts failed SASL authentications since start.
 	AuthFailures int64
+	// FetchReadsHeld is how many partition reads of fetch responses being
+	// built or sent hold segment files open (storage.FileRead).
+	FetchReadsHeld int64
 }
 
 type serverStats struct {
-	parkedFetches atomic.Int64
+	parkedFetches  atomic.Int64
+	fetchReadsHeld atomic.Int64
 }
 
 // Stats returns the server's current counters.
@@ -365,5 +372,6 @@ func (s *Server) Stats() Stats {
 		QueuedRequestBytes: s.reqMem.inUse(),
 		FetchBytesHeld:     s.cfg.fetchMemoryPoolBytes - s.fetchPool.available(),
 		AuthFailures:       s.authFailures.Load(),
-		OffsetsReplayed:    s.groups.ReplayedRecords()}
+		OffsetsReplayed:    s.groups.ReplayedRecords(),
+		FetchReadsHeld:     s.stats.fetchReadsHeld.Load()}
 }

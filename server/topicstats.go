@@ -59,11 +59,16 @@ func countFetch(results []fetchResult) {
 			ts.failedFetch.Add(1)
 			continue
 		}
-		if len(res.records) == 0 {
+		if res.file == nil || res.file.Size == 0 {
 			continue
 		}
-		ts.bytesOut.Add(uint64(len(res.records)))
-		ts.recordsOut.Add(uint64(countRecords(res.records)))
+		ts.bytesOut.Add(uint64(res.file.Size))
+		// Records are sent from the segment files unread, so what is
+		// counted is the offsets delivered from the fetch offset on (a
+		// compacted topic's gaps count too).
+		if n := res.file.NextOffset - res.from; n > 0 {
+			ts.recordsOut.Add(uint64(n))
+		}
 	}
 }
 

@@ -146,4 +146,21 @@
 // wait behind an fsync or a large append. Segments are reference counted so
 // that retention can delete a segment while a read of it is in flight. Every
 // goroutine the package starts belongs to a log and Close waits for it.
+//
+// # Reads that outlive the call
+//
+// ReadFile returns file ranges (segment file, offset, length) instead of
+// bytes, for a server that sends them to a socket with sendfile. The
+// FileRead holds a reference to each segment it names until Release, which
+// may be long after ReadFile returned (the socket may be slow). That is
+// safe because nothing rewrites a segment file's bytes below its size while
+// any reference exists, and every path that drops a segment (retention,
+// DeleteRecordsBefore, Log.Delete for a deleted topic, Log.Close) only
+// unlinks its files and drops the log's reference: the descriptor is
+// closed by the last release. Code that replaces segments (compaction) must
+// follow the same rule: write new files, swap them into l.mu.segs, then
+// removeFiles and release the old segments, never truncate or overwrite a
+// segment in place. The bytes a FileRead names are whole batches below the
+// high watermark at the time of the read; ReadFile reads only batch headers
+// (through the offset index) to find their bounds.
 package storage

@@ -21,6 +21,7 @@ type readPart struct {
 	idx   []offsetEntry
 	tidx  []timeEntry
 	lazy  *lazyIndex
+	next  int64 // exclusive bound of the offsets readable below limit (set by capture)
 }
 
 // partLocked captures s for reading below hw. The caller releases it.
@@ -61,39 +62,10 @@ func (l *Log) seek(p readPart, offset int64) (int64, protocol.BatchHeader, bool,
 // > LogEndOffset returns ErrOffsetOutOfRange. Read never waits for an fsync:
 // it holds the log's lock only to capture positions, then preads.
 func (l *Log) Read(offset int64, maxBytes int, minOne bool) (ReadResult, error) {
-	l.mu.Lock()
-	if l.mu.closed {
-		l.mu.Unlock()
-		return ReadResult{}, ErrClosed
-	}
-	hw := l.mu.hw
-	res := ReadResult{HighWatermark: hw.offset, LogStartOffset: l.mu.logStart}
-	if offset < l.mu.logStart || offset > l.mu.leo {
-		err := fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, l.mu.logStart, l.mu.leo)
-		l.mu.Unlock()
+	res, parts, err := l.capture(offset, maxBytes, minOne)
+	if err != nil || len(parts) == 0 {
 		return res, err
 	}
-	if offset >= hw.offset || (maxBytes <= 0 && !minOne) {
-		l.mu.Unlock()
-		return res, nil
-	}
-	segs := l.mu.segs
-	i := findSegment(segs, offset)
-	var stack [4]readPart
-	parts := append(stack[:0], l.partLocked(segs[i], hw))
-	// Take further segments only while the estimate of what the first can
-	// give falls short of maxBytes.
-	avail := parts[0].limit
-	for j := i + 1; j < len(segs) && avail < int64(maxBytes); j++ {
-		p := l.partLocked(segs[j], hw)
-		if p.limit == 0 {
-			p.s.release()
-			break
-		}
-		parts = append(parts, p)
-		avail += p.limit
-	}
-	l.mu.Unlock()
 	defer func() {
 		for _, p := range parts {
 			p.s.release()

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package server
+
+import "net"
+
+// newTCPFileSender: sendfile at an explicit offset is used on Linux only;
+// elsewhere the writer copies.
+func newTCPFileSender(*net.TCPConn) fileSender { return nil }
