@@ -21,15 +21,17 @@ type broker struct {
 }
 
 // startBroker starts an embedded Skiff (skifftest) on 127.0.0.1:0 in a
-// fresh data dir (or dir, if given) with the given Kafka settings and
-// Kafka's production defaults, which these tests pin down; it is closed
-// when the test ends.
+// fresh data dir on disk (or dir, if given) with the given Kafka settings
+// and Kafka's production defaults, which these tests pin down; it is
+// closed when the test ends. On disk, not in memory: these tests restart
+// brokers on their data, look at segment files and exercise sendfile.
 func startBroker(t testing.TB, settings map[string]string, dir ...string) *broker {
 	t.Helper()
-	opts := []skifftest.Option{skifftest.Settings(settings), skifftest.Profile(server.ProfileProduction)}
+	d := t.TempDir()
 	if len(dir) > 0 {
-		opts = append(opts, skifftest.DataDir(dir[0]))
+		d = dir[0]
 	}
+	opts := []skifftest.Option{skifftest.Settings(settings), skifftest.Profile(server.ProfileProduction), skifftest.DataDir(d)}
 	b := skifftest.New(t, opts...)
 	return &broker{Server: b.Server(), dir: b.DataDir()}
 }

@@ -21,7 +21,8 @@ import (
 // disk I/O; saveMu serialises writers so that the file always holds the
 // newest snapshot.
 type scramStore struct {
-	path   string // empty until open
+	fs     storage.FS // the store's filesystem; set by open
+	path   string     // empty until open
 	saveMu sync.Mutex
 	mu     struct {
 		sync.RWMutex
@@ -66,9 +67,9 @@ func (c *Config) scramStore() *scramStore {
 
 // open loads the stored credentials and adds the bootstrap users (which
 // replace stored credentials of the same user and mechanism).
-func (st *scramStore) open(dataDir string, bootstrap []string) error {
-	st.path = filepath.Join(dataDir, scramFileName)
-	data, err := os.ReadFile(st.path)
+func (st *scramStore) open(fsys storage.FS, dataDir string, bootstrap []string) error {
+	st.fs, st.path = fsys, filepath.Join(dataDir, scramFileName)
+	data, err := fsys.ReadFile(st.path)
 	users := map[string]map[int8]scramCredential{}
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -183,7 +184,7 @@ func (st *scramStore) saveHeld() error {
 	if err != nil {
 		return err
 	}
-	if err := storage.WriteFileAtomic(st.path, data); err != nil {
+	if err := storage.WriteFileAtomicFS(st.fs, st.path, data); err != nil {
 		return fmt.Errorf("server: saving scram credentials: %w", err)
 	}
 	return nil

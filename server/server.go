@@ -104,7 +104,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: opening data dir: %w", err)
 	}
 	s.store = store
-	if err := s.cfg.scramStore().open(cfg.DataDir, cfg.ScramUsers); err != nil {
+	if err := s.cfg.scramStore().open(store.FS(), cfg.DataDir, cfg.ScramUsers); err != nil {
 		store.Close()
 		return nil, err
 	}

@@ -13,9 +13,9 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/skiffmq/skiff/server"
+	"github.com/skiffmq/skiff/storage"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"golang.org/x/sys/unix"
 )
 
 // Broker is an embedded Skiff broker started by New or Start.
@@ -87,9 +87,9 @@ func DataDir(dir string) Option {
 	return func(o *options) { o.dataDir, o.inMemory = dir, false }
 }
 
-// InMemory asks for storage in memory, the default. Until the server runs
-// on storage's in-memory filesystem it means a fresh directory on tmpfs
-// (/dev/shm) where there is one, else in the system's temporary directory.
+// InMemory asks for storage in memory, the default: the broker runs on
+// storage's in-memory filesystem (storage.MemFS), a fresh one at each
+// start and Reset.
 func InMemory() Option {
 	return func(o *options) { o.dataDir, o.inMemory = "", true }
 }
@@ -132,7 +132,7 @@ func Start(opts ...Option) (*Broker, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	base, err := os.MkdirTemp(tempRoot(o.inMemory), "skifftest-")
+	base, err := os.MkdirTemp("", "skifftest-")
 	if err != nil {
 		return nil, fmt.Errorf("skifftest: %w", err)
 	}
@@ -142,22 +142,6 @@ func Start(opts ...Option) (*Broker, error) {
 		return nil, err
 	}
 	return b, nil
-}
-
-// memRoot is a RAM-backed directory (tmpfs) where the system has one.
-const memRoot = "/dev/shm"
-
-// tempRoot is where the broker's data directories go. In memory means
-// tmpfs until the server runs on storage's in-memory filesystem: there
-// fsync costs nothing, which is most of what a start and a Reset cost on
-// a disk. Elsewhere it is the system's temporary directory.
-func tempRoot(inMemory bool) string {
-	if inMemory {
-		if fi, err := os.Stat(memRoot); err == nil && fi.IsDir() && unix.Access(memRoot, unix.W_OK) == nil {
-			return memRoot
-		}
-	}
-	return os.TempDir()
 }
 
 func start(base string, o options) (*Broker, error) {
@@ -188,9 +172,16 @@ func (b *Broker) newDir() string {
 }
 
 func (b *Broker) startServer(dir string) error {
+	var fsys storage.FS // the OS, for DataDir
+	if b.opts.inMemory {
+		// A fresh in-memory filesystem for each start (and so each
+		// Reset): nothing touches the disk, and fsync costs nothing.
+		fsys = storage.NewMemFS()
+	}
 	srv, err := server.New(server.Config{
 		Listen:      b.addr,
 		DataDir:     dir,
+		FS:          fsys,
 		Settings:    maps.Clone(b.opts.settings),
 		Profile:     b.opts.profile,
 		Clock:       b.clock,
