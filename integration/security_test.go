@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"net"
 	"os"
@@ -649,5 +650,31 @@ func TestOAuthTokenExpiryEndsSession(t *testing.T) {
 		if time.Since(exp) > 10*time.Second {
 			t.Fatal("still served 10 s after the token expired")
 		}
+	}
+}
+
+// TestMetricsCountAuthenticationFailures: each refused SASL client moves
+// skiff_authentication_failures_total by one, and a good one does not.
+func TestMetricsCountAuthenticationFailures(t *testing.T) {
+	settings := securitySettings(newTestPKI(t))
+	maps.Copy(settings, metricsSettings())
+	b := startBroker(t, settings)
+	saslAddr := b.ListenerAddr("SASL_PLAINTEXT")
+	failures := func() float64 {
+		return metricValue(scrape(t, b.HTTPAddr()), "skiff_authentication_failures_total", nil)
+	}
+	if got := failures(); got != 0 {
+		t.Fatalf("skiff_authentication_failures_total = %v before any client, want 0", got)
+	}
+	createTopic(t, newAdmin(t, b.ListenerAddr("PLAINTEXT")), "authcount", 1, nil)
+	if err := roundTripRecord(t, authClient(t, saslAddr, plain.Auth{User: "alice", Pass: "alice-secret"}.AsMechanism(), nil), "authcount", "ok"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		expectAuthFailed(t, authClient(t, saslAddr, plain.Auth{User: "alice", Pass: "wrong"}.AsMechanism(), nil),
+			"Authentication failed: Invalid username or password")
+	}
+	if got := failures(); got != 3 {
+		t.Fatalf("skiff_authentication_failures_total = %v after 3 refused clients and 1 accepted, want 3", got)
 	}
 }

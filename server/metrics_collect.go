@@ -61,6 +61,7 @@ var (
 	descConns       = desc("skiff_connections", "Open client connections, by listener (Kafka: socket-server-metrics connection-count).", "listener")
 	descConnsOpened = desc("skiff_connections_opened_total", "Client connections accepted, by listener (Kafka: socket-server-metrics connection-creation-total).", "listener")
 	descConnsClosed = desc("skiff_connections_closed_total", "Client connections closed, by listener (Kafka: socket-server-metrics connection-close-total).", "listener")
+	descAuthFailed  = desc("skiff_authentication_failures_total", "Failed SASL authentications since start (Kafka: socket-server-metrics failed-authentication-total).")
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -68,7 +69,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 		descProduceReqs, descFetchReqs, descFailedProduce, descFailedFetch, descLogStart, descLogEnd, descHWM, descLSO,
 		descPartSize, descTopics, descPartitions, descSegments, descLogBytes, descFreeBytes, descTotalBytes, descRecovery,
 		descGroups, descGroupInfo, descGroupMembers, descGroupCommitted, descGroupLag, descTxnOpen, descTxnCommitted,
-		descTxnAborted, descConns, descConnsOpened, descConnsClosed} {
+		descTxnAborted, descConns, descConnsOpened, descConnsClosed, descAuthFailed} {
 		ch <- d
 	}
 }
@@ -96,6 +97,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descConnsOpened, prometheus.CounterValue, float64(opened), lm.name)
 		ch <- prometheus.MustNewConstMetric(descConnsClosed, prometheus.CounterValue, float64(closed), lm.name)
 	}
+	ch <- prometheus.MustNewConstMetric(descAuthFailed, prometheus.CounterValue, float64(c.s.authFailures.Load()))
 }
 
 func (c *stateCollector) collectRequestErrors(ch chan<- prometheus.Metric) {
