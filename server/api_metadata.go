@@ -64,7 +64,7 @@ func (s *Server) handleMetadata(r *request) (kmsg.Response, error) {
 				resp.Topics = append(resp.Topics, mt)
 				continue
 			}
-			name = t.name
+			name = t.Name
 		default:
 			// An empty name is not a valid topic: Kafka answers it by name
 			// with INVALID_TOPIC_EXCEPTION (Topic.validate).

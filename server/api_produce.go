@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
+	"github.com/skiffmq/skiff/clusterstate"
 	"github.com/skiffmq/skiff/coordinator/txn"
 	"github.com/skiffmq/skiff/protocol"
 	"github.com/skiffmq/skiff/storage"
@@ -46,11 +45,10 @@ func (s *Server) handleProduce(r *request) (kmsg.Response, error) {
 					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 					break
 				}
-				if isInternalTopic(name) {
-					// As Kafka's ReplicaManager (internalTopicsAllowed is
-					// false for client produces): only the coordinators
-					// write here, and they do not come through Produce.
-					sp.ErrorCode = kerr.InvalidTopicException.Code
+				if code := clusterstate.ClientWriteError(name); code != nil {
+					// Only the coordinators write internal topics, and
+					// they do not come through Produce.
+					sp.ErrorCode = code.Code
 					break
 				}
 				if w, ok := s.producePartition(p, rp.Records, &sp); ok && req.Acks != 0 {
@@ -99,13 +97,13 @@ func (s *Server) produceTopicName(version int16, rt kmsg.ProduceRequestTopic) (s
 	if !ok {
 		return "", kerr.UnknownTopicID.Code
 	}
-	return t.name, 0
+	return t.Name, 0
 }
 
 // producePartition validates and appends one partition's records, filling
 // sp. It reports whether the append happened (and so must be waited for).
 func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.ProduceResponseTopicPartition) (durableWait, bool) {
-	cfg := s.meta.produceConfig(p.topic)
+	cfg := s.meta.produceConfig(p.Topic)
 	if len(records) == 0 {
 		sp.ErrorCode = kerr.InvalidRecord.Code
 		return durableWait{}, false
@@ -132,10 +130,10 @@ func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.Produce
 	if cfg.logAppendTime {
 		opts.LogAppendTime = now
 	}
-	res, err := p.log.Append(records, opts)
+	res, err := p.Log.Append(records, opts)
 	if err != nil {
 		sp.ErrorCode = appendErrorCode(err).Code
-		s.log.Warn().Err(err).Str("topic", p.topic).Int32("partition", p.index).Msg("append rejected")
+		s.log.Warn().Err(err).Str("topic", p.Topic).Int32("partition", p.Index).Msg("append rejected")
 		return durableWait{}, false
 	}
 	sp.BaseOffset = res.BaseOffset
@@ -143,7 +141,7 @@ func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.Produce
 	if cfg.logAppendTime && !res.Duplicate {
 		sp.LogAppendTime = now
 	}
-	return durableWait{log: p.log, lastOffset: res.LastOffset}, true
+	return durableWait{log: p.Log, lastOffset: res.LastOffset}, true
 }
 
 // produceConfig is the subset of topic configs that produce validation needs.
@@ -155,19 +153,20 @@ type produceConfig struct {
 	timestampBeforeMs int64
 }
 
+// produceConfig reads the produce settings from the topic's config, which
+// clusterstate parsed once.
 func (c *cluster) produceConfig(topicName string) produceConfig {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	t, ok := c.mu.topics[topicName]
+	t, ok := c.Topic(topicName)
 	if !ok {
 		return produceConfig{}
 	}
+	tc := &t.Config
 	return produceConfig{
-		maxMessageBytes:   parseLong(c.topicConfigLocked(t, "max.message.bytes")),
-		logAppendTime:     c.topicConfigLocked(t, "message.timestamp.type") == "LogAppendTime",
-		compacted:         slices.Contains(strings.Split(c.topicConfigLocked(t, "cleanup.policy"), ","), "compact"),
-		timestampAfterMs:  parseLong(c.topicConfigLocked(t, "message.timestamp.after.max.ms")),
-		timestampBeforeMs: parseLong(c.topicConfigLocked(t, "message.timestamp.before.max.ms")),
+		maxMessageBytes:   tc.MaxMessageBytes,
+		logAppendTime:     tc.LogAppendTime,
+		compacted:         tc.CleanupCompact,
+		timestampAfterMs:  tc.TimestampAfterMs,
+		timestampBeforeMs: tc.TimestampBeforeMs,
 	}
 }
 
@@ -299,7 +298,7 @@ func (s *Server) checkProducer(p *partition, h *protocol.BatchHeader) *kerr.Erro
 	case h.BaseSequence < 0:
 		return kerr.OutOfOrderSequenceNumber
 	case h.IsTransactional():
-		code := s.txn.VerifyProduce(h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: p.topic, Partition: p.index})
+		code := s.txn.VerifyProduce(h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: p.Topic, Partition: p.Index})
 		if code != 0 {
 			return kerr.ErrorForCode(code).(*kerr.Error)
 		}
