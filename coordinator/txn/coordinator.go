@@ -122,6 +122,11 @@ type Coordinator struct {
 	log  zerolog.Logger
 
 	opMu sync.Mutex // serializes state-changing operations, I/O included
+	// idMu serializes producer id block reservations, whose file write
+	// happens with mu released. Lock order: opMu, idMu, mu.
+	idMu sync.Mutex
+	// writeIDFile persists the block end; tests replace it.
+	writeIDFile func(path string, data []byte) error
 
 	mu struct {
 		sync.Mutex
@@ -148,7 +153,7 @@ func New(cfg Config, deps Deps) (*Coordinator, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	c := &Coordinator{cfg: cfg, deps: deps, log: deps.Logger, quit: make(chan struct{})}
+	c := &Coordinator{cfg: cfg, deps: deps, log: deps.Logger, quit: make(chan struct{}), writeIDFile: storage.WriteFileAtomic}
 	c.mu.txns = make(map[string]*txnMeta)
 	c.mu.byPID = make(map[int64]*txnMeta)
 	c.mu.logs = deps.Logs
@@ -224,29 +229,56 @@ func (c *Coordinator) loadIDBlock() error {
 	return nil
 }
 
-// allocatePIDLocked returns a producer id never handed out before, even
-// across restarts: the end of the current block is durable before any id
-// of it is used.
-func (c *Coordinator) allocatePIDLocked() (int64, error) {
-	if c.mu.nextPID >= c.mu.blockEnd {
-		end := c.mu.nextPID + idBlockSize
-		data, _ := json.Marshal(idBlock{BlockEnd: end})
-		if err := storage.WriteFileAtomic(c.deps.IDFile, data); err != nil {
-			return -1, fmt.Errorf("txn: persisting producer id block: %w", err)
-		}
-		c.mu.blockEnd = end
+// allocatePID returns a producer id never handed out before, even across
+// restarts: the end of the current block is durable before any id of it
+// is used. The block's file write (two fsyncs) happens under idMu only, so
+// that produce verification, DescribeTransactions and ListTransactions,
+// which take mu, do not wait for the disk.
+func (c *Coordinator) allocatePID() (int64, error) {
+	if pid, ok := c.takePID(); ok {
+		return pid, nil
 	}
+	c.idMu.Lock()
+	defer c.idMu.Unlock()
+	c.mu.Lock()
+	if c.mu.nextPID < c.mu.blockEnd { // another caller reserved a block meanwhile
+		pid := c.mu.nextPID
+		c.mu.nextPID++
+		c.mu.Unlock()
+		return pid, nil
+	}
+	// Only idMu holders move blockEnd or reserve past it, so end stays
+	// ahead of every id handed out until it is published below.
+	end := c.mu.nextPID + idBlockSize
+	c.mu.Unlock()
+	data, _ := json.Marshal(idBlock{BlockEnd: end})
+	if err := c.writeIDFile(c.deps.IDFile, data); err != nil {
+		return -1, fmt.Errorf("txn: persisting producer id block: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.blockEnd = end
 	pid := c.mu.nextPID
 	c.mu.nextPID++
 	return pid, nil
 }
 
+// takePID hands out the next id of the current block, if it has one left.
+func (c *Coordinator) takePID() (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.nextPID >= c.mu.blockEnd {
+		return 0, false
+	}
+	pid := c.mu.nextPID
+	c.mu.nextPID++
+	return pid, true
+}
+
 // AllocateProducerID returns a fresh producer id for an idempotent
 // producer (InitProducerId without a transactional id).
 func (c *Coordinator) AllocateProducerID() (int64, int16) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	pid, err := c.allocatePIDLocked()
+	pid, err := c.allocatePID()
 	if err != nil {
 		c.log.Error().Err(err).Msg("txn: cannot allocate a producer id")
 		return -1, kerr.CoordinatorNotAvailable.Code
