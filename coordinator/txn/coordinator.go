@@ -313,31 +313,37 @@ func partitionFor(id string, n int) int {
 	return int(h) % n
 }
 
-// logForLocked returns the __transaction_state partition of id, creating
-// the topic on first use.
-func (c *Coordinator) logForLocked(id string) (Log, error) {
-	if len(c.mu.logs) == 0 {
+// logFor returns the __transaction_state partition of id, creating the
+// topic on first use. Called with opMu held, which serializes creation;
+// the creation (log opens, a cluster metadata fsync) runs with mu
+// released, so produce verification and Describe/List do not wait for it.
+func (c *Coordinator) logFor(id string) (Log, error) {
+	c.mu.Lock()
+	logs := c.mu.logs
+	c.mu.Unlock()
+	if len(logs) == 0 {
 		if c.deps.CreateLogs == nil {
 			return nil, errors.New("txn: __transaction_state is not available")
 		}
-		logs, err := c.deps.CreateLogs()
+		created, err := c.deps.CreateLogs()
 		if err != nil {
 			return nil, fmt.Errorf("txn: creating __transaction_state: %w", err)
 		}
-		if len(logs) == 0 {
+		if len(created) == 0 {
 			return nil, errors.New("txn: __transaction_state has no partitions")
 		}
-		c.mu.logs = logs
+		c.mu.Lock()
+		c.mu.logs = created
+		c.mu.Unlock()
+		logs = created
 	}
-	return c.mu.logs[partitionFor(id, len(c.mu.logs))], nil
+	return logs[partitionFor(id, len(logs))], nil
 }
 
 // persist writes m's record durably and then installs it. Called with opMu
 // held, without mu.
 func (c *Coordinator) persist(m *txnMeta) error {
-	c.mu.Lock()
-	l, err := c.logForLocked(m.id)
-	c.mu.Unlock()
+	l, err := c.logFor(m.id)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/skiffmq/skiff/storage"
 )
 
@@ -88,5 +90,48 @@ func TestProducerIDBlockWriteFailureHandsOutNothing(t *testing.T) {
 	c.writeIDFile = storage.WriteFileAtomic
 	if pid, code := c.AllocateProducerID(); code != 0 || pid != 0 {
 		t.Errorf("after the disk recovered: id %d, code %d; want 0, 0", pid, code)
+	}
+}
+
+// TestTxnStateTopicCreatedWithoutHoldingMu: the first transactional write
+// created __transaction_state (log opens and a cluster metadata fsync)
+// while holding mu, stalling produce verification and Describe/List. It is
+// now created under opMu alone.
+func TestTxnStateTopicCreatedWithoutHoldingMu(t *testing.T) {
+	var c *Coordinator
+	var created, heldDuringCreate int
+	log := &memLog{}
+	c, err := New(Config{MaxTimeout: time.Minute, IDExpiration: time.Hour, AbortInterval: time.Minute}, Deps{
+		Logger: zerolog.Nop(),
+		CreateLogs: func() ([]Log, error) {
+			created++
+			if c.mu.TryLock() {
+				c.mu.Unlock()
+			} else {
+				heldDuringCreate++
+			}
+			return []Log{log}, nil
+		},
+		WriteMarkers:    func(int64, int16, bool, []TopicPartition) error { return nil },
+		PartitionExists: func(string, int32) bool { return true },
+		IDFile:          filepath.Join(t.TempDir(), "producer-ids.json"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	for _, id := range []string{"a", "b"} {
+		if _, _, code := c.InitProducerID(id, 60000, -1, -1); code != 0 {
+			t.Fatalf("InitProducerID(%s): error %d", id, code)
+		}
+	}
+	if created != 1 {
+		t.Errorf("__transaction_state created %d times, want once", created)
+	}
+	if heldDuringCreate > 0 {
+		t.Error("__transaction_state was created holding mu")
+	}
+	if _, ok := c.Describe("a"); !ok {
+		t.Error("transactional id a not registered")
 	}
 }
