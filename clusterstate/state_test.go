@@ -70,7 +70,7 @@ type fixture struct {
 }
 
 // open opens a store and a State on dir; both are closed at cleanup.
-func open(t *testing.T, dir string) *fixture {
+func open(t testing.TB, dir string) *fixture {
 	t.Helper()
 	store, err := storage.OpenStore(dir, zerolog.Nop())
 	if err != nil {
@@ -87,7 +87,7 @@ func open(t *testing.T, dir string) *fixture {
 	return f
 }
 
-func (f *fixture) close(t *testing.T) {
+func (f *fixture) close(t testing.TB) {
 	if f.store == nil {
 		return
 	}
