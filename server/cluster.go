@@ -3,6 +3,7 @@ package server
 import (
 	"maps"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -76,8 +77,9 @@ func (c *cluster) partitions(name string) []*partition {
 	return t.Partitions
 }
 
-// topicNames returns every topic name, sorted.
-func (c *cluster) topicNames() []string { return c.TopicNames() }
+// topicNames returns every topic name, sorted, in a slice the caller owns
+// (the coordinators and handlers may sort or trim what they get).
+func (c *cluster) topicNames() []string { return slices.Clone(c.TopicNames()) }
 
 // topicView is a consistent snapshot of one topic for building responses.
 type topicView struct {
