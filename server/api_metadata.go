@@ -1,6 +1,8 @@
 package server
 
 import (
+	"slices"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -138,20 +140,20 @@ func (s *Server) metadataTopic(req *kmsg.MetadataRequest, name string) kmsg.Meta
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = kmsg.StringPtr(name)
 	mt.AuthorizedOperations = authorizedOperationsOmitted
-	v, ok := s.meta.view(name)
+	t, ok := s.meta.topic(name)
 	if !ok {
 		mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
 		return mt
 	}
-	mt.TopicID = v.id
-	mt.IsInternal = v.internal
-	for i := int32(0); i < v.partitions; i++ {
+	mt.TopicID = t.ID
+	mt.IsInternal = t.Internal
+	for _, tp := range t.Partitions {
 		p := kmsg.NewMetadataResponseTopicPartition()
-		p.Partition = i
-		p.Leader = s.cfg.NodeID
-		p.LeaderEpoch = 0
-		p.Replicas = []int32{s.cfg.NodeID}
-		p.ISR = []int32{s.cfg.NodeID}
+		p.Partition = tp.Index
+		p.Leader = tp.Leader
+		p.LeaderEpoch = tp.LeaderEpoch
+		p.Replicas = slices.Clone(tp.Replicas)
+		p.ISR = slices.Clone(tp.ISR)
 		p.OfflineReplicas = []int32{}
 		mt.Partitions = append(mt.Partitions, p)
 	}
