@@ -158,23 +158,47 @@ func (s *State) dropLogs(ps []*Partition) {
 // logs, so that a crash in between leaves only stray directories that the
 // next Open removes.
 func (s *State) DeleteTopic(name string) error {
+	return s.DeleteTopics([]string{name})[0]
+}
+
+// DeleteTopics removes topics with one metadata save for all of them (a
+// test harness resetting the broker, or a DeleteTopics request naming
+// many). The error of each name is ErrUnknownTopic, the save's error, or
+// nil; results are in names' order.
+func (s *State) DeleteTopics(names []string) []error {
+	errs := make([]error, len(names))
 	s.changeMu.Lock()
 	defer s.changeMu.Unlock()
 	cur := s.topics.Load()
-	t, ok := cur.byName[name]
-	if !ok {
-		return ErrUnknownTopic
-	}
 	next := maps.Clone(cur.byName)
-	delete(next, name)
+	var gone []*Topic
+	for i, name := range names {
+		t, ok := next[name]
+		if !ok {
+			errs[i] = ErrUnknownTopic
+			continue
+		}
+		delete(next, name)
+		gone = append(gone, t)
+	}
+	if len(gone) == 0 {
+		return errs
+	}
 	ts := newTopicSet(next)
 	if err := s.saveLocked(ts, s.quotas.Load()); err != nil {
-		return err
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return errs
 	}
 	s.topics.Store(ts)
-	s.dropLogs(t.Partitions)
-	s.log.Info().Str("topic", name).Msg("topic deleted")
-	return nil
+	for _, t := range gone {
+		s.dropLogs(t.Partitions)
+		s.log.Info().Str("topic", t.Name).Msg("topic deleted")
+	}
+	return errs
 }
 
 // SetTopicConfigs replaces a topic's overrides (already validated), saves

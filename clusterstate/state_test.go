@@ -196,6 +196,27 @@ func TestDeleteTopicRemovesItsLogs(t *testing.T) {
 	}
 }
 
+func TestDeleteTopicsSavesOnce(t *testing.T) {
+	f := open(t, t.TempDir())
+	for _, name := range []string{"a", "b", "c"} {
+		mustCreate(t, f.state, name, 1, nil)
+	}
+	writes := f.backend.Writes()
+	errs := f.state.DeleteTopics([]string{"a", "missing", "c", "a"})
+	if errs[0] != nil || errs[2] != nil || !errors.Is(errs[1], ErrUnknownTopic) || !errors.Is(errs[3], ErrUnknownTopic) {
+		t.Fatalf("errors = %v", errs)
+	}
+	if got := f.backend.Writes() - writes; got != 1 {
+		t.Errorf("deleting two topics saved %d times, want once", got)
+	}
+	if got := strings.Join(f.state.TopicNames(), ","); got != "b" {
+		t.Errorf("left: %s", got)
+	}
+	if img := readImage(t, f.dir); len(img.Topics) != 1 || img.Topics[0].Name != "b" {
+		t.Errorf("meta.json lists %+v", img.Topics)
+	}
+}
+
 func TestSetTopicConfigsParsesOncePublishesNewTopic(t *testing.T) {
 	f := open(t, t.TempDir())
 	before := mustCreate(t, f.state, "t", 1, nil)
