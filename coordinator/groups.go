@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -47,6 +48,13 @@ type Groups struct {
 	topics     TopicLookup
 	createLogs func() ([]Log, error)
 	closing    chan struct{} // closed by Close; parked requests return
+
+	// createMu serializes ensureLogs' creation of __consumer_offsets,
+	// which opens its logs and saves the cluster metadata with mu
+	// released. logsReady is set once mu.writers is filled. Lock order:
+	// createMu, then mu.
+	createMu  sync.Mutex
+	logsReady atomic.Bool
 
 	mu struct {
 		sync.Mutex
@@ -91,6 +99,7 @@ func New(cfg Config, deps Deps) (*Groups, error) {
 		}
 		g.mu.writers = append(g.mu.writers, newLogWriter(g, l))
 	}
+	g.logsReady.Store(len(g.mu.writers) > 0)
 	g.onLoadedLocked()
 	g.scheduleExpiryLocked()
 	return g, nil

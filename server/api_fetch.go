@@ -132,7 +132,7 @@ func (s *Server) fetchTopicName(useIDs bool, name string, id [16]byte) string {
 		return name
 	}
 	if t, ok := s.meta.topicByID(id); ok {
-		return t.name
+		return t.Name
 	}
 	return ""
 }
@@ -174,16 +174,16 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int, readCommitte
 			anyErr = true
 			continue
 		}
-		res.stats = p.stats
-		waits = append(waits, p.log.Wait())
+		res.stats = p.Stats
+		waits = append(waits, p.Log.Wait())
 		limit := min(int(sp.maxBytes), maxBytes-total)
 		if limit <= 0 && total > 0 {
 			// The response is full: report the partition without reading it.
-			res.hw, res.logStart = p.log.HighWatermark(), p.log.LogStartOffset()
-			res.lso = min(p.log.LastStableOffset(), res.hw)
+			res.hw, res.logStart = p.Log.HighWatermark(), p.Log.LogStartOffset()
+			res.lso = min(p.Log.LastStableOffset(), res.hw)
 			continue
 		}
-		rr, err := p.log.Read(sp.fetchOffset, max(limit, 0), total == 0)
+		rr, err := p.Log.Read(sp.fetchOffset, max(limit, 0), total == 0)
 		if err != nil {
 			// A failed read reports no watermarks (-1), as Kafka's
 			// ReplicaManager does for a read that threw: the consumer
@@ -193,7 +193,7 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int, readCommitte
 			continue
 		}
 		res.hw, res.logStart = rr.HighWatermark, rr.LogStartOffset
-		res.lso = min(p.log.LastStableOffset(), rr.HighWatermark)
+		res.lso = min(p.Log.LastStableOffset(), rr.HighWatermark)
 		res.records = rr.Records
 		held += cap(rr.Records)
 		if readCommitted {
@@ -288,7 +288,7 @@ func committedRecords(p *partition, fetchOffset int64, records []byte, lso int64
 		return nil, nil
 	}
 	last, _ := lastOffsetOf(records[:n])
-	return records[:n], p.log.AbortedTxns(fetchOffset, last+1)
+	return records[:n], p.Log.AbortedTxns(fetchOffset, last+1)
 }
 
 // lastOffsetOf returns the last offset of the last batch in records.
