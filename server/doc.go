@@ -25,7 +25,10 @@
 // method names the handlers call. The partition logs come from package
 // storage, the group and transaction coordinators from package
 // coordinator and coordinator/txn; groups.go and txn.go wire them to the
-// internal topics.
+// internal topics. Metrics (metrics*.go, served by httpadmin.go with
+// /healthz, /readyz and pprof) are read at scrape time: each partition
+// points at its topic's clusterstate.TopicStats, which the produce and
+// fetch paths add to atomically.
 //
 // # Concurrency
 //

@@ -8,7 +8,7 @@
 // TxnMetadata record (Kafka's own key/value layout) per state transition,
 // in partition abs(javaHash(transactionalID)) % numPartitions; the topic is
 // created on first use and replayed by New. Producer ids are handed out
-// from blocks whose upper bound is persisted (storage.WriteFileAtomic)
+// from blocks whose upper bound is persisted (storage.WriteFileAtomicFS)
 // before the first id of a block is used, so ids never repeat after a
 // restart.
 //
