@@ -37,6 +37,7 @@ func hbError(code int16, format string, args ...any) heartbeatResult {
 func (g *Groups) ConsumerGroupHeartbeat(ctx context.Context, req *kmsg.ConsumerGroupHeartbeatRequest) *kmsg.ConsumerGroupHeartbeatResponse {
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
 	ch := make(chan heartbeatResult, 1)
+	g.ensureLogs()
 	g.lock()
 	g.consumerHeartbeatLocked(req, clientInfoFrom(ctx), ch)
 	g.unlock()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -48,6 +49,13 @@ type Groups struct {
 	createLogs func() ([]Log, error)
 	closing    chan struct{} // closed by Close; parked requests return
 	replayed   int64         // records replayed from __consumer_offsets by New; set before g is shared
+
+	// createMu serializes ensureLogs' creation of __consumer_offsets,
+	// which opens its logs and saves the cluster metadata with mu
+	// released. logsReady is set once mu.writers is filled. Lock order:
+	// createMu, then mu.
+	createMu  sync.Mutex
+	logsReady atomic.Bool
 
 	mu struct {
 		sync.Mutex
@@ -92,6 +100,7 @@ func New(cfg Config, deps Deps) (*Groups, error) {
 		}
 		g.mu.writers = append(g.mu.writers, newLogWriter(g, l))
 	}
+	g.logsReady.Store(len(g.mu.writers) > 0)
 	g.onLoadedLocked()
 	g.scheduleExpiryLocked()
 	g.logger.Info().Int64("records", g.replayed).Int("partitions", len(deps.Logs)).Msg("coordinator: replayed __consumer_offsets")

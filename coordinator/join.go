@@ -13,6 +13,7 @@ import (
 func (g *Groups) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest) *kmsg.JoinGroupResponse {
 	resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
 	ch := make(chan joinResult, 1)
+	g.ensureLogs()
 	g.lock()
 	g.joinLocked(req, clientInfoFrom(ctx), ch)
 	g.unlock()

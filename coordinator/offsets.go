@@ -81,6 +81,7 @@ func (g *Groups) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest
 		}
 	}
 	ch := make(chan int16, 1)
+	g.ensureLogs()
 	g.lock()
 	written := g.commitLocked(req, resp, ch)
 	g.unlock()

@@ -158,9 +158,39 @@ func (g *Groups) enqueueLocked(groupID string, records []kv, apply func(firstOff
 	}
 }
 
-// writerForLocked returns the writer of the group's partition, creating
-// __consumer_offsets on first use. Creation runs under mu: it happens once
-// and every other write would have to wait for it anyway.
+// ensureLogs creates __consumer_offsets, if it does not exist yet, before
+// an operation that may be the first to write to it takes mu: creating it
+// opens its logs and saves the cluster metadata (fsyncs), which must not
+// stall every group operation. A failure is left for writerForLocked to
+// retry and report.
+func (g *Groups) ensureLogs() {
+	if g.logsReady.Load() || g.createLogs == nil {
+		return
+	}
+	g.createMu.Lock()
+	defer g.createMu.Unlock()
+	if g.logsReady.Load() {
+		return
+	}
+	logs, err := g.createLogs()
+	if err != nil || len(logs) == 0 {
+		return
+	}
+	g.mu.Lock()
+	if len(g.mu.writers) == 0 {
+		for _, l := range logs {
+			g.mu.writers = append(g.mu.writers, newLogWriter(g, l))
+		}
+	}
+	g.mu.Unlock() // nothing queued: no flush needed, unlike unlock()
+	g.logsReady.Store(true)
+}
+
+// writerForLocked returns the writer of the group's partition. The entry
+// points that can write first call ensureLogs, so __consumer_offsets
+// exists by then; only if that creation failed is it retried here, under
+// mu, at the cost of holding every group operation for one topic
+// creation.
 func (g *Groups) writerForLocked(groupID string) (*logWriter, error) {
 	if len(g.mu.writers) == 0 {
 		if g.createLogs == nil {
@@ -174,6 +204,7 @@ func (g *Groups) writerForLocked(groupID string) (*logWriter, error) {
 		for _, l := range logs {
 			g.mu.writers = append(g.mu.writers, newLogWriter(g, l))
 		}
+		g.logsReady.Store(true)
 	}
 	return g.mu.writers[partitionFor(groupID, len(g.mu.writers))], nil
 }

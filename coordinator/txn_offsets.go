@@ -76,6 +76,7 @@ func (g *Groups) TxnOffsetCommit(ctx context.Context, req *kmsg.TxnOffsetCommitR
 		return resp
 	}
 
+	g.ensureLogs()
 	g.lock()
 	code := int16(0)
 	if g.mu.closed {

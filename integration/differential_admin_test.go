@@ -73,6 +73,45 @@ var diffAdminScenarios = []diffScenario{
 		req.Markers = append(req.Markers, m)
 		return []any{c.do(req).(*kmsg.WriteTxnMarkersResponse).Markers}
 	}},
+	{name: "SASLOnPlaintextListener", run: func(c *diffConn) []any {
+		// The SASL requests on a listener that does not do SASL.
+		hs := kmsg.NewPtrSASLHandshakeRequest()
+		hs.Mechanism = "PLAIN"
+		hsResp := c.do(hs).(*kmsg.SASLHandshakeResponse)
+		auth := kmsg.NewPtrSASLAuthenticateRequest()
+		auth.SASLAuthBytes = []byte("\x00user\x00pass")
+		authResp := c.do(auth).(*kmsg.SASLAuthenticateResponse)
+		return []any{hsResp.ErrorCode, authResp.ErrorCode}
+	}},
+	{name: "UserSCRAMCredentials", run: func(c *diffConn) []any {
+		user := c.name("user")
+		describe := func() *kmsg.DescribeUserSCRAMCredentialsResponse {
+			req := kmsg.NewPtrDescribeUserSCRAMCredentialsRequest()
+			u := kmsg.NewDescribeUserSCRAMCredentialsRequestUser()
+			u.Name = user
+			req.Users = append(req.Users, u)
+			return c.do(req).(*kmsg.DescribeUserSCRAMCredentialsResponse)
+		}
+		before := describe()
+		alter := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+		up := kmsg.NewAlterUserSCRAMCredentialsRequestUpsertion()
+		up.Name, up.Mechanism, up.Iterations = user, 2, 8192 // SCRAM-SHA-512
+		up.Salt, up.SaltedPassword = []byte("0123456789abcdef"), make([]byte, 64)
+		alter.Upsertions = append(alter.Upsertions, up)
+		low := kmsg.NewAlterUserSCRAMCredentialsRequestUpsertion()
+		low.Name, low.Mechanism, low.Iterations = c.name("weak"), 1, 10 // below the minimum
+		low.Salt, low.SaltedPassword = []byte("salt"), make([]byte, 32)
+		alter.Upsertions = append(alter.Upsertions, low)
+		altered := c.do(alter).(*kmsg.AlterUserSCRAMCredentialsResponse)
+		var after *kmsg.DescribeUserSCRAMCredentialsResponse
+		for range 50 { // Kafka applies the change through its controller
+			if after = describe(); len(after.Results) == 1 && after.Results[0].ErrorCode == 0 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return []any{before.ErrorCode, before.Results, altered.Results, after.Results}
+	}},
 	{name: "ApiVersionsBadSoftwareName", run: func(c *diffConn) []any {
 		req := kmsg.NewPtrApiVersionsRequest()
 		req.ClientSoftwareName, req.ClientSoftwareVersion = "bad name!", "1.0"

@@ -9,9 +9,7 @@ import "strings"
 // it too, so the list stays true.
 var diffKnown = map[string]string{
 	// APIs Skiff does not implement, so does not advertise.
-	"ApiVersions [1][SASL*":                   "no SASL: Skiff's listeners are PLAINTEXT or TLS only",
 	"ApiVersions [1][*DelegationToken,*":      "delegation tokens need SASL, which Skiff does not have",
-	"ApiVersions [1][*UserSCRAMCredentials,*": "SCRAM users need SASL, which Skiff does not have",
 	"ApiVersions [1][*Share*":                 "share groups (KIP-932) are not implemented",
 	"ApiVersions [1][*RaftVoter,*":            "Skiff has no KRaft quorum whose voters could change",
 	"ApiVersions [1][UnregisterBroker,64]":    "one node, no broker registrations",

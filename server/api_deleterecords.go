@@ -36,9 +36,9 @@ func (s *Server) handleDeleteRecords(r *request) (kmsg.Response, error) {
 			default:
 				offset := rp.Offset
 				if offset == deleteToHighWatermark {
-					offset = p.log.HighWatermark()
+					offset = p.Log.HighWatermark()
 				}
-				low, err := p.log.DeleteRecordsBefore(offset)
+				low, err := p.Log.DeleteRecordsBefore(offset)
 				switch {
 				case errors.Is(err, storage.ErrOffsetOutOfRange):
 					sp.ErrorCode = kerr.OffsetOutOfRange.Code

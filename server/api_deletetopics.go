@@ -42,7 +42,7 @@ func (s *Server) handleDeleteTopics(r *request) (kmsg.Response, error) {
 			}
 		case t.id != [16]byte{}:
 			if tp, ok := s.meta.topicByID(t.id); ok {
-				name = tp.name
+				name = tp.Name
 				st.Topic = kmsg.StringPtr(name)
 			} else {
 				st.ErrorCode = kerr.UnknownTopicID.Code

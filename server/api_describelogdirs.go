@@ -61,8 +61,8 @@ func (s *Server) handleDescribeLogDirs(r *request) (kmsg.Response, error) {
 		dt.Topic = w.topic
 		add := func(p *partition) {
 			dp := kmsg.NewDescribeLogDirsResponseDirTopicPartition()
-			dp.Partition = p.index
-			dp.Size = p.log.Size()
+			dp.Partition = p.Index
+			dp.Size = p.Log.Size()
 			dt.Partitions = append(dt.Partitions, dp)
 		}
 		if w.parts == nil {

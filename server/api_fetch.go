@@ -146,7 +146,7 @@ func (s *Server) fetchTopicName(useIDs bool, name string, id [16]byte) string {
 		return name
 	}
 	if t, ok := s.meta.topicByID(id); ok {
-		return t.name
+		return t.Name
 	}
 	return ""
 }
@@ -206,13 +206,13 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int, readCommitte
 			anyErr = true
 			continue
 		}
-		res.stats = p.stats
-		waits = append(waits, p.log.Wait())
+		res.stats = p.Stats
+		waits = append(waits, p.Log.Wait())
 		limit := min(int(sp.maxBytes), maxBytes-total)
 		if limit <= 0 && total > 0 {
 			// The response is full: report the partition without reading it.
-			res.hw, res.logStart = p.log.HighWatermark(), p.log.LogStartOffset()
-			res.lso = min(p.log.LastStableOffset(), res.hw)
+			res.hw, res.logStart = p.Log.HighWatermark(), p.Log.LogStartOffset()
+			res.lso = min(p.Log.LastStableOffset(), res.hw)
 			continue
 		}
 		// read_committed returns only batches below the last stable
@@ -220,9 +220,9 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int, readCommitte
 		// offset agree.
 		upTo := int64(math.MaxInt64)
 		if readCommitted {
-			upTo = p.log.LastStableOffset()
+			upTo = p.Log.LastStableOffset()
 		}
-		fr, err := p.log.ReadFile(sp.fetchOffset, max(limit, 0), total == 0, upTo)
+		fr, err := p.Log.ReadFile(sp.fetchOffset, max(limit, 0), total == 0, upTo)
 		if err != nil {
 			// A failed read reports no watermarks (-1), as Kafka's
 			// ReplicaManager does for a read that threw: the consumer
@@ -235,7 +235,7 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int, readCommitte
 		if readCommitted {
 			res.lso = min(upTo, fr.HighWatermark)
 		} else {
-			res.lso = min(p.log.LastStableOffset(), fr.HighWatermark)
+			res.lso = min(p.Log.LastStableOffset(), fr.HighWatermark)
 		}
 		if fr.Size == 0 {
 			fr.Release()
@@ -244,7 +244,7 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int, readCommitte
 		res.file, res.from = &fr, sp.fetchOffset
 		s.stats.fetchReadsHeld.Add(1)
 		if readCommitted {
-			res.aborted = p.log.AbortedTxns(sp.fetchOffset, fr.NextOffset)
+			res.aborted = p.Log.AbortedTxns(sp.fetchOffset, fr.NextOffset)
 		}
 		total += int(fr.Size)
 	}

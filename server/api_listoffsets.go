@@ -39,7 +39,7 @@ func (s *Server) handleListOffsets(r *request) (kmsg.Response, error) {
 			case rp.CurrentLeaderEpoch > partitionLeaderEpoch:
 				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
 			default:
-				sp.ErrorCode = listOffset(p.log, rp.Timestamp, readCommitted, &sp)
+				sp.ErrorCode = listOffset(p.Log, rp.Timestamp, readCommitted, &sp)
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}

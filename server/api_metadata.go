@@ -1,6 +1,8 @@
 package server
 
 import (
+	"slices"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -64,7 +66,7 @@ func (s *Server) handleMetadata(r *request) (kmsg.Response, error) {
 				resp.Topics = append(resp.Topics, mt)
 				continue
 			}
-			name = t.name
+			name = t.Name
 		default:
 			// An empty name is not a valid topic: Kafka answers it by name
 			// with INVALID_TOPIC_EXCEPTION (Topic.validate).
@@ -141,7 +143,7 @@ func (s *Server) metadataTopic(req *kmsg.MetadataRequest, name string) kmsg.Meta
 	if req.IncludeTopicAuthorizedOperations {
 		mt.AuthorizedOperations = operationsBitfield(topicOperations)
 	}
-	v, ok := s.meta.view(name)
+	t, ok := s.meta.topic(name)
 	if !ok {
 		// A name no topic could have is INVALID_TOPIC_EXCEPTION, as in
 		// Kafka's KafkaApis.getTopicMetadata, not merely unknown.
@@ -151,15 +153,15 @@ func (s *Server) metadataTopic(req *kmsg.MetadataRequest, name string) kmsg.Meta
 		}
 		return mt
 	}
-	mt.TopicID = v.id
-	mt.IsInternal = v.internal
-	for i := int32(0); i < v.partitions; i++ {
+	mt.TopicID = t.ID
+	mt.IsInternal = t.Internal
+	for _, tp := range t.Partitions {
 		p := kmsg.NewMetadataResponseTopicPartition()
-		p.Partition = i
-		p.Leader = s.cfg.NodeID
-		p.LeaderEpoch = 0
-		p.Replicas = []int32{s.cfg.NodeID}
-		p.ISR = []int32{s.cfg.NodeID}
+		p.Partition = tp.Index
+		p.Leader = tp.Leader
+		p.LeaderEpoch = tp.LeaderEpoch
+		p.Replicas = slices.Clone(tp.Replicas)
+		p.ISR = slices.Clone(tp.ISR)
 		p.OfflineReplicas = []int32{}
 		mt.Partitions = append(mt.Partitions, p)
 	}

@@ -38,7 +38,7 @@ func (s *Server) handleOffsetForLeaderEpoch(r *request) (kmsg.Response, error) {
 			case rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch < partitionLeaderEpoch:
 				sp.ErrorCode = kerr.FencedLeaderEpoch.Code
 			case rp.LeaderEpoch == partitionLeaderEpoch:
-				sp.LeaderEpoch, sp.EndOffset = partitionLeaderEpoch, p.log.HighWatermark()
+				sp.LeaderEpoch, sp.EndOffset = partitionLeaderEpoch, p.Log.HighWatermark()
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}

@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
+	"github.com/skiffmq/skiff/clusterstate"
 	"github.com/skiffmq/skiff/coordinator/txn"
 	"github.com/skiffmq/skiff/protocol"
 	"github.com/skiffmq/skiff/storage"
@@ -41,9 +40,11 @@ func (s *Server) handleProduce(r *request) (kmsg.Response, error) {
 			case topicCode != 0:
 				sp.ErrorCode = topicCode
 			case isInternalTopic(name):
-				// Only the coordinators write there, as in Kafka's
-				// ReplicaManager ("Cannot append to internal topic").
-				sp.ErrorCode = kerr.InvalidTopicException.Code
+				// Only the coordinators write there, and not through
+				// Produce. Checked before the lookup, as Kafka's
+				// ReplicaManager does, so a client gets the same answer
+				// before the topic exists.
+				sp.ErrorCode = clusterstate.ClientWriteError(name).Code
 			default:
 				p := s.meta.partition(name, rp.Partition)
 				if p == nil {
@@ -51,7 +52,7 @@ func (s *Server) handleProduce(r *request) (kmsg.Response, error) {
 					break
 				}
 				w, ok := s.producePartition(p, rp.Records, &sp)
-				p.stats.produced(ok, len(rp.Records), w.lastOffset-sp.BaseOffset+1)
+				p.Stats.Produced(ok, len(rp.Records), w.lastOffset-sp.BaseOffset+1)
 				if ok && req.Acks != 0 {
 					w.topicIdx, w.partIdx = len(resp.Topics), len(st.Partitions)
 					waits = append(waits, w)
@@ -102,13 +103,13 @@ func (s *Server) produceTopicName(version int16, rt kmsg.ProduceRequestTopic) (s
 	if !ok {
 		return "", kerr.UnknownTopicID.Code
 	}
-	return t.name, 0
+	return t.Name, 0
 }
 
 // producePartition validates and appends one partition's records, filling
 // sp. It reports whether the append happened (and so must be waited for).
 func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.ProduceResponseTopicPartition) (durableWait, bool) {
-	cfg := s.meta.produceConfig(p.topic)
+	cfg := s.meta.produceConfig(p.Topic)
 	if len(records) == 0 {
 		sp.ErrorCode = kerr.InvalidRecord.Code
 		return durableWait{}, false
@@ -136,7 +137,7 @@ func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.Produce
 	if cfg.logAppendTime {
 		opts.LogAppendTime = now
 	}
-	res, err := p.log.Append(records, opts)
+	res, err := p.Log.Append(records, opts)
 	if err != nil {
 		code := appendErrorCode(err)
 		sp.ErrorCode = code.Code
@@ -147,11 +148,11 @@ func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.Produce
 			// Kafka's ReplicaManager reports the log start offset with
 			// the errors the log itself raises on append (the producer
 			// state checks), and -1 only for those found before it.
-			sp.LogStartOffset = p.log.LogStartOffset()
+			sp.LogStartOffset = p.Log.LogStartOffset()
 		}
 		if !errors.Is(err, storage.ErrWriteFailed) && !errors.Is(err, storage.ErrLogFailed) {
 			// Disk faults are logged once by the partition, not per request.
-			s.log.Warn().Err(err).Str("topic", p.topic).Int32("partition", p.index).Msg("append rejected")
+			s.log.Warn().Err(err).Str("topic", p.Topic).Int32("partition", p.Index).Msg("append rejected")
 		}
 		return durableWait{}, false
 	}
@@ -160,7 +161,7 @@ func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.Produce
 	if cfg.logAppendTime && !res.Duplicate {
 		sp.LogAppendTime = now
 	}
-	return durableWait{log: p.log, lastOffset: res.LastOffset}, true
+	return durableWait{log: p.Log, lastOffset: res.LastOffset}, true
 }
 
 // produceConfig is the subset of topic configs that produce validation needs.
@@ -172,19 +173,20 @@ type produceConfig struct {
 	timestampBeforeMs int64
 }
 
+// produceConfig reads the produce settings from the topic's config, which
+// clusterstate parsed once.
 func (c *cluster) produceConfig(topicName string) produceConfig {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	t, ok := c.mu.topics[topicName]
+	t, ok := c.Topic(topicName)
 	if !ok {
 		return produceConfig{}
 	}
+	tc := &t.Config
 	return produceConfig{
-		maxMessageBytes:   parseLong(c.topicConfigLocked(t, "max.message.bytes")),
-		logAppendTime:     c.topicConfigLocked(t, "message.timestamp.type") == "LogAppendTime",
-		compacted:         slices.Contains(strings.Split(c.topicConfigLocked(t, "cleanup.policy"), ","), "compact"),
-		timestampAfterMs:  parseLong(c.topicConfigLocked(t, "message.timestamp.after.max.ms")),
-		timestampBeforeMs: parseLong(c.topicConfigLocked(t, "message.timestamp.before.max.ms")),
+		maxMessageBytes:   tc.MaxMessageBytes,
+		logAppendTime:     tc.LogAppendTime,
+		compacted:         tc.CleanupCompact,
+		timestampAfterMs:  tc.TimestampAfterMs,
+		timestampBeforeMs: tc.TimestampBeforeMs,
 	}
 }
 
@@ -319,7 +321,7 @@ func (s *Server) checkProducer(p *partition, h *protocol.BatchHeader) *kerr.Erro
 	case h.BaseSequence < 0:
 		return kerr.OutOfOrderSequenceNumber
 	case h.IsTransactional():
-		code := s.txn.VerifyProduce(h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: p.topic, Partition: p.index})
+		code := s.txn.VerifyProduce(h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: p.Topic, Partition: p.Index})
 		if code != 0 {
 			return kerr.ErrorForCode(code).(*kerr.Error)
 		}

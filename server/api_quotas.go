@@ -2,10 +2,9 @@ package server
 
 import (
 	"fmt"
-	"maps"
+	"github.com/skiffmq/skiff/clusterstate"
 	"math"
 	"sort"
-	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -36,91 +35,22 @@ var (
 	ipQuotaKeys = map[string]bool{"connection_creation_rate": true}
 )
 
-// clientQuota is one entity's quotas. An entity part with a nil name is the
-// default for its type.
-type clientQuota struct {
-	Entity []quotaEntityPart  `json:"entity"`
-	Values map[string]float64 `json:"values"`
-}
+// clientQuota is one entity's quotas, as clusterstate stores them.
+type (
+	clientQuota     = clusterstate.Quota
+	quotaEntityPart = clusterstate.QuotaEntityPart
+)
 
-type quotaEntityPart struct {
-	Type string  `json:"type"`
-	Name *string `json:"name,omitempty"`
-}
-
-// quotaEntityKey is a canonical form of an entity (parts sorted by type).
-func quotaEntityKey(parts []quotaEntityPart) string {
-	var b strings.Builder
-	for _, p := range parts {
-		b.WriteString(p.Type)
-		if p.Name == nil {
-			b.WriteString("\x00<default>")
-		} else {
-			b.WriteString("=" + *p.Name)
-		}
-		b.WriteByte('\x01')
-	}
-	return b.String()
-}
-
-// quotasLocked returns every stored quota, sorted, for saving and
-// describing. Callers hold c.mu.
-func (c *cluster) quotasLocked() []clientQuota {
-	keys := make([]string, 0, len(c.mu.quotas))
-	for k := range c.mu.quotas {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]clientQuota, 0, len(keys))
-	for _, k := range keys {
-		q := c.mu.quotas[k]
-		out = append(out, clientQuota{Entity: q.Entity, Values: maps.Clone(q.Values)})
-	}
-	return out
-}
-
-func (c *cluster) clientQuotas() []clientQuota {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.quotasLocked()
-}
+func (c *cluster) clientQuotas() []clientQuota { return c.Quotas() }
 
 // alterClientQuota applies ops to one entity and persists the result; an
 // entity left without values is removed.
 func (c *cluster) alterClientQuota(entity []quotaEntityPart, ops []kmsg.AlterClientQuotasRequestEntryOp) error {
-	c.saveMu.Lock()
-	defer c.saveMu.Unlock()
-	c.mu.Lock()
-	key := quotaEntityKey(entity)
-	old := c.mu.quotas[key]
-	q := &clientQuota{Entity: entity, Values: map[string]float64{}}
-	if old != nil {
-		q.Values = maps.Clone(old.Values)
+	qops := make([]clusterstate.QuotaOp, len(ops))
+	for i, op := range ops {
+		qops[i] = clusterstate.QuotaOp{Key: op.Key, Value: op.Value, Remove: op.Remove}
 	}
-	for _, op := range ops {
-		if op.Remove {
-			delete(q.Values, op.Key)
-		} else {
-			q.Values[op.Key] = op.Value
-		}
-	}
-	if len(q.Values) == 0 {
-		delete(c.mu.quotas, key)
-	} else {
-		c.mu.quotas[key] = q
-	}
-	c.mu.Unlock()
-	if err := c.saveMeta(); err != nil {
-		c.mu.Lock()
-		if old != nil {
-			c.mu.quotas[key] = old
-		} else {
-			delete(c.mu.quotas, key)
-		}
-		c.mu.Unlock()
-		return err
-	}
-	return nil
+	return c.AlterQuota(entity, qops)
 }
 
 // validateQuotaEntity checks an entity as Kafka does and returns it in

@@ -36,7 +36,7 @@ func (s *Server) handleDescribeProducers(r *request) (kmsg.Response, error) {
 				rt.Partitions = append(rt.Partitions, rp)
 				continue
 			}
-			for _, pr := range p.log.Producers() {
+			for _, pr := range p.Log.Producers() {
 				ap := kmsg.NewDescribeProducersResponseTopicPartitionActiveProducer()
 				ap.ProducerID, ap.ProducerEpoch, ap.LastSequence = pr.ProducerID, int32(pr.ProducerEpoch), pr.LastSequence
 				ap.LastTimestamp, ap.CoordinatorEpoch, ap.CurrentTxnStartOffset = pr.LastTimestamp, pr.CoordinatorEpoch, pr.CurrentTxnStartOffset

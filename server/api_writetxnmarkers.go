@@ -59,7 +59,7 @@ func (s *Server) writeOneTxnMarker(topic string, partition int32, now, pid int64
 	// Kafka checks the producer epoch, then the coordinator epoch
 	// (ProducerAppendInfo.appendEndTxnMarker); the append below checks the
 	// producer epoch again under the log's lock.
-	for _, pr := range p.log.Producers() {
+	for _, pr := range p.Log.Producers() {
 		switch {
 		case pr.ProducerID != pid:
 		case epoch < pr.ProducerEpoch:

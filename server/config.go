@@ -102,6 +102,13 @@ type brokerConfigDef struct {
 	check func(string) error
 }
 
+// Kafka's defaults for offsets.topic.segment.bytes and
+// transaction.state.log.segment.bytes.
+const (
+	offsetsTopicSegmentBytes = "104857600"
+	txnStateSegmentBytes     = "104857600"
+)
+
 var brokerConfigDefs = []brokerConfigDef{
 	{name: "node.id", typ: typeInt, def: "0", check: intRange(0, 1<<31-1)},
 	{name: "broker.id", typ: typeInt, def: "-1", check: intRange(-1, 1<<31-1)},

@@ -58,7 +58,7 @@ func (s *Server) walkNames(v reflect.Value, topic string, n *requestNames) {
 			id := f.Interface().([16]byte)
 			if id != ([16]byte{}) {
 				if tp, ok := s.meta.topicByID(id); ok {
-					topic = tp.name
+					topic = tp.Name
 				}
 			}
 		case (name == "Group" || name == "GroupID") && f.Kind() == reflect.String && f.String() != "":

@@ -6,16 +6,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skiffmq/skiff/clusterstate"
 	"github.com/skiffmq/skiff/coordinator"
-	"github.com/skiffmq/skiff/storage"
 )
 
 // offsetsTopic is the internal topic the group coordinator persists
 // committed offsets and group metadata to.
-const offsetsTopic = "__consumer_offsets"
-
-// offsetsTopicSegmentBytes is Kafka's offsets.topic.segment.bytes default.
-const offsetsTopicSegmentBytes = "104857600"
+const offsetsTopic = clusterstate.OffsetsTopic
 
 // newGroups builds the group coordinator from the broker settings and the
 // existing __consumer_offsets partitions (replayed by coordinator.New).
@@ -52,25 +49,17 @@ func (s *Server) newGroups() (*coordinator.Groups, error) {
 // internalLogs returns an internal topic's partitions as coordinator logs,
 // or nil if the topic does not exist yet.
 func (s *Server) internalLogs(name string) []coordinator.Log {
-	v, ok := s.meta.view(name)
-	if !ok {
-		return nil
-	}
-	logs := make([]coordinator.Log, v.partitions)
-	for i := range logs {
-		logs[i] = internalLog{s.meta.partition(name, int32(i)).log}
+	var logs []coordinator.Log
+	for _, l := range s.meta.InternalLogs(name) {
+		logs = append(logs, l)
 	}
 	return logs
 }
 
 // createOffsetsTopic creates __consumer_offsets on the first group write,
-// as Kafka does, compacted and with offsets.topic.num.partitions partitions.
+// as Kafka does, with offsets.topic.num.partitions partitions.
 func (s *Server) createOffsetsTopic() ([]coordinator.Log, error) {
-	_, err := s.meta.createTopic(offsetsTopic, s.cfg.offsetsTopicPartitions, map[string]string{
-		"cleanup.policy": "compact",
-		"segment.bytes":  s.cfg.setting("offsets.topic.segment.bytes"),
-	})
-	if err != nil && err != errTopicExists {
+	if _, err := s.meta.EnsureInternalTopic(offsetsTopic, s.cfg.offsetsTopicPartitions, parseLong(s.cfg.setting("offsets.topic.segment.bytes"))); err != nil {
 		return nil, err
 	}
 	return s.internalLogs(offsetsTopic), nil
@@ -84,19 +73,6 @@ func groupContext(r *request) context.Context {
 		host = h
 	}
 	return coordinator.WithClientInfo(r.ctx, coordinator.ClientInfo{ClientID: r.clientID, Host: "/" + host})
-}
-
-// internalLog adapts a partition log to what the coordinator needs.
-type internalLog struct{ l *storage.Log }
-
-func (il internalLog) AppendRecords(records []byte, sync bool) (int64, error) {
-	res, err := il.l.Append(records, storage.AppendOptions{Sync: sync})
-	return res.BaseOffset, err
-}
-
-func (il internalLog) ReadRecords(offset int64, maxBytes int) ([]byte, int64, error) {
-	rr, err := il.l.Read(offset, maxBytes, true)
-	return rr.Records, rr.HighWatermark, err
 }
 
 // topicLookup answers the coordinator's metadata questions.
@@ -117,7 +93,7 @@ func (t topicLookup) TopicNameByID(id [16]byte) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return tp.name, true
+	return tp.Name, true
 }
 
 func (t topicLookup) TopicNames() []string { return t.c.topicNames() }

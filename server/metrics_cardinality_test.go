@@ -1,7 +1,7 @@
 package server
 
 import (
-	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/rs/zerolog"
+	"github.com/skiffmq/skiff/clusterstate"
 	"github.com/skiffmq/skiff/storage"
 )
 
@@ -32,11 +33,13 @@ func TestMetricsCardinalityBoundedWith10000Topics(t *testing.T) {
 	}
 	// Writing the metadata directly is quicker than 10,000 CreateTopics,
 	// each of which rewrites and fsyncs it.
-	mf := metaFile{ClusterID: newClusterID()}
+	// An empty cluster id is given a fresh one at start.
+	var mf metaFile
 	for i := range topics {
-		id := newTopicID()
-		mf.Topics = append(mf.Topics, metaTopic{Name: fmt.Sprintf("card-%05d", i),
-			ID: base64.RawURLEncoding.EncodeToString(id[:]), Partitions: 1})
+		var id clusterstate.TopicID
+		binary.BigEndian.PutUint64(id[8:], uint64(i)+1) // unique and non-zero
+		mf.Topics = append(mf.Topics, clusterstate.ImageTopic{Name: fmt.Sprintf("card-%05d", i),
+			ID: id.String(), Partitions: 1})
 	}
 	data, err := json.Marshal(mf)
 	if err != nil {

@@ -113,53 +113,44 @@ func (c *stateCollector) collectRequestErrors(ch chan<- prometheus.Metric) {
 	}
 }
 
-// snapshotTopics copies the topic list under the cluster's read lock.
-func (c *cluster) snapshotTopics() []*topic {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	out := make([]*topic, 0, len(c.mu.topics))
-	for _, t := range c.mu.topics {
-		out = append(out, t)
-	}
-	return out
-}
-
 func (c *stateCollector) collectTopics(ch chan<- prometheus.Metric) {
-	topics := c.s.meta.snapshotTopics()
-	var parts []*partition
+	// One published snapshot, read without a lock: a scrape never holds
+	// up a topic change, nor a change the scrape.
+	topics := c.s.meta.Topics()
 	var segments, logBytes int64
+	nparts := 0
 	perPartition := c.m.partitionSeries.Load()
 	for _, t := range topics {
-		if ts := &t.stats; ts.used() {
+		if ts := t.Stats; ts.Used() {
 			counter := func(d *prometheus.Desc, v uint64) {
-				ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), t.name)
+				ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), t.Name)
 			}
-			counter(descBytesIn, ts.bytesIn.Load())
-			counter(descRecordsIn, ts.recordsIn.Load())
-			counter(descBytesOut, ts.bytesOut.Load())
-			counter(descRecordsOut, ts.recordsOut.Load())
-			counter(descProduceReqs, ts.produceRequests.Load())
-			counter(descFetchReqs, ts.fetchRequests.Load())
-			counter(descFailedProduce, ts.failedProduce.Load())
-			counter(descFailedFetch, ts.failedFetch.Load())
+			counter(descBytesIn, ts.BytesIn.Load())
+			counter(descRecordsIn, ts.RecordsIn.Load())
+			counter(descBytesOut, ts.BytesOut.Load())
+			counter(descRecordsOut, ts.RecordsOut.Load())
+			counter(descProduceReqs, ts.ProduceRequests.Load())
+			counter(descFetchReqs, ts.FetchRequests.Load())
+			counter(descFailedProduce, ts.FailedProduce.Load())
+			counter(descFailedFetch, ts.FailedFetch.Load())
 		}
-		parts = append(parts[:0], c.s.meta.partitions(t.name)...)
-		for _, p := range parts {
-			size := p.log.Size()
-			segments += int64(p.log.SegmentCount())
+		nparts += len(t.Partitions)
+		for _, p := range t.Partitions {
+			size := p.Log.Size()
+			segments += int64(p.Log.SegmentCount())
 			logBytes += size
 			if !perPartition {
 				continue
 			}
-			pn := strconv.Itoa(int(p.index))
+			pn := strconv.Itoa(int(p.Index))
 			gauge := func(d *prometheus.Desc, v int64) {
-				ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), t.name, pn)
+				ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), t.Name, pn)
 			}
-			hw := p.log.HighWatermark()
-			gauge(descLogStart, p.log.LogStartOffset())
-			gauge(descLogEnd, p.log.LogEndOffset())
+			hw := p.Log.HighWatermark()
+			gauge(descLogStart, p.Log.LogStartOffset())
+			gauge(descLogEnd, p.Log.LogEndOffset())
 			gauge(descHWM, hw)
-			gauge(descLSO, min(p.log.LastStableOffset(), hw))
+			gauge(descLSO, min(p.Log.LastStableOffset(), hw))
 			gauge(descPartSize, size)
 		}
 	}
@@ -167,10 +158,6 @@ func (c *stateCollector) collectTopics(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(descTopics, float64(len(topics)))
-	nparts := 0
-	for _, t := range topics {
-		nparts += len(c.s.meta.partitions(t.name))
-	}
 	gauge(descPartitions, float64(nparts))
 	gauge(descSegments, float64(segments))
 	dir := c.s.cfg.DataDir
@@ -196,7 +183,7 @@ func (c *stateCollector) collectGroups(ch chan<- prometheus.Metric) {
 			pn := strconv.Itoa(int(o.Partition))
 			ch <- prometheus.MustNewConstMetric(descGroupCommitted, prometheus.GaugeValue, float64(o.Offset), g.ID, o.Topic, pn)
 			if p := c.s.meta.partition(o.Topic, o.Partition); p != nil {
-				lag := max(p.log.HighWatermark()-o.Offset, 0)
+				lag := max(p.Log.HighWatermark()-o.Offset, 0)
 				ch <- prometheus.MustNewConstMetric(descGroupLag, prometheus.GaugeValue, float64(lag), g.ID, o.Topic, pn)
 			}
 		}

@@ -116,7 +116,7 @@ func TestRequestMetricsDoNotAllocate(t *testing.T) {
 	var ts topicStats
 	if n := testing.AllocsPerRun(100, func() {
 		m.request(int16(kmsg.Produce), &times, resp)
-		ts.produced(true, 100, 3)
+		ts.Produced(true, 100, 3)
 		countFetch([]fetchResult{{stats: &ts}})
 	}); n != 0 {
 		t.Errorf("%v allocations per request, want 0", n)
@@ -138,7 +138,7 @@ func BenchmarkRequestMetrics(b *testing.B) {
 		for pb.Next() {
 			times := reqTimes{read: m.now()}
 			times.start = m.now()
-			ts.produced(true, 1000, 10)
+			ts.Produced(true, 1000, 10)
 			times.end = m.now()
 			m.request(int16(kmsg.Produce), &times, resp)
 		}

@@ -21,7 +21,7 @@ const maxRecordErrors = 1000
 // them. The records were validated already; this second walk happens only
 // on the refusal path.
 func (s *Server) nullKeyErrors(records []byte, p *partition, total int, sp *kmsg.ProduceResponseTopicPartition) string {
-	perRecord := fmt.Sprintf("Compacted topic cannot accept message without key in topic partition %s-%d", p.topic, p.index)
+	perRecord := fmt.Sprintf("Compacted topic cannot accept message without key in topic partition %s-%d", p.Topic, p.Index)
 	var it protocol.RecordIterator
 	defer it.Close()
 	it.Reset(records, protocol.IterSkipKeyValue, protocol.DefaultMaxDecompressedSize)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skiffmq/skiff/clusterstate"
 	"github.com/skiffmq/skiff/coordinator"
 	"github.com/skiffmq/skiff/coordinator/txn"
 	"github.com/skiffmq/skiff/protocol"
@@ -14,10 +15,7 @@ import (
 
 // txnStateTopic is the internal topic the transaction coordinator
 // persists transaction state to.
-const txnStateTopic = "__transaction_state"
-
-// txnStateSegmentBytes is Kafka's transaction.state.log.segment.bytes default.
-const txnStateSegmentBytes = "104857600"
+const txnStateTopic = clusterstate.TxnStateTopic
 
 // producerIDFile holds the end of the producer id block in use.
 const producerIDFile = "producer-ids.json"
@@ -51,19 +49,15 @@ func (s *Server) newTxnCoordinator() (*txn.Coordinator, error) {
 }
 
 // createTxnStateTopic creates __transaction_state on the first
-// transactional write, compacted, with transaction.state.log.num.partitions
+// transactional write, with transaction.state.log.num.partitions
 // partitions.
 func (s *Server) createTxnStateTopic() ([]txn.Log, error) {
 	n := int32(parseLong(s.cfg.setting("transaction.state.log.num.partitions")))
-	_, err := s.meta.createTopic(txnStateTopic, n, map[string]string{
-		"cleanup.policy": "compact",
-		"segment.bytes":  s.cfg.setting("transaction.state.log.segment.bytes"),
-	})
-	if err != nil && !errors.Is(err, errTopicExists) {
+	if _, err := s.meta.EnsureInternalTopic(txnStateTopic, n, parseLong(s.cfg.setting("transaction.state.log.segment.bytes"))); err != nil {
 		return nil, err
 	}
 	var logs []txn.Log
-	for _, l := range s.internalLogs(txnStateTopic) {
+	for _, l := range s.meta.InternalLogs(txnStateTopic) {
 		logs = append(logs, l)
 	}
 	return logs, nil
@@ -110,7 +104,7 @@ func appendTxnMarker(p *partition, now, pid int64, epoch int16, commit bool, coo
 	if err != nil {
 		return err
 	}
-	_, err = p.log.Append(batch, storage.AppendOptions{LeaderEpoch: partitionLeaderEpoch, Sync: true})
+	_, err = p.Log.Append(batch, storage.AppendOptions{LeaderEpoch: partitionLeaderEpoch, Sync: true})
 	return err
 }
 

@@ -124,6 +124,12 @@ type Coordinator struct {
 	log  zerolog.Logger
 
 	opMu sync.Mutex // serializes state-changing operations, I/O included
+	// idMu serializes producer id block reservations, whose file write
+	// happens with mu released. Lock order: opMu, idMu, mu.
+	idMu sync.Mutex
+	// writeIDFile persists the block end through the FS; tests replace it
+	// to see what is held while it runs.
+	writeIDFile func(path string, data []byte) error
 
 	mu struct {
 		sync.Mutex
@@ -152,6 +158,7 @@ func New(cfg Config, deps Deps) (*Coordinator, error) {
 		deps.Now = time.Now
 	}
 	c := &Coordinator{cfg: cfg, deps: deps, log: deps.Logger, quit: make(chan struct{})}
+	c.writeIDFile = func(path string, data []byte) error { return storage.WriteFileAtomicFS(c.fs(), path, data) }
 	c.mu.txns = make(map[string]*txnMeta)
 	c.mu.byPID = make(map[int64]*txnMeta)
 	c.mu.logs = deps.Logs
@@ -237,29 +244,56 @@ func (c *Coordinator) loadIDBlock() error {
 	return nil
 }
 
-// allocatePIDLocked returns a producer id never handed out before, even
-// across restarts: the end of the current block is durable before any id
-// of it is used.
-func (c *Coordinator) allocatePIDLocked() (int64, error) {
-	if c.mu.nextPID >= c.mu.blockEnd {
-		end := c.mu.nextPID + idBlockSize
-		data, _ := json.Marshal(idBlock{BlockEnd: end})
-		if err := storage.WriteFileAtomicFS(c.fs(), c.deps.IDFile, data); err != nil {
-			return -1, fmt.Errorf("txn: persisting producer id block: %w", err)
-		}
-		c.mu.blockEnd = end
+// allocatePID returns a producer id never handed out before, even across
+// restarts: the end of the current block is durable before any id of it
+// is used. The block's file write (two fsyncs) happens under idMu only, so
+// that produce verification, DescribeTransactions and ListTransactions,
+// which take mu, do not wait for the disk.
+func (c *Coordinator) allocatePID() (int64, error) {
+	if pid, ok := c.takePID(); ok {
+		return pid, nil
 	}
+	c.idMu.Lock()
+	defer c.idMu.Unlock()
+	c.mu.Lock()
+	if c.mu.nextPID < c.mu.blockEnd { // another caller reserved a block meanwhile
+		pid := c.mu.nextPID
+		c.mu.nextPID++
+		c.mu.Unlock()
+		return pid, nil
+	}
+	// Only idMu holders move blockEnd or reserve past it, so end stays
+	// ahead of every id handed out until it is published below.
+	end := c.mu.nextPID + idBlockSize
+	c.mu.Unlock()
+	data, _ := json.Marshal(idBlock{BlockEnd: end})
+	if err := c.writeIDFile(c.deps.IDFile, data); err != nil {
+		return -1, fmt.Errorf("txn: persisting producer id block: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.blockEnd = end
 	pid := c.mu.nextPID
 	c.mu.nextPID++
 	return pid, nil
 }
 
+// takePID hands out the next id of the current block, if it has one left.
+func (c *Coordinator) takePID() (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.nextPID >= c.mu.blockEnd {
+		return 0, false
+	}
+	pid := c.mu.nextPID
+	c.mu.nextPID++
+	return pid, true
+}
+
 // AllocateProducerID returns a fresh producer id for an idempotent
 // producer (InitProducerId without a transactional id).
 func (c *Coordinator) AllocateProducerID() (int64, int16) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	pid, err := c.allocatePIDLocked()
+	pid, err := c.allocatePID()
 	if err != nil {
 		c.log.Error().Err(err).Msg("txn: cannot allocate a producer id")
 		return -1, kerr.CoordinatorNotAvailable.Code
@@ -294,31 +328,37 @@ func partitionFor(id string, n int) int {
 	return int(h) % n
 }
 
-// logForLocked returns the __transaction_state partition of id, creating
-// the topic on first use.
-func (c *Coordinator) logForLocked(id string) (Log, error) {
-	if len(c.mu.logs) == 0 {
+// logFor returns the __transaction_state partition of id, creating the
+// topic on first use. Called with opMu held, which serializes creation;
+// the creation (log opens, a cluster metadata fsync) runs with mu
+// released, so produce verification and Describe/List do not wait for it.
+func (c *Coordinator) logFor(id string) (Log, error) {
+	c.mu.Lock()
+	logs := c.mu.logs
+	c.mu.Unlock()
+	if len(logs) == 0 {
 		if c.deps.CreateLogs == nil {
 			return nil, errors.New("txn: __transaction_state is not available")
 		}
-		logs, err := c.deps.CreateLogs()
+		created, err := c.deps.CreateLogs()
 		if err != nil {
 			return nil, fmt.Errorf("txn: creating __transaction_state: %w", err)
 		}
-		if len(logs) == 0 {
+		if len(created) == 0 {
 			return nil, errors.New("txn: __transaction_state has no partitions")
 		}
-		c.mu.logs = logs
+		c.mu.Lock()
+		c.mu.logs = created
+		c.mu.Unlock()
+		logs = created
 	}
-	return c.mu.logs[partitionFor(id, len(c.mu.logs))], nil
+	return logs[partitionFor(id, len(logs))], nil
 }
 
 // persist writes m's record durably and then installs it. Called with opMu
 // held, without mu.
 func (c *Coordinator) persist(m *txnMeta) error {
-	c.mu.Lock()
-	l, err := c.logForLocked(m.id)
-	c.mu.Unlock()
+	l, err := c.logFor(m.id)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@
 // TxnMetadata record (Kafka's own key/value layout) per state transition,
 // in partition abs(javaHash(transactionalID)) % numPartitions; the topic is
 // created on first use and replayed by New. Producer ids are handed out
-// from blocks whose upper bound is persisted (storage.WriteFileAtomic)
+// from blocks whose upper bound is persisted (storage.WriteFileAtomicFS)
 // before the first id of a block is used, so ids never repeat after a
 // restart.
 //
@@ -22,7 +22,14 @@
 //
 // Concurrency: operations that change state run one at a time (opMu), so
 // each is a plain sequence of writes; mu guards the maps for concurrent
-// readers (produce verification, DescribeTransactions, ListTransactions).
+// readers (produce verification, DescribeTransactions, ListTransactions)
+// and is never held during disk I/O. Lock order: opMu, idMu, mu. opMu is
+// held across the durable __transaction_state appends of an operation (and
+// the marker writes of EndTxn): transactional operations of different
+// transactional ids wait for each other's fsyncs. That is the price of
+// keeping each operation a plain sequence; per-id serialization is the
+// way out if it shows up in measurements. A new block of producer ids is
+// persisted under idMu alone.
 //
 // Usage:
 //

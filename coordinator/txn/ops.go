@@ -30,9 +30,7 @@ func (c *Coordinator) closed() bool {
 // epoch is exhausted, as Kafka does.
 func (c *Coordinator) bumpEpoch(m *txnMeta) bool {
 	if m.epoch >= math.MaxInt16-1 {
-		c.mu.Lock()
-		pid, err := c.allocatePIDLocked()
-		c.mu.Unlock()
+		pid, err := c.allocatePID()
 		if err != nil {
 			c.log.Error().Err(err).Msg("txn: cannot allocate a producer id")
 			return false
@@ -59,9 +57,7 @@ func (c *Coordinator) InitProducerID(id string, timeoutMs int32, expectedPID int
 	}
 	m := c.get(id)
 	if m == nil {
-		c.mu.Lock()
-		pid, err := c.allocatePIDLocked()
-		c.mu.Unlock()
+		pid, err := c.allocatePID()
 		if err != nil {
 			c.log.Error().Err(err).Msg("txn: cannot allocate a producer id")
 			return -1, -1, kerr.CoordinatorNotAvailable.Code
