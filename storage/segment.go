@@ -115,7 +115,11 @@ func (s *segment) release() {
 // keep working until they release the segment.
 func (s *segment) removeFiles() error {
 	var first error
-	for _, ext := range []string{logExt, indexExt, timeIndexExt} {
+	// The index files go first: a crash (or an unsynced directory) can keep
+	// any prefix of these removals, and a log file without its indexes is
+	// rebuilt at open, where indexes without their log file look like a
+	// lost segment and stop the start.
+	for _, ext := range []string{timeIndexExt, indexExt, logExt} {
 		if err := s.fs.Remove(s.path + ext); err != nil && !isNotExist(err) && first == nil {
 			first = fmt.Errorf("storage: %w", err)
 		}
