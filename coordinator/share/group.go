@@ -43,8 +43,8 @@ type TopicPartition struct {
 
 type member struct {
 	id, rack, clientID, host string
-	epoch                    int32 // the epoch last sent to the member
-	nextEpoch                int32 // the epoch of assigned, sent with it
+	epoch                    int32    // the epoch last sent to the member
+	nextEpoch                int32    // the epoch of assigned, sent with it
 	topics                   []string // sorted subscription
 	assigned                 []TopicPartition
 	sent                     bool      // assigned was sent in a response
