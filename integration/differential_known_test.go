@@ -38,8 +38,10 @@ var diffKnown = map[string]string{
 
 	// Share groups (the reference Kafka 4.1 with share.version=1 finalized).
 	"ShareGroupLifecycle [0].Groups[0].*Epoch":                              "Kafka bumps the group epoch twice for a first member (the join, then the target assignment it computes after answering); Skiff assigns in the join heartbeat, one epoch",
-	"ShareGroupLifecycle [3].Groups[0].Topics[t].Partitions[0].StartOffset": "Kafka reports -1 until the share-partition's start offset is first written to __share_group_state (on an acknowledgement); Skiff persists the share.auto.offset.reset start offset when the share-partition is initialized, and reports it",
-	"ShareGroupLifecycle [4].ErrorCode":                                     "AlterShareGroupOffsets on a group with members: Kafka 4.1.2 answers no error and no topics, altering nothing; Skiff answers NON_EMPTY_GROUP, as KIP-932 requires an empty group",
+	"ShareGroupLifecycle [4].Groups[0].Topics[t].Partitions[0].StartOffset": "Kafka reports -1 until the share-partition's start offset is first written to __share_group_state (on an acknowledgement); Skiff persists the share.auto.offset.reset start offset when the share-partition is initialized, and reports it",
+	"ShareGroupLifecycle [5].ErrorCode":                                     "AlterShareGroupOffsets on a group with members: Kafka 4.1.2 answers no error and no topics, altering nothing; Skiff answers NON_EMPTY_GROUP, as KIP-932 requires an empty group",
+
+	"ShareFetchAcknowledge [4].Groups[0].Topics[t].Partitions[0].StartOffset": "after offset 0 is accepted, 1 released and 2 rejected, Kafka 4.1.2 still reports start offset 0; Skiff reports 1. Kafka's SharePartition (canMoveStartOffset, findLastOffsetAcknowledged) moves its in-memory SPSO to 1 too; DescribeShareGroupOffsets reads the persisted state summary, which here still has 0",
 
 	// Produce.
 	"ProduceIdempotentSequences [2].Topics[].Partitions[0].LogAppendTime": "for a duplicate batch Kafka echoes the batch's max timestamp as log_append_time even on a CreateTime topic; Skiff answers -1 as for any CreateTime append, which is what the field means",

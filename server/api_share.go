@@ -108,10 +108,12 @@ func (s *Server) handleShareFetch(r *request) (kmsg.Response, error) {
 		}
 		p := kmsg.NewShareFetchResponseTopicPartition()
 		p.Partition = tp.Partition
-		p.CurrentLeader.LeaderID, p.CurrentLeader.LeaderEpoch = -1, -1
+		// As Kafka: this broker leads every partition, at its epoch.
+		p.CurrentLeader.LeaderID, p.CurrentLeader.LeaderEpoch = s.cfg.NodeID, partitionLeaderEpoch
 		parts[tp] = &p
 		return &p
 	}
+
 	for tp, err := range s.shares.Acknowledge(group, member, acks) {
 		p := partFor(tp)
 		if err != nil {
@@ -303,7 +305,7 @@ func (s *Server) handleShareAcknowledge(r *request) (kmsg.Response, error) {
 		}
 		p := kmsg.NewShareAcknowledgeResponseTopicPartition()
 		p.Partition = tp.Partition
-		p.CurrentLeader.LeaderID, p.CurrentLeader.LeaderEpoch = -1, -1
+		p.CurrentLeader.LeaderID, p.CurrentLeader.LeaderEpoch = s.cfg.NodeID, partitionLeaderEpoch
 		if err != nil {
 			p.ErrorCode = errCode(err)
 		}
