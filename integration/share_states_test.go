@@ -178,3 +178,63 @@ func TestShareAcknowledgeRedeliveryArchiveAndRestart(t *testing.T) {
 		t.Fatalf("archived records delivered again: %+v", got)
 	}
 }
+
+// TestShareFetchRenewAckOnlyAcknowledges: KIP-1222's renewing ShareFetch
+// (v2, IsRenewAck) extends locks and fetches nothing, even with records
+// waiting; RENEW without IsRenewAck and a renewing fetch with fetch limits
+// are INVALID_REQUEST.
+func TestShareFetchRenewAckOnlyAcknowledges(t *testing.T) {
+	b := startBroker(t, nil)
+	adm := newAdmin(t, b.Addr())
+	const topic, group = "share-renew", "share-renew-group"
+	createTopic(t, adm, topic, 1, nil)
+	produceN(t, b.Addr(), topic, 0, 5, time.Now())
+	cl := newClient(t, b.Addr())
+	setShareGroupConfig(t, cl, group, "share.auto.offset.reset", "earliest")
+	tds, err := adm.ListTopics(testContext(t), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := joinShareGroup(t, cl, group, "member-1", topic, tds[topic].ID)
+	m.sessionEpoch = 0
+	req := kmsg.NewPtrShareFetchRequest()
+	req.GroupID, req.MemberID, req.MaxWaitMillis, req.MinBytes, req.MaxRecords, req.BatchSize = &m.group, &m.id, 5000, 1, 2, 2
+	rt := kmsg.NewShareFetchRequestTopic()
+	rt.TopicID = m.topicID
+	rt.Partitions = []kmsg.ShareFetchRequestTopicPartition{{Partition: 0}}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(testContext(t), cl)
+	if err != nil || resp.ErrorCode != 0 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions[0].AcquiredRecords) != 1 {
+		t.Fatalf("first fetch: %v %+v", err, resp)
+	}
+	renew := func(isRenew bool, maxRecords int32, epoch int32) *kmsg.ShareFetchResponse {
+		r := kmsg.NewPtrShareFetchRequest()
+		r.GroupID, r.MemberID, r.ShareSessionEpoch, r.IsRenewAck, r.MaxRecords = &m.group, &m.id, epoch, isRenew, maxRecords
+		r.MaxBytes = 0 // kmsg defaults it to MaxInt32; a renewing fetch sends 0
+		rt := kmsg.NewShareFetchRequestTopic()
+		rt.TopicID = m.topicID
+		rt.Partitions = []kmsg.ShareFetchRequestTopicPartition{{Partition: 0, AcknowledgementBatches: []kmsg.ShareFetchRequestTopicPartitionAcknowledgementBatch{
+			{FirstOffset: 0, LastOffset: 1, AcknowledgeTypes: []int8{4}},
+		}}}
+		r.Topics = append(r.Topics, rt)
+		got, err := r.RequestWith(testContext(t), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := renew(false, 0, 1); got.ErrorCode != 42 { // INVALID_REQUEST
+		t.Fatalf("RENEW without IsRenewAck: error %d, want INVALID_REQUEST", got.ErrorCode)
+	}
+	if got := renew(true, 10, 1); got.ErrorCode != 42 {
+		t.Fatalf("renewing fetch with MaxRecords 10: error %d, want INVALID_REQUEST", got.ErrorCode)
+	}
+	got := renew(true, 0, 1)
+	if got.ErrorCode != 0 || len(got.Topics) != 1 {
+		t.Fatalf("renewing fetch: %+v", got)
+	}
+	p := got.Topics[0].Partitions[0]
+	if p.AcknowledgeErrorCode != 0 || len(p.AcquiredRecords) != 0 || len(p.Records) != 0 {
+		t.Fatalf("renewing fetch answered ack error %d and %d acquired ranges; want 0 and none", p.AcknowledgeErrorCode, len(p.AcquiredRecords))
+	}
+}

@@ -94,6 +94,15 @@ func (s *Server) handleShareFetch(r *request) (kmsg.Response, error) {
 	if req.ShareSessionEpoch == 0 && len(acks) > 0 {
 		return fail(kerr.InvalidRequest) // acknowledging needs an open session
 	}
+	// KIP-1222: a renewing ShareFetch (v2, IsRenewAck) only acknowledges;
+	// it fetches nothing, so its fetch limits must be 0, and RENEW
+	// acknowledgements come only in such a request.
+	if req.IsRenewAck && (req.MaxWaitMillis != 0 || req.MinBytes != 0 || req.MaxBytes != 0 || req.MaxRecords != 0) {
+		return fail(kerr.InvalidRequest)
+	}
+	if !req.IsRenewAck && hasRenew(acks) {
+		return fail(kerr.InvalidRequest)
+	}
 	if req.ShareSessionEpoch != -1 && !s.shares.IsMember(group, member) {
 		return fail(kerr.UnknownMemberID)
 	}
@@ -122,6 +131,9 @@ func (s *Server) handleShareFetch(r *request) (kmsg.Response, error) {
 	}
 	if req.ShareSessionEpoch == -1 {
 		s.shares.ReleaseMember(group, member)
+		return s.shareFetchResponse(resp, parts), nil
+	}
+	if req.IsRenewAck {
 		return s.shareFetchResponse(resp, parts), nil
 	}
 
@@ -249,6 +261,20 @@ func (s *Server) shareFetchResponse(resp *kmsg.ShareFetchResponse, parts map[sha
 	return resp
 }
 
+// hasRenew reports whether any acknowledgement is a RENEW.
+func hasRenew(acks map[share.TopicPartition][]share.Batch) bool {
+	for _, batches := range acks {
+		for _, b := range batches {
+			for _, t := range b.Types {
+				if t == share.AckRenew {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 // errCode maps a coordinator error (always a *kerr.Error) to its code.
 func errCode(err error) int16 {
 	if err == nil {
@@ -276,10 +302,6 @@ func (s *Server) handleShareAcknowledge(r *request) (kmsg.Response, error) {
 		resp.ErrorCode = kerr.UnknownMemberID.Code
 		return resp, nil
 	}
-	if err := s.shares.AckSession(group, member, req.ShareSessionEpoch); err != nil {
-		resp.ErrorCode = errCode(err)
-		return resp, nil
-	}
 	acks := make(map[share.TopicPartition][]share.Batch)
 	for _, t := range req.Topics {
 		for _, p := range t.Partitions {
@@ -288,6 +310,14 @@ func (s *Server) handleShareAcknowledge(r *request) (kmsg.Response, error) {
 				return b.FirstOffset, b.LastOffset, b.AcknowledgeTypes
 			})...)
 		}
+	}
+	if !req.IsRenewAck && hasRenew(acks) {
+		resp.ErrorCode = kerr.InvalidRequest.Code // RENEW needs IsRenewAck (KIP-1222)
+		return resp, nil
+	}
+	if err := s.shares.AckSession(group, member, req.ShareSessionEpoch); err != nil {
+		resp.ErrorCode = errCode(err)
+		return resp, nil
 	}
 	results := s.shares.Acknowledge(group, member, acks)
 	if req.ShareSessionEpoch == -1 {
