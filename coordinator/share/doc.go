@@ -23,6 +23,13 @@
 // delivery count, as Kafka does: after a restart its lock is gone, and the
 // delivery that was under way still counts toward the delivery limit.
 //
+// Group is one share group's membership (ShareGroupHeartbeat with the
+// simple assignor). Coordinator owns every Group and Partition of the
+// broker behind one mutex, keeps the share sessions of ShareFetch, runs
+// one timer for lock and session expiry through an injected Clock, and
+// writes changed share-partitions to a Store outside that mutex; an
+// acknowledgement is answered once its new state is durable.
+//
 // # Records
 //
 // __share_group_state uses Kafka's coordinator record framing: a key is an
