@@ -102,3 +102,73 @@ func TestShareGroupFranzGoConsumesEverything(t *testing.T) {
 		t.Fatalf("groups after delete: %+v", listed)
 	}
 }
+
+// describeGroupConfigs returns a group's configs with their sources.
+func describeGroupConfigs(t *testing.T, cl *kgo.Client, group string) map[string]kmsg.DescribeConfigsResponseResourceConfig {
+	t.Helper()
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	rr := kmsg.NewDescribeConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeGroupConfig, group
+	req.Resources = append(req.Resources, rr)
+	resp, err := req.RequestWith(testContext(t), cl)
+	if err != nil || len(resp.Resources) != 1 || resp.Resources[0].ErrorCode != 0 {
+		t.Fatalf("DescribeConfigs GROUP %s: %v %+v", group, err, resp)
+	}
+	out := map[string]kmsg.DescribeConfigsResponseResourceConfig{}
+	for _, c := range resp.Resources[0].Configs {
+		out[c.Name] = c
+	}
+	return out
+}
+
+// TestShareGroupConfigsSurviveRestart: share group configs set through
+// IncrementalAlterConfigs on a GROUP resource are described as
+// GROUP_CONFIG, kept across a restart, and go away with the group.
+func TestShareGroupConfigsSurviveRestart(t *testing.T) {
+	b := startBroker(t, nil)
+	cl := newClient(t, b.Addr())
+	const group = "share-cfg-group"
+	setShareGroupConfig(t, cl, group, "share.record.lock.duration.ms", "20000")
+	setShareGroupConfig(t, cl, group, "share.isolation.level", "read_committed")
+	check := func(when string, cl *kgo.Client) {
+		t.Helper()
+		cfgs := describeGroupConfigs(t, cl, group)
+		for name, want := range map[string]string{
+			"share.record.lock.duration.ms": "20000",
+			"share.isolation.level":         "read_committed",
+		} {
+			c := cfgs[name]
+			if c.Value == nil || *c.Value != want || c.Source != kmsg.ConfigSourceGroupConfig {
+				t.Fatalf("%s: %s = %v (source %v), want %s from GROUP_CONFIG", when, name, c.Value, c.Source, want)
+			}
+		}
+		if c := cfgs["share.auto.offset.reset"]; c.Value == nil || *c.Value != "latest" || c.Source != kmsg.ConfigSourceDefaultConfig {
+			t.Fatalf("%s: share.auto.offset.reset %+v, want the default latest", when, c)
+		}
+	}
+	check("before restart", cl)
+	b.Close()
+	b = startBroker(t, nil, b.dir)
+	cl = newClient(t, b.Addr())
+	check("after restart", cl)
+
+	// A share group exists once a member joined; deleting it drops its configs.
+	adm := newAdmin(t, b.Addr())
+	createTopic(t, adm, "share-cfg", 1, nil)
+	tds, err := adm.ListTopics(testContext(t), "share-cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := joinShareGroup(t, cl, group, "member-1", "share-cfg", tds["share-cfg"].ID)
+	leave := kmsg.NewPtrShareGroupHeartbeatRequest()
+	leave.GroupID, leave.MemberID, leave.MemberEpoch = group, m.id, -1
+	if resp, err := leave.RequestWith(testContext(t), cl); err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("leave: %v %+v", err, resp)
+	}
+	if resp, err := adm.DeleteGroups(testContext(t), group); err != nil || resp[group].Err != nil {
+		t.Fatalf("DeleteGroups: %v %+v", err, resp)
+	}
+	if c := describeGroupConfigs(t, cl, group)["share.isolation.level"]; c.Source != kmsg.ConfigSourceDefaultConfig {
+		t.Fatalf("share.isolation.level after DeleteGroups: source %v, want DEFAULT_CONFIG", c.Source)
+	}
+}

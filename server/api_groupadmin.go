@@ -52,6 +52,13 @@ func (s *Server) handleDeleteGroups(r *request) (kmsg.Response, error) {
 	for _, g := range req.Groups {
 		if s.shares.Has(g) {
 			shareResults[g] = errCode(s.shares.DeleteGroup(g))
+			if shareResults[g] == 0 {
+				// The group's configs go with it; a failure to save
+				// this is logged, the group is gone either way.
+				if err := s.meta.setGroupConfigs(g, nil); err != nil {
+					s.log.Error().Err(err).Str("group", g).Msg("deleting group configs")
+				}
+			}
 			continue
 		}
 		others = append(others, g)

@@ -10,8 +10,8 @@ import (
 // Group configs (KIP-848/KIP-932): IncrementalAlterConfigs and
 // DescribeConfigs on a GROUP resource, as Kafka 4.2 sets a share group's
 // share.auto.offset.reset, share.isolation.level and
-// share.record.lock.duration.ms. Skiff supports the share.* names only;
-// they live in memory (see the README: not kept across restarts).
+// share.record.lock.duration.ms. Skiff supports these share.* names only;
+// they are kept in the cluster metadata (groupconfigs.go).
 
 // groupConfigDefs are the group configs Skiff knows, in describe order.
 var groupConfigDefs = []struct {
@@ -51,23 +51,26 @@ func (s *Server) alterGroupConfigs(group string, ops []alterOp, replace, validat
 			return alterErr(kerr.InvalidRequest, "Config %s is not a list: APPEND and SUBTRACT do not apply", op.name)
 		}
 	}
-	if validateOnly {
-		return nil
-	}
+	next := s.shares.GroupConfigs(group)
 	if replace {
-		for _, d := range groupConfigDefs {
-			if !seen[d.name] {
-				s.shares.SetGroupConfig(group, d.name, nil)
-			}
-		}
+		next = map[string]string{}
 	}
 	for _, op := range ops {
 		if op.op == kmsg.IncrementalAlterConfigOpDelete {
-			s.shares.SetGroupConfig(group, op.name, nil)
+			delete(next, op.name)
 		} else {
-			s.shares.SetGroupConfig(group, op.name, op.value)
+			next[op.name] = *op.value
 		}
 	}
+	if validateOnly {
+		return nil
+	}
+	// Durable first (meta.json), then in effect.
+	if err := s.meta.setGroupConfigs(group, next); err != nil {
+		s.log.Error().Err(err).Str("group", group).Msg("altering group configs")
+		return alterErr(kerr.UnknownServerError, "%v", err)
+	}
+	s.shares.SetGroupConfigs(group, next)
 	return nil
 }
 

@@ -51,6 +51,8 @@ type cluster struct {
 		topics    map[string]*topic
 		byID      map[[16]byte]*topic
 		quotas    map[string]*clientQuota // by quotaEntityKey; see api_quotas.go
+		// groupCfgs are the GROUP resource configs by group; see groupconfigs.go.
+		groupCfgs map[string]map[string]string
 	}
 }
 
@@ -74,6 +76,8 @@ type metaFile struct {
 	ClusterID string        `json:"cluster_id"`
 	Topics    []metaTopic   `json:"topics"`
 	Quotas    []clientQuota `json:"client_quotas,omitempty"`
+	// GroupConfigs are the GROUP resource configs (share.*) by group.
+	GroupConfigs map[string]map[string]string `json:"group_configs,omitempty"`
 }
 
 type metaTopic struct {
@@ -107,6 +111,10 @@ func openCluster(cfg *Config, store *storage.Store, logger zerolog.Logger) (*clu
 		}
 	}
 	c.mu.clusterID = mf.ClusterID
+	c.mu.groupCfgs = mf.GroupConfigs
+	if c.mu.groupCfgs == nil {
+		c.mu.groupCfgs = map[string]map[string]string{}
+	}
 	c.mu.quotas = make(map[string]*clientQuota, len(mf.Quotas))
 	for i := range mf.Quotas {
 		q := mf.Quotas[i]
@@ -207,6 +215,7 @@ func (c *cluster) snapshotLocked(added []*topic, grown map[string]int32) metaFil
 	}
 	sort.Slice(mf.Topics, func(i, j int) bool { return mf.Topics[i].Name < mf.Topics[j].Name })
 	mf.Quotas = c.quotasLocked()
+	mf.GroupConfigs = c.groupConfigsLocked()
 	return mf
 }
 

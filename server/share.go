@@ -56,6 +56,8 @@ func (s *Server) newShares() (*share.Coordinator, error) {
 		Logs:     shareLogs{s},
 		Store:    shareStore{s},
 		Replayed: replayed,
+
+		GroupConfigs: s.meta.groupConfigs(),
 	})
 }
 

@@ -195,6 +195,20 @@ func ValidateGroupConfig(name, value string) (isShare bool, err error) {
 	return true, nil
 }
 
+// SetGroupConfigs replaces group's share.* configs.
+func (c *Coordinator) SetGroupConfigs(group string, cfg map[string]string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(cfg) == 0 {
+		delete(c.mu.configs, group)
+		return
+	}
+	c.mu.configs[group] = make(map[string]string, len(cfg))
+	for k, v := range cfg {
+		c.mu.configs[group][k] = v
+	}
+}
+
 // SetGroupConfig sets (value non-nil) or deletes a share group config.
 // Callers validate first.
 func (c *Coordinator) SetGroupConfig(group, name string, value *string) {

@@ -55,6 +55,9 @@ type Deps struct {
 	Store  Store
 	// Replayed is the state read back from __share_group_state at start.
 	Replayed map[PartitionKey]Persisted
+	// GroupConfigs are the share.* configs of each group, kept by the
+	// owner of cluster metadata.
+	GroupConfigs map[string]map[string]string
 }
 
 // Coordinator owns every share group and share-partition of the broker.
@@ -100,6 +103,9 @@ func New(set Settings, deps Deps) (*Coordinator, error) {
 	c.mu.configs = make(map[string]map[string]string)
 	c.mu.sessions = make(map[sessionKey]*session)
 	c.mu.changed = make(chan struct{})
+	for g, cfg := range deps.GroupConfigs {
+		c.SetGroupConfigs(g, cfg)
+	}
 	for pk, st := range deps.Replayed {
 		p, err := Restore(set.Partition, st)
 		if err != nil {
