@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,4 +173,57 @@ func TestShareGroupConfigsSurviveRestart(t *testing.T) {
 	if c := describeGroupConfigs(t, cl, group)["share.isolation.level"]; c.Source != kmsg.ConfigSourceDefaultConfig {
 		t.Fatalf("share.isolation.level after DeleteGroups: source %v, want DEFAULT_CONFIG", c.Source)
 	}
+}
+
+// TestShareGroupReadCommittedSkipsAborted: with share.isolation.level
+// read_committed, the records of an aborted transaction are never
+// delivered (they are archived), the committed ones are, once.
+func TestShareGroupReadCommittedSkipsAborted(t *testing.T) {
+	b := startBroker(t, nil)
+	adm := newAdmin(t, b.Addr())
+	const topic, group = "share-rc", "share-rc-group"
+	createTopic(t, adm, topic, 1, nil)
+	ctx := testContext(t)
+	txn := newClient(t, b.Addr(), kgo.TransactionalID("share-rc-txn"), kgo.DefaultProduceTopic(topic))
+	for _, commit := range []bool{false, true} {
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			v := "aborted"
+			if commit {
+				v = "committed"
+			}
+			if err := txn.ProduceSync(ctx, kgo.StringRecord(v+strconv.Itoa(i))).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := txn.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl := newClient(t, b.Addr())
+	setShareGroupConfig(t, cl, group, "share.auto.offset.reset", "earliest")
+	setShareGroupConfig(t, cl, group, "share.isolation.level", "read_committed")
+
+	sc := newClient(t, b.Addr(), kgo.ConsumeTopics(topic), kgo.ShareGroup(group))
+	var got []string
+	for len(got) < 3 && ctx.Err() == nil {
+		fs := sc.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+		sc.MarkAcks(kgo.AckAccept, fs.Records()...)
+	}
+	if strings.Join(got, ",") != "committed0,committed1,committed2" {
+		t.Fatalf("read_committed share consumer got %q, want the committed records only", got)
+	}
+	if err := sc.FlushAcks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// 3 aborted records, their marker, 3 committed, their marker.
+	eventually(t, 20*time.Second, "SPSO past the aborted records", func() bool {
+		pollCtx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		sc.PollFetches(pollCtx) // lets the client acknowledge the markers' gaps
+		return shareStartOffset(t, cl, group, topic) >= 7
+	})
 }

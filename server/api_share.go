@@ -9,6 +9,7 @@ import (
 
 	"github.com/skiffmq/skiff/coordinator/share"
 	"github.com/skiffmq/skiff/protocol"
+	"github.com/skiffmq/skiff/storage"
 )
 
 // Share groups (KIP-932) with Kafka 4.2's versions: ShareGroupHeartbeat
@@ -149,6 +150,7 @@ func (s *Server) handleShareFetch(r *request) (kmsg.Response, error) {
 		}
 		live = append(live, tp)
 	}
+	readCommitted := s.shares.GroupConfigs(group)[share.ConfigIsolationLevel] == "read_committed"
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	for {
 		// Take the wake-up channels before acquiring, so that an append or a
@@ -163,7 +165,7 @@ func (s *Server) handleShareFetch(r *request) (kmsg.Response, error) {
 		got := s.shares.Acquire(group, member, live, maxRecords)
 		if len(got) > 0 {
 			for tp, acq := range got {
-				s.fillShareRecords(partFor(tp), tp, acq)
+				s.fillShareRecords(partFor(tp), tp, acq, group, member, readCommitted)
 			}
 			break
 		}
@@ -206,8 +208,10 @@ func waitAny(ctx interface{ Done() <-chan struct{} }, chans []<-chan struct{}, d
 
 // fillShareRecords reads the batches that hold the acquired offsets.
 // Whole batches go out as stored; the client delivers only the offsets in
-// AcquiredRecords, as Kafka's clients do.
-func (s *Server) fillShareRecords(p *kmsg.ShareFetchResponseTopicPartition, tp share.TopicPartition, acq []share.Acquired) {
+// AcquiredRecords, as Kafka's clients do. Under read_committed the records
+// of aborted transactions are archived at once and left out of
+// AcquiredRecords, as Kafka's share-partitions do.
+func (s *Server) fillShareRecords(p *kmsg.ShareFetchResponseTopicPartition, tp share.TopicPartition, acq []share.Acquired, group, member string, readCommitted bool) {
 	name, _ := (topicLookup{s.meta}).TopicNameByID(tp.TopicID)
 	part := s.meta.partition(name, tp.Partition)
 	if part == nil {
@@ -215,6 +219,11 @@ func (s *Server) fillShareRecords(p *kmsg.ShareFetchResponseTopicPartition, tp s
 		return
 	}
 	last := acq[len(acq)-1].Last
+	var aborted []storage.AbortedTxn
+	if readCommitted {
+		aborted = part.log.AbortedTxns(acq[0].First, last+1)
+	}
+	var abortedRanges [][2]int64
 	const chunk = 1 << 20
 	var records []byte
 	for off := acq[0].First; off <= last && len(records) < 64<<20; {
@@ -229,6 +238,9 @@ func (s *Server) fillShareRecords(p *kmsg.ShareFetchResponseTopicPartition, tp s
 			if err != nil || h.Size() > len(rest) {
 				break
 			}
+			if h.IsTransactional() && !h.IsControl() && inAbortedTxn(aborted, h.ProducerID, h.BaseOffset) {
+				abortedRanges = append(abortedRanges, [2]int64{h.BaseOffset, h.LastOffset()})
+			}
 			next = h.LastOffset() + 1
 			rest = rest[h.Size():]
 		}
@@ -238,11 +250,53 @@ func (s *Server) fillShareRecords(p *kmsg.ShareFetchResponseTopicPartition, tp s
 		off = next
 	}
 	p.Records = records
+	if len(abortedRanges) > 0 {
+		acq = s.archiveAborted(group, member, tp, acq, abortedRanges)
+	}
 	for _, a := range acq {
 		p.AcquiredRecords = append(p.AcquiredRecords, kmsg.ShareFetchResponseTopicPartitionAcquiredRecord{
 			FirstOffset: a.First, LastOffset: a.Last, DeliveryCount: a.DeliveryCount,
 		})
 	}
+}
+
+func inAbortedTxn(aborted []storage.AbortedTxn, pid, offset int64) bool {
+	for _, a := range aborted {
+		if a.ProducerID == pid && a.FirstOffset <= offset && offset <= a.LastOffset {
+			return true
+		}
+	}
+	return false
+}
+
+// archiveAborted archives the acquired offsets that fall in aborted
+// ranges (a GAP acknowledgement by the member that holds them) and returns
+// the acquired ranges without them.
+func (s *Server) archiveAborted(group, member string, tp share.TopicPartition, acq []share.Acquired, aborted [][2]int64) []share.Acquired {
+	var gaps []share.Batch
+	var kept []share.Acquired
+	for _, a := range acq {
+		cur := a.First
+		for _, r := range aborted {
+			lo, hi := max(r[0], a.First), min(r[1], a.Last)
+			if lo > hi || hi < cur {
+				continue
+			}
+			lo = max(lo, cur)
+			if lo > cur {
+				kept = append(kept, share.Acquired{First: cur, Last: lo - 1, DeliveryCount: a.DeliveryCount})
+			}
+			gaps = append(gaps, share.Batch{First: lo, Last: hi, Types: []share.AckType{share.AckGap}})
+			cur = hi + 1
+		}
+		if cur <= a.Last {
+			kept = append(kept, share.Acquired{First: cur, Last: a.Last, DeliveryCount: a.DeliveryCount})
+		}
+	}
+	if len(gaps) > 0 {
+		s.shares.Acknowledge(group, member, map[share.TopicPartition][]share.Batch{tp: gaps})
+	}
+	return kept
 }
 
 func (s *Server) shareFetchResponse(resp *kmsg.ShareFetchResponse, parts map[share.TopicPartition]*kmsg.ShareFetchResponseTopicPartition) *kmsg.ShareFetchResponse {
