@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -236,5 +237,25 @@ func TestShareFetchRenewAckOnlyAcknowledges(t *testing.T) {
 	p := got.Topics[0].Partitions[0]
 	if p.AcknowledgeErrorCode != 0 || len(p.AcquiredRecords) != 0 || len(p.Records) != 0 {
 		t.Fatalf("renewing fetch answered ack error %d and %d acquired ranges; want 0 and none", p.AcknowledgeErrorCode, len(p.AcquiredRecords))
+	}
+}
+
+// TestShareGroupHeartbeatOnConsumerGroupID: a group id that names a
+// consumer group (here one with only committed offsets) cannot become a
+// share group: GROUP_ID_NOT_FOUND, as Kafka answers.
+func TestShareGroupHeartbeatOnConsumerGroupID(t *testing.T) {
+	b := startBroker(t, nil)
+	adm := newAdmin(t, b.Addr())
+	createTopic(t, adm, "share-clash", 1, nil)
+	offsets := kadm.Offsets{}
+	offsets.AddOffset("share-clash", 0, 0, -1)
+	if resp, err := adm.CommitOffsets(testContext(t), "clash-group", offsets); err != nil || resp.Error() != nil {
+		t.Fatalf("commit: %v %v", err, resp.Error())
+	}
+	req := kmsg.NewPtrShareGroupHeartbeatRequest()
+	req.GroupID, req.MemberID, req.SubscribedTopicNames = "clash-group", "member-1", []string{"share-clash"}
+	resp, err := req.RequestWith(testContext(t), newClient(t, b.Addr()))
+	if err != nil || resp.ErrorCode != 69 {
+		t.Fatalf("ShareGroupHeartbeat on a consumer group's id: %v error %d, want GROUP_ID_NOT_FOUND (69)", err, resp.ErrorCode)
 	}
 }

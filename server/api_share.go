@@ -31,7 +31,28 @@ func (s *Server) handleShareGroupHeartbeat(r *request) (kmsg.Response, error) {
 		host = h
 	}
 	req := r.kreq.(*kmsg.ShareGroupHeartbeatRequest)
+	if req.MemberEpoch == 0 && req.GroupID != "" && !s.shares.Has(req.GroupID) && s.isNonShareGroup(r, req.GroupID) {
+		// As Kafka: a group id names one group of one type.
+		resp := kmsg.NewPtrShareGroupHeartbeatResponse()
+		resp.ErrorCode = kerr.GroupIDNotFound.Code
+		msg := "Group " + req.GroupID + " is not a share group."
+		resp.ErrorMessage = &msg
+		return resp, nil
+	}
 	return s.shares.Heartbeat(req, r.clientID, "/"+host), nil
+}
+
+// isNonShareGroup reports whether the group coordinator (classic and
+// consumer groups, and groups with only committed offsets) has group.
+func (s *Server) isNonShareGroup(r *request, group string) bool {
+	list := kmsg.NewPtrListGroupsRequest()
+	list.Version = 5
+	for _, g := range s.groups.ListGroups(groupContext(r), list).Groups {
+		if g.Group == group {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) handleShareGroupDescribe(r *request) (kmsg.Response, error) {
