@@ -41,7 +41,7 @@ var diffKnown = map[string]string{
 	"ShareGroupLifecycle [4].Groups[0].Topics[t].Partitions[0].StartOffset": "Kafka reports -1 until the share-partition's start offset is first written to __share_group_state (on an acknowledgement); Skiff persists the share.auto.offset.reset start offset when the share-partition is initialized, and reports it",
 	"ShareGroupLifecycle [5].ErrorCode":                                     "AlterShareGroupOffsets on a group with members: Kafka 4.1.2 answers no error and no topics, altering nothing; Skiff answers NON_EMPTY_GROUP, as KIP-932 requires an empty group",
 
-	"ShareFetchAcknowledge [4].Groups[0].Topics[t].Partitions[0].StartOffset": "after offset 0 is accepted, 1 released and 2 rejected, Kafka 4.1.2 still reports start offset 0; Skiff reports 1. Kafka's SharePartition (canMoveStartOffset, findLastOffsetAcknowledged) moves its in-memory SPSO to 1 too; DescribeShareGroupOffsets reads the persisted state summary, which here still has 0",
+	"ShareFetchAcknowledge [4].Groups[0].Topics[t].Partitions[0].StartOffset": "after offset 0 is accepted, 1 released and 2 rejected, Kafka 4.1.2 still reports start offset 0; Skiff reports 1. Kafka's SharePartition moves its in-memory SPSO to 1 too (canMoveStartOffset, findLastOffsetAcknowledged), but the state it persists with the acknowledgement still has start offset 0 with the batch marked acknowledged (TestShareStateRecordsKafkaWrote decodes it), and DescribeShareGroupOffsets reads that",
 
 	// Produce.
 	"ProduceIdempotentSequences [2].Topics[].Partitions[0].LogAppendTime": "for a duplicate batch Kafka echoes the batch's max timestamp as log_append_time even on a CreateTime topic; Skiff answers -1 as for any CreateTime append, which is what the field means",

@@ -57,6 +57,27 @@ func (c *diffConn) joinShareAssigned(g, member, topic string) {
 	})
 }
 
+// dropEmptyShareFetchPartitions removes the partitions that carry nothing
+// (no records, no errors): Kafka sometimes lists a partition whose
+// share-partition is still initializing and sometimes not, so their
+// presence is timing, not behaviour.
+func dropEmptyShareFetchPartitions(resp *kmsg.ShareFetchResponse) *kmsg.ShareFetchResponse {
+	topics := resp.Topics[:0]
+	for _, t := range resp.Topics {
+		parts := t.Partitions[:0]
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 || p.AcknowledgeErrorCode != 0 || len(p.Records) > 0 || len(p.AcquiredRecords) > 0 {
+				parts = append(parts, p)
+			}
+		}
+		if t.Partitions = parts; len(parts) > 0 {
+			topics = append(topics, t)
+		}
+	}
+	resp.Topics = topics
+	return resp
+}
+
 func diffShareAck(first, last int64, typ int8) kmsg.ShareAcknowledgeRequestTopicPartitionAcknowledgementBatch {
 	return kmsg.ShareAcknowledgeRequestTopicPartitionAcknowledgementBatch{FirstOffset: first, LastOffset: last, AcknowledgeTypes: []int8{typ}}
 }
@@ -158,6 +179,6 @@ var diffShareScenarios = []diffScenario{
 		del.Topics = []kmsg.DeleteShareGroupOffsetsRequestTopic{{Topic: topic}}
 
 		c.joinShareAssigned(g, member, topic)
-		return []any{c.do(desc), c.do(descUnknown), c.do(fetch), c.do(ackReq), c.do(offs), c.do(alter), c.do(del)}
+		return []any{c.do(desc), c.do(descUnknown), dropEmptyShareFetchPartitions(c.do(fetch).(*kmsg.ShareFetchResponse)), c.do(ackReq), c.do(offs), c.do(alter), c.do(del)}
 	}},
 }
