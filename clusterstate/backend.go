@@ -17,6 +17,8 @@ type Image struct {
 	ClusterID string       `json:"cluster_id"`
 	Topics    []ImageTopic `json:"topics"`
 	Quotas    []Quota      `json:"client_quotas,omitempty"`
+	// GroupConfigs are the GROUP resource configs (share.*) by group.
+	GroupConfigs map[string]map[string]string `json:"group_configs,omitempty"`
 }
 
 // ImageTopic is one topic in an Image.

@@ -297,3 +297,38 @@ func (s *State) AlterQuota(entity []QuotaEntityPart, ops []QuotaOp) error {
 	s.quotas.Store(qs)
 	return nil
 }
+
+// GroupConfigs returns a copy of every group's configs.
+func (s *State) GroupConfigs() map[string]map[string]string {
+	cur := *s.groupCfgs.Load()
+	out := make(map[string]map[string]string, len(cur))
+	for g, cfg := range cur {
+		out[g] = maps.Clone(cfg)
+	}
+	return out
+}
+
+// SetGroupConfigs replaces one group's configs (an empty cfg removes the
+// group's entry), saves the metadata, and publishes the change only once
+// it is saved; on failure nothing changes.
+func (s *State) SetGroupConfigs(group string, cfg map[string]string) error {
+	s.changeMu.Lock()
+	defer s.changeMu.Unlock()
+	prev := s.savedGroupCfgs
+	next := maps.Clone(prev)
+	if next == nil {
+		next = map[string]map[string]string{}
+	}
+	if len(cfg) == 0 {
+		delete(next, group)
+	} else {
+		next[group] = maps.Clone(cfg)
+	}
+	s.savedGroupCfgs = next
+	if err := s.saveLocked(s.topics.Load(), s.quotas.Load()); err != nil {
+		s.savedGroupCfgs = prev
+		return err
+	}
+	s.groupCfgs.Store(&next)
+	return nil
+}

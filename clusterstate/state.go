@@ -66,6 +66,10 @@ type State struct {
 	clusterID string // set once by Open
 	topics    atomic.Pointer[topicSet]
 	quotas    atomic.Pointer[quotaSet]
+	// groupCfgs are the published group configs; never modified.
+	groupCfgs atomic.Pointer[map[string]map[string]string]
+	// savedGroupCfgs is what the next save writes; guarded by changeMu.
+	savedGroupCfgs map[string]map[string]string
 }
 
 // topicSet is one published snapshot of the topics; never modified.
@@ -135,6 +139,8 @@ func Open(opts Options) (*State, error) {
 		quotas[QuotaEntityKey(q.Entity)] = &q
 	}
 	s.quotas.Store(newQuotaSet(quotas))
+	s.savedGroupCfgs = img.GroupConfigs
+	s.groupCfgs.Store(&s.savedGroupCfgs)
 
 	topics := make(map[string]*Topic, len(img.Topics))
 	for _, it := range img.Topics {
@@ -232,6 +238,9 @@ func (s *State) image(ts *topicSet, qs *quotaSet) Image {
 	}
 	if len(qs.sorted) > 0 {
 		img.Quotas = qs.sorted
+	}
+	if len(s.savedGroupCfgs) > 0 {
+		img.GroupConfigs = s.savedGroupCfgs
 	}
 	return img
 }

@@ -137,6 +137,8 @@ func (s *Server) alterResource(typ kmsg.ConfigResourceType, name string, ops []a
 			return alterErr(code, "%s", msg)
 		}
 		return alterErr(kerr.InvalidRequest, "Skiff does not change log levels at run time; use --log-level")
+	case kmsg.ConfigResourceTypeGroupConfig:
+		return s.alterGroupConfigs(name, ops, replace, validateOnly)
 	default:
 		return alterErr(kerr.InvalidRequest, "Unsupported resource type %v", typ)
 	}

@@ -132,6 +132,8 @@ func (s *Server) describeResource(typ kmsg.ConfigResourceType, name string) ([]c
 			level = "OFF"
 		}
 		return []configEntry{{name: "root", value: kmsg.StringPtr(level), source: kmsg.ConfigSourceDynamicBrokerLoggerConfig, typ: typeString}}, nil, ""
+	case kmsg.ConfigResourceTypeGroupConfig:
+		return s.groupConfigEntries(name)
 	}
 	return nil, kerr.InvalidRequest, fmt.Sprintf("Unsupported resource type %v", typ)
 }

@@ -10,7 +10,12 @@ func init() {
 }
 
 func (s *Server) handleListGroups(r *request) (kmsg.Response, error) {
-	return s.groups.ListGroups(groupContext(r), r.kreq.(*kmsg.ListGroupsRequest)), nil
+	req := r.kreq.(*kmsg.ListGroupsRequest)
+	resp := s.groups.ListGroups(groupContext(r), req)
+	if resp.ErrorCode == 0 {
+		s.listShareGroups(req, resp) // api_sharegroups.go
+	}
+	return resp, nil
 }
 
 func (s *Server) handleDescribeGroups(r *request) (kmsg.Response, error) {
@@ -39,5 +44,44 @@ func distinctStrings(in []string) []string {
 }
 
 func (s *Server) handleDeleteGroups(r *request) (kmsg.Response, error) {
-	return s.groups.DeleteGroups(groupContext(r), r.kreq.(*kmsg.DeleteGroupsRequest)), nil
+	req := r.kreq.(*kmsg.DeleteGroupsRequest)
+	// Share groups are deleted by the share coordinator, the others by
+	// the group coordinator; the answer keeps the request's order.
+	shareResults := map[string]int16{}
+	others := req.Groups[:0:0]
+	for _, g := range req.Groups {
+		if s.shares.Has(g) {
+			shareResults[g] = errCode(s.shares.DeleteGroup(g))
+			if shareResults[g] == 0 {
+				// The group's configs go with it; a failure to save
+				// this is logged, the group is gone either way.
+				if err := s.meta.setGroupConfigs(g, nil); err != nil {
+					s.log.Error().Err(err).Str("group", g).Msg("deleting group configs")
+				}
+			}
+			continue
+		}
+		others = append(others, g)
+	}
+	if len(shareResults) == 0 {
+		return s.groups.DeleteGroups(groupContext(r), req), nil
+	}
+	all := req.Groups
+	req.Groups = others
+	resp := s.groups.DeleteGroups(groupContext(r), req)
+	byID := map[string]kmsg.DeleteGroupsResponseGroup{}
+	for _, g := range resp.Groups {
+		byID[g.Group] = g
+	}
+	resp.Groups = resp.Groups[:0]
+	for _, id := range all {
+		if code, ok := shareResults[id]; ok {
+			g := kmsg.NewDeleteGroupsResponseGroup()
+			g.Group, g.ErrorCode = id, code
+			resp.Groups = append(resp.Groups, g)
+		} else if g, ok := byID[id]; ok {
+			resp.Groups = append(resp.Groups, g)
+		}
+	}
+	return resp, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/skiffmq/skiff/coordinator"
+	"github.com/skiffmq/skiff/coordinator/share"
 	"github.com/skiffmq/skiff/coordinator/txn"
 	"github.com/skiffmq/skiff/storage"
 )
@@ -30,7 +31,8 @@ type Server struct {
 	store  *storage.Store
 	meta   *cluster
 	groups *coordinator.Groups
-	txn    *txn.Coordinator // transactions and producer ids; see txn.go
+	txn    *txn.Coordinator   // transactions and producer ids; see txn.go
+	shares *share.Coordinator // share groups (KIP-932); see share.go
 
 	lns []net.Listener // one per listener, in Config order
 	// quitCtx ends when Close begins; requests in progress then finish
@@ -125,6 +127,12 @@ func New(cfg Config) (*Server, error) {
 		store.Close()
 		s.stopHTTP()
 		return nil, fmt.Errorf("server: loading transactions: %w", err)
+	}
+	if s.shares, err = s.newShares(); err != nil {
+		s.txn.Close()
+		s.groups.Close()
+		store.Close()
+		return nil, fmt.Errorf("server: loading share groups: %w", err)
 	}
 	s.recovered(time.Since(recoveryStart))
 	return s, nil
@@ -324,6 +332,7 @@ func (s *Server) closeWith(stopped func()) error {
 			s.mu.Unlock()
 			<-done
 		}
+		s.shares.Close()
 		s.txn.Close()
 		s.groups.Close()
 		s.closeErr = s.store.Close()

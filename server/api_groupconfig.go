@@ -1,0 +1,98 @@
+package server
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/skiffmq/skiff/coordinator/share"
+)
+
+// Group configs (KIP-848/KIP-932): IncrementalAlterConfigs and
+// DescribeConfigs on a GROUP resource, as Kafka 4.2 sets a share group's
+// share.auto.offset.reset, share.isolation.level and
+// share.record.lock.duration.ms. Skiff supports these share.* names only;
+// they are kept in the cluster metadata (groupconfigs.go).
+
+// groupConfigDefs are the group configs Skiff knows, in describe order.
+var groupConfigDefs = []struct {
+	name string
+	typ  configType
+	doc  string
+}{
+	{share.ConfigAutoOffsetReset, typeString, "Where a share group starts consuming a partition it has no state for: earliest or latest."},
+	{share.ConfigIsolationLevel, typeString, "Whether a share group reads uncommitted transactional records (read_uncommitted) or only committed ones (read_committed)."},
+	{share.ConfigLockDuration, typeInt, "The acquisition lock duration of the share group's records; defaults to group.share.record.lock.duration.ms."},
+}
+
+func (s *Server) alterGroupConfigs(group string, ops []alterOp, replace, validateOnly bool) error {
+	if group == "" {
+		return alterErr(kerr.InvalidRequest, "Group name must not be empty.")
+	}
+	seen := map[string]bool{}
+	for _, op := range ops {
+		if seen[op.name] {
+			return alterErr(kerr.InvalidRequest, "Error due to duplicate config keys")
+		}
+		seen[op.name] = true
+		isShare, _ := share.ValidateGroupConfig(op.name, "")
+		if !isShare {
+			return alterErr(kerr.InvalidConfig, "Unknown group config name: %s", op.name)
+		}
+		switch op.op {
+		case kmsg.IncrementalAlterConfigOpSet:
+			if op.value == nil {
+				return alterErr(kerr.InvalidRequest, "Null value not supported for : %s", op.name)
+			}
+			if _, err := share.ValidateGroupConfig(op.name, *op.value); err != nil {
+				return alterErr(kerr.InvalidConfig, "Invalid value %s for configuration %s", *op.value, op.name)
+			}
+		case kmsg.IncrementalAlterConfigOpDelete:
+		default:
+			return alterErr(kerr.InvalidRequest, "Config %s is not a list: APPEND and SUBTRACT do not apply", op.name)
+		}
+	}
+	next := s.shares.GroupConfigs(group)
+	if replace {
+		next = map[string]string{}
+	}
+	for _, op := range ops {
+		if op.op == kmsg.IncrementalAlterConfigOpDelete {
+			delete(next, op.name)
+		} else {
+			next[op.name] = *op.value
+		}
+	}
+	if validateOnly {
+		return nil
+	}
+	// Durable first (meta.json), then in effect.
+	if err := s.meta.setGroupConfigs(group, next); err != nil {
+		s.log.Error().Err(err).Str("group", group).Msg("altering group configs")
+		return alterErr(kerr.UnknownServerError, "%v", err)
+	}
+	s.shares.SetGroupConfigs(group, next)
+	return nil
+}
+
+func (s *Server) groupConfigEntries(group string) ([]configEntry, *kerr.Error, string) {
+	if group == "" {
+		return nil, kerr.InvalidRequest, "Group name must not be empty."
+	}
+	set := s.shares.GroupConfigs(group)
+	defaults := map[string]string{
+		share.ConfigAutoOffsetReset: "latest",
+		share.ConfigIsolationLevel:  "read_uncommitted",
+		share.ConfigLockDuration:    s.cfg.setting("group.share.record.lock.duration.ms"),
+	}
+	out := make([]configEntry, 0, len(groupConfigDefs))
+	for _, d := range groupConfigDefs {
+		e := configEntry{name: d.name, typ: d.typ, doc: d.doc, source: kmsg.ConfigSourceDefaultConfig}
+		v := defaults[d.name]
+		if sv, ok := set[d.name]; ok {
+			v, e.source = sv, kmsg.ConfigSourceGroupConfig
+		}
+		e.value = kmsg.StringPtr(v)
+		out = append(out, e)
+	}
+	return out, nil, ""
+}
