@@ -82,6 +82,7 @@ type Config struct {
 	socketSendBufferBytes  int           // SO_SNDBUF of accepted connections; <= 0: the OS default
 	connectionsMaxIdle     time.Duration // <= 0: connections never expire
 	queuedMaxRequestBytes  int64         // <= 0: unbounded
+	connLimits             connLimits    // max.connections and friends; see connlimits.go
 	fetchMaxBytes          int32
 	fetchMemoryPoolBytes   int64
 	retentionCheckMs       int64
@@ -127,6 +128,13 @@ var brokerConfigDefs = []brokerConfigDef{
 	// throughput over sendfile depends on.
 	{name: "socket.send.buffer.bytes", typ: typeInt, def: "-1", check: intRange(-1, 1<<31-1)},
 	{name: "connections.max.idle.ms", typ: typeLong, def: "600000"},
+	// Connection limits (see connlimits.go), with Kafka's defaults.
+	{name: "max.connections", typ: typeInt, def: "2147483647", check: intRange(0, 1<<31-1)},
+	{name: "max.connections.per.ip", typ: typeInt, def: "2147483647", check: intRange(0, 1<<31-1)},
+	{name: "max.connections.per.ip.overrides", typ: typeString, def: "", check: func(v string) error {
+		_, err := parseIPOverrides(v, nil)
+		return err
+	}},
 	{name: "queued.max.request.bytes", typ: typeLong, def: strconv.FormatInt(defaultQueuedMaxRequestBytes, 10)},
 	{name: "fetch.max.bytes", typ: typeInt, def: "57671680", check: intRange(1024, 1<<31-1)},
 	// Skiff-specific: the broker-wide budget for fetch response bytes being
@@ -281,6 +289,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("server: queued.max.request.bytes (%d) must be -1 or at least socket.request.max.bytes (%d)",
 			c.queuedMaxRequestBytes, c.socketRequestMaxBytes)
 	}
+	if err := c.parseConnLimits(); err != nil {
+		return err
+	}
 	c.fetchMaxBytes = int32(parseLong(get("fetch.max.bytes")))
 	c.fetchMemoryPoolBytes = parseLong(get("fetch.memory.pool.bytes"))
 	c.retentionCheckMs = parseLong(get("log.retention.check.interval.ms"))
@@ -354,6 +365,9 @@ func validateSetting(name, v string) error {
 		}
 	}
 	if known, err := validateObsSetting(name, v); known {
+		return err
+	}
+	if ok, err := validateConnLimitSetting(name, v); ok {
 		return err
 	}
 	if ok, err := validateSecuritySetting(name, v); ok {

@@ -40,6 +40,10 @@ type conn struct {
 	// written (or, for acks=0, that are not yet handled). See idle.go.
 	lastActivity atomic.Int64
 	pending      atomic.Int32
+	// frameStart is when the first byte of the frame being read arrived
+	// (Unix nanoseconds), 0 between frames: a frame must be read in full
+	// within the idle period of it, however its bytes trickle in.
+	frameStart atomic.Int64
 	// idleCheck is idleAt, or nil when connections never expire: what a
 	// reader muted for request memory watches.
 	idleCheck func() time.Time
@@ -137,13 +141,21 @@ func (c *conn) readLoop(out chan<- inflight) {
 			// authenticated cannot make the broker read large frames.
 			limit = min(limit, c.auth.sasl.maxReceive)
 		}
-		frame, err := protocol.ReadFrameReserve(br, limit, func(n int) error {
-			if err := mem.reserve(c.reqCtx, c, int64(n), c.idleCheck); err != nil {
-				return err
-			}
-			reserved += int64(n)
-			return nil
-		})
+		// Waiting for a frame to begin is ordinary idleness; once it has,
+		// the frame's clock runs (see idleAt).
+		var frame []byte
+		_, err := br.Peek(1)
+		if err == nil {
+			c.frameStart.Store(time.Now().UnixNano())
+			frame, err = protocol.ReadFrameReserve(br, limit, func(n int) error {
+				if err := mem.reserve(c.reqCtx, c, int64(n), c.idleCheck); err != nil {
+					return err
+				}
+				reserved += int64(n)
+				return nil
+			})
+		}
+		c.frameStart.Store(0)
 		mem.frameDone(c)
 		if err != nil {
 			mem.release(reserved)
@@ -284,14 +296,17 @@ func (c *conn) writeLoop(in <-chan inflight) {
 	var pieces []framePiece // the frame: slices of buf and, for fetches, records
 	// Asked once: whether record bytes can go from the segment files to
 	// this connection without a copy (not under TLS).
-	fs := newFileSender(c.nc)
+	fs := newFileSender(c.nc, func() {
+		c.writeDeadline()
+		c.touch()
+	})
 	for f := range in {
 		if c.ctx.Err() != nil {
 			releaseResponse(f.resp)
 			continue // drain so the handler never blocks
 		}
 		if bw == nil {
-			bw = bufio.NewWriterSize(c.nc, 64<<10)
+			bw = bufio.NewWriterSize(deadlineWriter{c}, 64<<10)
 		}
 		if ca, ok := f.resp.(*closeAfterResponse); ok && ca.delay > 0 {
 			bw.Flush() // what went before is not held back
@@ -325,7 +340,7 @@ func (c *conn) writeLoop(in <-chan inflight) {
 		clear(pieces)
 		releaseResponse(f.resp)
 		if err != nil {
-			c.cancel()
+			c.writeFailed(err)
 			continue
 		}
 		if _, closing := f.resp.(*closeAfterResponse); closing {
@@ -337,7 +352,7 @@ func (c *conn) writeLoop(in <-chan inflight) {
 		}
 		if len(in) == 0 {
 			if err := bw.Flush(); err != nil {
-				c.cancel()
+				c.writeFailed(err)
 				continue
 			}
 		}
@@ -349,6 +364,15 @@ func (c *conn) writeLoop(in <-chan inflight) {
 			buf = nil // do not pin one large fetch response's buffer
 		}
 	}
+}
+
+// writeFailed closes the connection after a failed write, saying why when
+// the client stopped reading.
+func (c *conn) writeFailed(err error) {
+	if errors.Is(err, errWriteStalled) || isTimeout(err) {
+		c.log.Debug().Dur("idle", c.idle).Msg("closing connection: the client does not read its responses")
+	}
+	c.cancel()
 }
 
 // encode completes a deferred response and encodes the response frame. A

@@ -21,12 +21,15 @@ type fileSender interface {
 }
 
 // newFileSender returns the connection's fileSender, or nil if it has none.
-func newFileSender(nc net.Conn) fileSender {
+// progress is called before a send starts and whenever the kernel takes
+// bytes of it: it re-arms the connection's write deadline, which a send
+// parked on a full socket buffer honours (see writedeadline.go).
+func newFileSender(nc net.Conn, progress func()) fileSender {
 	tc, ok := nc.(*net.TCPConn)
 	if !ok {
 		return nil
 	}
-	return newTCPFileSender(tc)
+	return newTCPFileSender(tc, progress)
 }
 
 // sendfileMin is the smallest file range worth a sendfile: below it, a

@@ -14,9 +14,14 @@ import (
 // Go's own sendfile (TCPConn.ReadFrom) sends from the file's current
 // position, which concurrent fetches of one segment would race on; the
 // offset argument leaves the file position alone.
-type tcpFileSender struct{ tc *net.TCPConn }
+type tcpFileSender struct {
+	tc       *net.TCPConn
+	progress func()
+}
 
-func newTCPFileSender(tc *net.TCPConn) fileSender { return tcpFileSender{tc} }
+func newTCPFileSender(tc *net.TCPConn, progress func()) fileSender {
+	return tcpFileSender{tc, progress}
+}
 
 // maxSendfileChunk bounds one sendfile call; Linux sends at most about
 // 2 GiB per call anyway.
@@ -40,7 +45,9 @@ func (s tcpFileSender) sendFile(r storage.FileRange) error {
 	// The socket is non-blocking: when its send buffer is full, sendfile
 	// sends part of the range or fails with EAGAIN, and returning false
 	// parks this goroutine in the netpoller until the socket is writable
-	// (or the connection is closed, which fails Write).
+	// (or the connection is closed, or the write deadline passes without
+	// progress: each call to progress moves it on; all fail Write).
+	s.progress()
 	werr := out.Write(func(outFD uintptr) bool {
 		for left > 0 {
 			var n int
@@ -53,6 +60,7 @@ func (s tcpFileSender) sendFile(r storage.FileRange) error {
 			}
 			if n > 0 {
 				left -= int64(n) // the kernel advanced off
+				s.progress()
 			}
 			switch {
 			case errors.Is(err, syscall.EAGAIN):

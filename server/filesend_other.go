@@ -6,4 +6,4 @@ import "net"
 
 // newTCPFileSender: sendfile at an explicit offset is used on Linux only;
 // elsewhere the writer copies.
-func newTCPFileSender(*net.TCPConn) fileSender { return nil }
+func newTCPFileSender(*net.TCPConn, func()) fileSender { return nil }

@@ -80,7 +80,7 @@ func TestWriteFileRangeSendfilePartialWrites(t *testing.T) {
 	if err := tc.SetWriteBuffer(4096); err != nil {
 		t.Fatal(err)
 	}
-	fs := newFileSender(tc)
+	fs := newFileSender(tc, func() {})
 	if fs == nil {
 		t.Skip("no sendfile on this platform")
 	}

@@ -22,11 +22,23 @@ func (c *conn) touch() {
 
 // idleAt is when the connection becomes idle if nothing more happens. A
 // request in flight keeps it busy: idleAt is then a full period away.
+//
+// A frame being read is bounded by its own clock: the bytes of a frame
+// that trickle in (a slow-loris client sends one byte at a time) are
+// activity, but the frame must be complete within the idle period of its
+// first byte, so no client holds a connection, its goroutines and its
+// request memory longer than that by sending slowly.
 func (c *conn) idleAt() time.Time {
+	at := time.Unix(0, c.lastActivity.Load()).Add(c.idle)
 	if c.pending.Load() > 0 {
-		return time.Now().Add(c.idle)
+		at = time.Now().Add(c.idle)
 	}
-	return time.Unix(0, c.lastActivity.Load()).Add(c.idle)
+	if fs := c.frameStart.Load(); fs != 0 {
+		if end := time.Unix(0, fs).Add(c.idle); end.Before(at) {
+			at = end
+		}
+	}
+	return at
 }
 
 // idleReader reads from the connection's socket, turning read deadlines

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,7 @@ type Server struct {
 	metrics       *metrics       // nil with Config.DisableMetrics; see metrics.go
 	http          *httpAdmin     // nil without Config.HTTPListen; see httpadmin.go
 	reqMem        *requestMemory // queued.max.request.bytes; see requestmemory.go
+	connQuotas    *connQuotas    // max.connections and friends; see connlimits.go
 
 	// faults is nil until fault injection is first used (Config.TestControl
 	// or InjectFault): the request path checks it and nothing else.
@@ -87,6 +89,7 @@ func New(cfg Config) (*Server, error) {
 		fetchSessions: newFetchSessions(),
 		reqMem:        newRequestMemory(cfg.queuedMaxRequestBytes),
 		fetchPool:     newFetchPool(cfg.fetchMemoryPoolBytes),
+		connQuotas:    newConnQuotas(cfg.connLimits),
 	}
 	s.mu.conns = make(map[net.Conn]context.CancelFunc)
 	s.quitCtx, s.quit = context.WithCancel(context.Background())
@@ -156,7 +159,13 @@ func (s *Server) Start() error {
 		}
 	}
 	s.started = time.Now()
-	s.log.Info().Str("listen", lns[0].Addr().String()).
+	// Every listener's bound address, NAME=host:port: with port 0 this is
+	// how a supervisor (or a test) learns where each one is.
+	bound := make([]string, len(lns))
+	for i, ln := range lns {
+		bound[i] = s.cfg.listeners[i].name + "=" + ln.Addr().String()
+	}
+	s.log.Info().Str("listen", lns[0].Addr().String()).Str("listeners", strings.Join(bound, ",")).
 		Str("advertise", net.JoinHostPort(s.cfg.advertHost, strconv.Itoa(int(s.cfg.advertPort)))).
 		Str("data_dir", s.cfg.DataDir).Str("http", s.HTTPAddr()).Bool("clean_start", s.store.CleanStart()).
 		Str("profile", s.cfg.profileName()).Str("profile_settings", s.cfg.profileSummary()).Msg("skiff started")
@@ -227,9 +236,18 @@ func (s *Server) acceptLoop(ln net.Listener, l *listenerSpec) {
 			nc.Close()
 			return
 		}
+		// Counted before it is served (and waiting here while the broker
+		// or listener is full, as Kafka's acceptor does); the TLS
+		// handshake is part of the connection.
+		ip, admitted := s.admit(nc, l)
+		if !admitted {
+			s.wg.Done()
+			continue
+		}
 		lm.connOpened()
 		go func() {
 			defer s.wg.Done()
+			defer s.connQuotas.release(l.name, ip)
 			defer lm.connClosed()
 			s.serveConn(nc, l)
 		}()
