@@ -45,8 +45,10 @@ func javaSettings() map[string]string {
 // records cost CI time.
 var javaCompactionRecords = map[string]int{"4.1.2": 1_000_000}
 
-// surefireSummary matches surefire's per-class and total result lines.
-var surefireSummary = regexp.MustCompile(`(?m)^\[(?:INFO|WARNING|ERROR)\] (?:Tests run: .*|Tests run:.*<<< FAILURE!.*|BUILD (?:SUCCESS|FAILURE))$`)
+// surefireSummary matches surefire's per-class and total result lines, and
+// the figures a scenario prints as "SomethingTest: ..." (CompactionTest's
+// produce and compaction times).
+var surefireSummary = regexp.MustCompile(`(?m)^(?:\[(?:INFO|WARNING|ERROR)\] (?:Tests run: .*|Tests run:.*<<< FAILURE!.*|BUILD (?:SUCCESS|FAILURE))|[A-Z][A-Za-z]*Test: .*)$`)
 
 // surefireTotal matches surefire's closing count of scenarios run.
 var surefireTotal = regexp.MustCompile(`(?m)^\[(?:INFO|WARNING|ERROR)\] Tests run: (\d+), Failures: \d+, Errors: \d+, Skipped: \d+$`)

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -112,29 +113,50 @@ class CompactionTest {
             long compactStart = System.nanoTime();
             Skiff.eventually("compaction of " + tp, COMPACTION_TIMEOUT, () -> size(admin, tp) < want,
                     () -> "size " + size(admin, tp) + ", want below " + want);
-            System.out.printf("CompactionTest: %s compacted from %d to %d bytes in %d ms%n", tp, before, size(admin, tp),
-                    (System.nanoTime() - compactStart) / 1_000_000);
+            // The size can pass the mark with a small dirty tail left for
+            // the next pass, so wait for the record count too: one per key
+            // and the two sentinels.
+            int wantRecords = Math.min(n, KEYS) + 2;
+            AtomicReference<List<ConsumerRecord<byte[], byte[]>>> read = new AtomicReference<>();
+            int[] scans = {0};
+            Skiff.eventually("one record per key in " + tp, COMPACTION_TIMEOUT, () -> {
+                read.set(readFromZero(tp, last));
+                scans[0]++;
+                return read.get().size() <= wantRecords;
+            }, () -> read.get().size() + " records, want " + wantRecords);
+            System.out.printf("CompactionTest: %s compacted from %d to %d bytes in %d ms (%d scans)%n", tp, before,
+                    size(admin, tp), (System.nanoTime() - compactStart) / 1_000_000, scans[0]);
 
-            Map<String, Long> seen = readFromZero(tp, last);
-            assertEquals(Math.min(n, KEYS), seen.size(), "keys read back");
-            for (Map.Entry<String, Long> e : seen.entrySet()) {
-                int k = Integer.parseInt(e.getKey().substring("key-".length()));
-                assertEquals(latest.get(k), e.getValue(), "offset of " + e.getKey() + " after compaction");
+            Map<String, Long> seen = new HashMap<>();
+            for (ConsumerRecord<byte[], byte[]> r : read.get()) {
+                String k = new String(r.key(), StandardCharsets.UTF_8);
+                if (k.equals("sentinel")) {
+                    continue;
+                }
+                Long dup = seen.put(k, r.offset());
+                if (dup != null) {
+                    throw new AssertionError("key " + k + " read twice, at offsets " + dup + " and " + r.offset());
+                }
+                // The producer wrote value(i) at offset i of the new topic.
+                assertEquals(value(r.offset()), new String(r.value(), StandardCharsets.UTF_8),
+                        "value of " + k + " at offset " + r.offset());
+                int i = Integer.parseInt(k.substring("key-".length()));
+                assertEquals(latest.get(i), r.offset(), "offset of " + k + ": not its last write");
             }
+            assertEquals(Math.min(n, KEYS), seen.size(), "keys read back");
         }
     }
 
     /**
-     * Reads tp from offset 0 through last and returns each key's offset,
-     * failing on a key read twice, an offset out of order, or a value that
-     * is not the one written at that offset.
+     * Reads tp from offset 0 through last with the Java consumer, failing on
+     * an offset that does not grow.
      */
-    static Map<String, Long> readFromZero(TopicPartition tp, long last) {
+    static List<ConsumerRecord<byte[], byte[]>> readFromZero(TopicPartition tp, long last) {
         Properties props = Skiff.consumerProps(null);
         props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
         props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
         props.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, "10000");
-        Map<String, Long> seen = new HashMap<>();
+        List<ConsumerRecord<byte[], byte[]>> out = new ArrayList<>();
         long[] prev = {-1};
         try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(props)) {
             c.assign(List.of(tp));
@@ -145,22 +167,12 @@ class CompactionTest {
                         throw new AssertionError("offset " + r.offset() + " after " + prev[0]);
                     }
                     prev[0] = r.offset();
-                    String k = new String(r.key(), StandardCharsets.UTF_8);
-                    if (k.equals("sentinel")) {
-                        continue;
-                    }
-                    Long dup = seen.put(k, r.offset());
-                    if (dup != null) {
-                        throw new AssertionError("key " + k + " read twice, at offsets " + dup + " and " + r.offset());
-                    }
-                    // The producer wrote value(i) at offset i of the new topic.
-                    assertEquals(value(r.offset()), new String(r.value(), StandardCharsets.UTF_8),
-                            "value of " + k + " at offset " + r.offset());
+                    out.add(r);
                 }
                 return prev[0] >= last;
-            }, () -> "read through offset " + prev[0] + ", " + seen.size() + " keys");
+            }, () -> "read through offset " + prev[0]);
         }
-        return seen;
+        return out;
     }
 
     /** The size DescribeLogDirs reports for tp on the one broker. */
