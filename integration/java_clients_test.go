@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,14 +29,12 @@ var javaClientVersions = []string{"4.1.2", "4.4.0"}
 
 // javaSettings are Kafka-valid broker settings that keep the Java scenarios
 // quick: groups form without the initial rebalance delay, short sessions
-// are accepted, abandoned transactions expire soon, and the log cleaner
-// looks for work every 20 ms (CompactionTest).
+// are accepted, and abandoned transactions expire soon.
 func javaSettings() map[string]string {
 	return map[string]string{
 		"group.initial.rebalance.delay.ms":                            "0",
 		"group.min.session.timeout.ms":                                "1000",
 		"transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
-		"log.cleaner.backoff.ms":                                      "20",
 	}
 }
 
@@ -79,9 +78,12 @@ func runMaven(t *testing.T, timeout time.Duration, args ...string) (string, erro
 func TestJavaClients(t *testing.T) {
 	for _, v := range javaClientVersions {
 		t.Run(v, func(t *testing.T) {
-			// Test control on, for FaultsTest; the broker runs on disk with
-			// Kafka's defaults like startBroker's.
-			b := skifftest.New(t, skifftest.Settings(javaSettings()), skifftest.Profile(server.ProfileProduction),
+			// The cleaner looks for work often, for CompactionTest; test
+			// control is on, for FaultsTest; otherwise the broker runs on
+			// disk with Kafka's defaults, like startBroker's.
+			settings := javaSettings()
+			maps.Copy(settings, compactionSettings)
+			b := skifftest.New(t, skifftest.Settings(settings), skifftest.Profile(server.ProfileProduction),
 				skifftest.DataDir(t.TempDir()), skifftest.TestControl("127.0.0.1:0"))
 			if b.TestControlURL() == "" {
 				t.Fatal("TestControl option did not start the HTTP API")

@@ -124,7 +124,7 @@ class CompactionTest {
                 scans[0]++;
                 return read.get().size() <= wantRecords;
             }, () -> read.get().size() + " records, want " + wantRecords);
-            System.out.printf("CompactionTest: %s compacted from %d to %d bytes in %d ms (%d scans)%n", tp, before,
+            System.out.printf("CompactionTest: %s holds %d bytes after the produce (the cleaner runs meanwhile), %d after %d ms more (%d scans)%n", tp, before,
                     size(admin, tp), (System.nanoTime() - compactStart) / 1_000_000, scans[0]);
 
             Map<String, Long> seen = new HashMap<>();
