@@ -2,13 +2,18 @@ package integration
 
 import (
 	"context"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skiffmq/skiff/server"
+	"github.com/skiffmq/skiff/skifftest"
 )
 
 // The Java client suite (integration/jvm/clients) is a Maven project of
@@ -33,8 +38,16 @@ func javaSettings() map[string]string {
 	}
 }
 
-// surefireSummary matches surefire's per-class and total result lines.
-var surefireSummary = regexp.MustCompile(`(?m)^\[(?:INFO|WARNING|ERROR)\] (?:Tests run: .*|Tests run:.*<<< FAILURE!.*|BUILD (?:SUCCESS|FAILURE))$`)
+// javaCompactionRecords is how many records CompactionTest writes at each
+// client version (issue 12's 1M over 10k keys). It runs at one version
+// only: the cleaner under test is the broker's, the same at both, and 1M
+// records cost CI time.
+var javaCompactionRecords = map[string]int{"4.1.2": 1_000_000}
+
+// surefireSummary matches surefire's per-class and total result lines, and
+// the figures a scenario prints as "SomethingTest: ..." (CompactionTest's
+// produce and compaction times).
+var surefireSummary = regexp.MustCompile(`(?m)^(?:\[(?:INFO|WARNING|ERROR)\] (?:Tests run: .*|Tests run:.*<<< FAILURE!.*|BUILD (?:SUCCESS|FAILURE))|[A-Z][A-Za-z]*Test: .*)$`)
 
 // surefireTotal matches surefire's closing count of scenarios run.
 var surefireTotal = regexp.MustCompile(`(?m)^\[(?:INFO|WARNING|ERROR)\] Tests run: (\d+), Failures: \d+, Errors: \d+, Skipped: \d+$`)
@@ -65,7 +78,16 @@ func runMaven(t *testing.T, timeout time.Duration, args ...string) (string, erro
 func TestJavaClients(t *testing.T) {
 	for _, v := range javaClientVersions {
 		t.Run(v, func(t *testing.T) {
-			b := startBroker(t, javaSettings())
+			// The cleaner looks for work often, for CompactionTest; test
+			// control is on, for FaultsTest; otherwise the broker runs on
+			// disk with Kafka's defaults, like startBroker's.
+			settings := javaSettings()
+			maps.Copy(settings, compactionSettings)
+			b := skifftest.New(t, skifftest.Settings(settings), skifftest.Profile(server.ProfileProduction),
+				skifftest.DataDir(t.TempDir()), skifftest.TestControl("127.0.0.1:0"))
+			if b.TestControlURL() == "" {
+				t.Fatal("TestControl option did not start the HTTP API")
+			}
 			pom, err := filepath.Abs("jvm/clients/pom.xml")
 			if err != nil {
 				t.Fatal(err)
@@ -73,6 +95,8 @@ func TestJavaClients(t *testing.T) {
 			args := []string{"-f", pom, "test",
 				"-Dkafka.clients.version=" + v,
 				"-Dskiff.bootstrap=" + b.Addr(),
+				"-Dskiff.control=" + b.TestControlURL(),
+				"-Dskiff.compaction.records=" + strconv.Itoa(javaCompactionRecords[v]),
 				"-Dskiff.build.dir=" + t.TempDir()}
 			if f := os.Getenv("SKIFF_JAVA_TEST"); f != "" {
 				args = append(args, "-Dtest="+f, "-Dsurefire.failIfNoSpecifiedTests=false")

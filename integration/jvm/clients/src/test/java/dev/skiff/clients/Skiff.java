@@ -89,10 +89,15 @@ final class Skiff {
 
     /** Polls cond every 20ms until it holds; fails after TIMEOUT with what. */
     static void eventually(String what, BooleanSupplier cond) {
-        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        eventually(what, TIMEOUT, cond);
+    }
+
+    /** Polls cond every 20ms until it holds; fails after timeout with what. */
+    static void eventually(String what, Duration timeout, BooleanSupplier cond) {
+        long deadline = System.nanoTime() + timeout.toNanos();
         while (!cond.getAsBoolean()) {
             if (System.nanoTime() > deadline) {
-                throw new AssertionError("timed out after " + TIMEOUT + " waiting for " + what);
+                throw new AssertionError("timed out after " + timeout + " waiting for " + what);
             }
             try {
                 Thread.sleep(20);
@@ -105,8 +110,13 @@ final class Skiff {
 
     /** Like eventually, with a description of the last state for the failure. */
     static void eventually(String what, BooleanSupplier cond, Supplier<String> state) {
+        eventually(what, TIMEOUT, cond, state);
+    }
+
+    /** Like eventually with a timeout, with a description of the last state for the failure. */
+    static void eventually(String what, Duration timeout, BooleanSupplier cond, Supplier<String> state) {
         try {
-            eventually(what, cond);
+            eventually(what, timeout, cond);
         } catch (AssertionError e) {
             throw new AssertionError(e.getMessage() + "; last state: " + state.get(), e);
         }
