@@ -1,0 +1,127 @@
+package integration
+
+import (
+	"context"
+	"crypto/rand"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Byte-rate quotas are measured, not asserted exactly: a client under a
+// quota is measured from its first request over quotaMeasure and must stay
+// within quotaMargin of the quota (issue 16). quotaMeasure is Kafka's whole
+// quota window (quota.window.num=11 samples of 1 s), not 10 s: Kafka's
+// windowed rate lets a new client spend the budget of the 10 full samples
+// at once, then holds it to the quota until the first sample expires, so
+// any 10 s span measures 1.10 of the quota even before the overshoot of
+// the requests accepted while throttled (measured: 1.14-1.16), while a
+// span of the whole window measures the quota.
+const (
+	quotaMeasure = 11 * time.Second
+	quotaMargin  = 0.10
+)
+
+// throttleSeen counts the throttles kgo reports (OnBrokerThrottle).
+type throttleSeen struct {
+	n   atomic.Int64
+	max atomic.Int64 // ms
+}
+
+func (h *throttleSeen) OnBrokerThrottle(_ kgo.BrokerMetadata, d time.Duration, _ bool) {
+	if d > 0 {
+		h.n.Add(1)
+		if ms := d.Milliseconds(); ms > h.max.Load() {
+			h.max.Store(ms)
+		}
+	}
+}
+
+func setClientQuota(t *testing.T, adm *kadm.Client, clientID, key string, value float64) {
+	t.Helper()
+	res, err := adm.AlterClientQuotas(testContext(t), []kadm.AlterClientQuotaEntry{{
+		Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: kmsg.StringPtr(clientID)}},
+		Ops:    []kadm.AlterClientQuotaOp{{Key: key, Value: value}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatalf("%v: %v %s", r.Entity, r.Err, r.ErrMessage)
+		}
+	}
+}
+
+// produceFor produces 16 KiB records to topic as fast as the broker lets
+// it for d and returns the bytes acknowledged.
+func produceFor(t *testing.T, cl *kgo.Client, topic string, d time.Duration) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var acked atomic.Int64
+	var wg sync.WaitGroup
+	// Random, so that the bytes on the wire (what quotas count) are the
+	// bytes acknowledged whatever the client's compression.
+	val := make([]byte, 16<<10)
+	rand.Read(val)
+	for ctx.Err() == nil {
+		wg.Add(1)
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: val}, func(r *kgo.Record, err error) {
+			defer wg.Done()
+			if err == nil {
+				acked.Add(int64(len(r.Value)))
+			}
+		})
+	}
+	// Counted at the deadline: what is acknowledged later (or fails as
+	// the context ends) is not part of the measurement.
+	n := acked.Load()
+	wg.Wait()
+	return n
+}
+
+func TestQuotaProducerByteRate(t *testing.T) {
+	const quota = 1 << 20 // producer_byte_rate, bytes/s
+	b := startBroker(t, nil)
+	adm := newAdmin(t, b.Addr())
+	createTopic(t, adm, "quota-p", 1, nil)
+	createTopic(t, adm, "free-p", 1, nil)
+	setClientQuota(t, adm, "slow-producer", "producer_byte_rate", quota)
+
+	var seen throttleSeen
+	slow := newClient(t, b.Addr(), kgo.ClientID("slow-producer"), kgo.WithHooks(&seen),
+		kgo.ProducerBatchMaxBytes(64<<10), kgo.MaxBufferedRecords(32), kgo.ProducerLinger(0), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	free := newClient(t, b.Addr(), kgo.ClientID("free-producer"), kgo.MaxBufferedRecords(256),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+
+	var freeBytes int64
+	const freeFor = 3 * time.Second
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		freeBytes = produceFor(t, free, "free-p", freeFor)
+	}()
+	slowBytes := produceFor(t, slow, "quota-p", quotaMeasure)
+	wg.Wait()
+
+	rate := float64(slowBytes) / quotaMeasure.Seconds()
+	freeRate := float64(freeBytes) / freeFor.Seconds()
+	t.Logf("quota %d B/s: throttled producer %.0f B/s over %v (%.3f of quota), %d throttles, longest %d ms; unthrottled producer %.0f B/s",
+		quota, rate, quotaMeasure, rate/quota, seen.n.Load(), seen.max.Load(), freeRate)
+	if rate < quota*(1-quotaMargin) || rate > quota*(1+quotaMargin) {
+		t.Errorf("throttled producer: %.0f B/s, want within %.0f%% of %d", rate, quotaMargin*100, quota)
+	}
+	if seen.n.Load() == 0 {
+		t.Errorf("throttled producer saw no throttle_time_ms > 0")
+	}
+	if freeRate < 2*quota {
+		t.Errorf("unthrottled producer: %.0f B/s, want well above the other client's quota (> %d)", freeRate, 2*quota)
+	}
+}
