@@ -125,3 +125,86 @@ func TestQuotaProducerByteRate(t *testing.T) {
 		t.Errorf("unthrottled producer: %.0f B/s, want well above the other client's quota (> %d)", freeRate, 2*quota)
 	}
 }
+
+// consumeFor consumes topic from the start for d, or until want bytes
+// have come, and returns the bytes consumed and the time taken.
+func consumeFor(t *testing.T, cl *kgo.Client, d time.Duration, want int64) (int64, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	start := time.Now()
+	var n int64
+	for n < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		for _, e := range fs.Errors() {
+			t.Fatalf("fetch %s/%d: %v", e.Topic, e.Partition, e.Err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { n += int64(len(r.Value)) })
+	}
+	return n, time.Since(start)
+}
+
+func TestQuotaConsumerByteRate(t *testing.T) {
+	const quota = 512 << 10 // consumer_byte_rate, bytes/s
+	b := startBroker(t, nil)
+	adm := newAdmin(t, b.Addr())
+	createTopic(t, adm, "quota-c", 1, nil)
+	setClientQuota(t, adm, "slow-consumer", "consumer_byte_rate", quota)
+
+	// More than the throttled consumer may read in the measurement, so
+	// that it never runs out.
+	const total = 12 << 20
+	// Small batches: a fetch returns whole batches, so these bound how
+	// small the consumer's fetches can be.
+	prod := newClient(t, b.Addr(), kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(64<<10))
+	val := make([]byte, 16<<10)
+	rand.Read(val)
+	for i := 0; i < total/len(val); i++ {
+		prod.Produce(testContext(t), &kgo.Record{Topic: "quota-c", Value: val}, nil)
+	}
+	if err := prod.Flush(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+
+	var seen throttleSeen
+	// Fetches small beside the quota: a throttled fetch is answered empty
+	// and taken back whole (as Kafka does), so with kgo's 1 MiB partition
+	// fetches against 512 KiB/s the consumer gets the window's budget only
+	// in 1 MiB steps (measured 0.85 of the quota over 11 s).
+	slow := newClient(t, b.Addr(), kgo.ClientID("slow-consumer"), kgo.WithHooks(&seen),
+		kgo.ConsumeTopics("quota-c"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxBytes(64<<10), kgo.FetchMaxPartitionBytes(64<<10))
+	free := newClient(t, b.Addr(), kgo.ClientID("free-consumer"),
+		kgo.ConsumeTopics("quota-c"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+
+	var freeBytes int64
+	var freeTook time.Duration
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		freeBytes, freeTook = consumeFor(t, free, quotaMeasure, total)
+	}()
+	slowBytes, _ := consumeFor(t, slow, quotaMeasure, total)
+	wg.Wait()
+
+	rate := float64(slowBytes) / quotaMeasure.Seconds()
+	freeRate := float64(freeBytes) / freeTook.Seconds()
+	t.Logf("quota %d B/s: throttled consumer %.0f B/s over %v (%.3f of quota), %d throttles, longest %d ms; unthrottled consumer %.0f B/s (%d bytes in %v)",
+		quota, rate, quotaMeasure, rate/quota, seen.n.Load(), seen.max.Load(), freeRate, freeBytes, freeTook)
+	if slowBytes >= total {
+		t.Fatalf("throttled consumer read all %d bytes: the measurement needs more data", total)
+	}
+	if rate < quota*(1-quotaMargin) || rate > quota*(1+quotaMargin) {
+		t.Errorf("throttled consumer: %.0f B/s, want within %.0f%% of %d", rate, quotaMargin*100, quota)
+	}
+	if seen.n.Load() == 0 {
+		t.Errorf("throttled consumer saw no throttle_time_ms > 0")
+	}
+	if freeRate < 2*quota {
+		t.Errorf("unthrottled consumer: %.0f B/s, want well above the other client's quota (> %d)", freeRate, 2*quota)
+	}
+}
