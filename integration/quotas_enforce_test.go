@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -206,5 +207,47 @@ func TestQuotaConsumerByteRate(t *testing.T) {
 	}
 	if freeRate < 2*quota {
 		t.Errorf("unthrottled consumer: %.0f B/s, want well above the other client's quota (> %d)", freeRate, 2*quota)
+	}
+}
+
+// TestQuotaControllerMutationRate: with controller_mutation_rate=2 the
+// bucket holds 22 partitions (2/s over the 11 s window). A CreateTopics
+// that finds tokens is accepted whole even past them; the next finds the
+// bucket empty and its topic gets THROTTLING_QUOTA_EXCEEDED with the time
+// to wait, as Kafka's strict quota answers CreateTopics v6+. Another
+// client is unaffected.
+func TestQuotaControllerMutationRate(t *testing.T) {
+	b := startBroker(t, nil)
+	adm := newAdmin(t, b.Addr())
+	setClientQuota(t, adm, "mutator", "controller_mutation_rate", 2)
+	mut := newClient(t, b.Addr(), kgo.ClientID("mutator"))
+	other := newClient(t, b.Addr(), kgo.ClientID("other-admin"))
+
+	create := func(cl *kgo.Client, topic string, partitions int32) *kmsg.CreateTopicsResponse {
+		t.Helper()
+		req := kmsg.NewPtrCreateTopicsRequest()
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, partitions, 1
+		req.Topics = append(req.Topics, rt)
+		req.TimeoutMillis = 10000
+		resp, err := req.RequestWith(testContext(t), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if resp := create(mut, "m1", 30); resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("first create with tokens left: error %d", resp.Topics[0].ErrorCode)
+	}
+	resp := create(mut, "m2", 1)
+	if got := resp.Topics[0].ErrorCode; got != kerr.ThrottlingQuotaExceeded.Code {
+		t.Errorf("create with the bucket empty: error %d, want THROTTLING_QUOTA_EXCEEDED", got)
+	}
+	// 30 taken from 22: 8 below zero at 2/s is 4 s to wait.
+	if resp.ThrottleMillis < 3000 || resp.ThrottleMillis > 4000 {
+		t.Errorf("throttle_time_ms %d, want about 4000", resp.ThrottleMillis)
+	}
+	if resp := create(other, "o1", 30); resp.Topics[0].ErrorCode != 0 || resp.ThrottleMillis != 0 {
+		t.Errorf("client without a quota: error %d, throttle %d", resp.Topics[0].ErrorCode, resp.ThrottleMillis)
 	}
 }

@@ -42,6 +42,7 @@ type quotaManager struct {
 
 	mu      sync.Mutex
 	sensors map[quotaSensorKey]*windowedRate // guarded by mu
+	buckets map[quotaSensorKey]*tokenBucket  // controller mutations; guarded by mu
 }
 
 // quotaSensorKey names one rate: a quota type and the (user, client-id)
@@ -60,7 +61,7 @@ type quotaIndex struct {
 }
 
 func newQuotaManager(meta *cluster) *quotaManager {
-	return &quotaManager{meta: meta, sensors: map[quotaSensorKey]*windowedRate{}}
+	return &quotaManager{meta: meta, sensors: map[quotaSensorKey]*windowedRate{}, buckets: map[quotaSensorKey]*tokenBucket{}}
 }
 
 // lookup returns the index for the current snapshot, rebuilding it when
