@@ -251,3 +251,46 @@ func TestQuotaControllerMutationRate(t *testing.T) {
 		t.Errorf("client without a quota: error %d, throttle %d", resp.Topics[0].ErrorCode, resp.ThrottleMillis)
 	}
 }
+
+// TestQuotaMutesClientThatIgnoresThrottle: a client that pipelines a second
+// request without waiting out throttle_time_ms gets nothing for it until
+// the throttle has passed: the broker mutes the connection, as Kafka mutes
+// the channel, so ignoring the field gains nothing.
+func TestQuotaMutesClientThatIgnoresThrottle(t *testing.T) {
+	b := startBroker(t, nil)
+	adm := newAdmin(t, b.Addr())
+	createTopic(t, adm, "muted", 1, nil)
+	// 100 kB/s: the window's budget is 1 MB, so 1.2 MB at once is 0.2 of
+	// the quota over it, a 2 s throttle.
+	setClientQuota(t, adm, hostileClientID, "producer_byte_rate", 100_000)
+	c := dialRaw(t, b.Addr())
+	big := recordBatch(string(make([]byte, 1_200_000)))
+	start := time.Now()
+	sendRaw(t, c, encodeRequest(produceV9("muted", 0, big), 1))
+	sendRaw(t, c, encodeRequest(produceV9("muted", 0, recordBatch("small")), 2))
+
+	corr, rest := readResponse(t, c)
+	if corr != 1 {
+		t.Fatalf("first response has correlation id %d", corr)
+	}
+	resp := kmsg.NewPtrProduceResponse()
+	resp.Version = 9
+	if rest, err := skipTagSection(rest); err != nil {
+		t.Fatal(err)
+	} else if err := resp.ReadFrom(rest); err != nil {
+		t.Fatal(err)
+	}
+	if resp.ThrottleMillis <= 0 {
+		t.Fatalf("over-quota produce: throttle_time_ms %d, want > 0", resp.ThrottleMillis)
+	}
+	throttle := time.Duration(resp.ThrottleMillis) * time.Millisecond
+	if corr, _ := readResponse(t, c); corr != 2 {
+		t.Fatalf("second response has correlation id %d", corr)
+	}
+	// The mute began after the first request was sent, so the second
+	// answer cannot come sooner than the throttle after that.
+	if waited := time.Since(start); waited < throttle {
+		t.Errorf("pipelined request answered %v after the first was sent, within its %v throttle", waited, throttle)
+	}
+	t.Logf("throttle %v; second response after %v", throttle, time.Since(start))
+}
