@@ -43,7 +43,13 @@ type quotaManager struct {
 	mu      sync.Mutex
 	sensors map[quotaSensorKey]*windowedRate // guarded by mu
 	buckets map[quotaSensorKey]*tokenBucket  // controller mutations; guarded by mu
+	pruned  time.Time                        // last pruneLocked; guarded by mu
 }
+
+// quotaSensorIdle is how long a client's rate is kept unused: Kafka's
+// sensors for quotas expire after an hour without a recording. Past the
+// window a rate is zero anyway, so dropping it changes nothing.
+const quotaSensorIdle = time.Hour
 
 // quotaSensorKey names one rate: a quota type and the (user, client-id)
 // pair the matched quota's level shares it by. A quota on a user alone is
@@ -154,10 +160,40 @@ func (m *quotaManager) sensor(key quotaSensorKey) *windowedRate {
 	defer m.mu.Unlock()
 	r := m.sensors[key]
 	if r == nil {
+		m.pruneLocked(time.Now())
 		r = &windowedRate{}
 		m.sensors[key] = r
 	}
 	return r
+}
+
+// pruneLocked drops the rates and buckets of clients idle for
+// quotaSensorIdle, so that client ids that come and go do not grow the
+// maps without bound. It runs when a rate is created, at most once a
+// minute, and takes each sensor's lock under m.mu (the order is m.mu, then
+// a sensor's; nothing takes m.mu under a sensor's lock).
+func (m *quotaManager) pruneLocked(now time.Time) {
+	if now.Sub(m.pruned) < time.Minute {
+		return
+	}
+	m.pruned = now
+	cutoff := now.Add(-quotaSensorIdle).UnixMilli()
+	for k, r := range m.sensors {
+		r.mu.Lock()
+		last := r.samples[r.current].start
+		r.mu.Unlock()
+		if last < cutoff {
+			delete(m.sensors, k)
+		}
+	}
+	for k, b := range m.buckets {
+		b.mu.Lock()
+		last := b.last
+		b.mu.Unlock()
+		if last < cutoff {
+			delete(m.buckets, k)
+		}
+	}
 }
 
 // record adds value to the client's rate for kind and returns how long the

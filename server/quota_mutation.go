@@ -79,6 +79,7 @@ func (s *Server) mutationQuotaFor(r *request, strictSince int16) *mutationQuota 
 	m.mu.Lock()
 	b := m.buckets[key]
 	if b == nil {
+		m.pruneLocked(time.Now())
 		b = &tokenBucket{}
 		m.buckets[key] = b
 	}

@@ -79,3 +79,23 @@ func TestQuotaPrecedenceMostSpecificWins(t *testing.T) {
 		t.Errorf("request_percentage matched though no quota sets it")
 	}
 }
+
+// TestQuotaIdleSensorsPruned: rates of clients gone for an hour are
+// dropped when a new client's rate is made, so client ids that come and go
+// do not grow the broker's memory without bound.
+func TestQuotaIdleSensorsPruned(t *testing.T) {
+	m := &quotaManager{sensors: map[quotaSensorKey]*windowedRate{}, buckets: map[quotaSensorKey]*tokenBucket{}}
+	old := time.Now().Add(-2 * quotaSensorIdle)
+	stale := m.sensor(quotaSensorKey{kind: quotaProduce, client: "gone"})
+	stale.add(1, old.UnixMilli())
+	live := m.sensor(quotaSensorKey{kind: quotaProduce, client: "here"})
+	live.add(1, time.Now().UnixMilli())
+	m.pruned = time.Time{} // as if the last prune were long ago
+	m.sensor(quotaSensorKey{kind: quotaProduce, client: "new"})
+	if _, ok := m.sensors[quotaSensorKey{kind: quotaProduce, client: "gone"}]; ok {
+		t.Errorf("idle rate kept")
+	}
+	if _, ok := m.sensors[quotaSensorKey{kind: quotaProduce, client: "here"}]; !ok {
+		t.Errorf("active rate dropped")
+	}
+}
