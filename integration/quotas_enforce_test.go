@@ -294,3 +294,36 @@ func TestQuotaMutesClientThatIgnoresThrottle(t *testing.T) {
 	}
 	t.Logf("throttle %v; second response after %v", throttle, time.Since(start))
 }
+
+// TestQuotaRequestPercentage: request_percentage counts handler time as a
+// percentage of one thread; a client over it gets throttle_time_ms on any
+// API that carries it (here Metadata), at most one window (1 s) as Kafka's
+// ClientRequestQuotaManager bounds it. A client without the quota is not
+// throttled.
+func TestQuotaRequestPercentage(t *testing.T) {
+	b := startBroker(t, nil)
+	adm := newAdmin(t, b.Addr())
+	// 0.0001% of a thread: a 10 s window's budget is 10 µs of handling.
+	setClientQuota(t, adm, "busy", "request_percentage", 0.0001)
+	busy := newClient(t, b.Addr(), kgo.ClientID("busy"))
+	other := newClient(t, b.Addr(), kgo.ClientID("idle"))
+	var throttle int32
+	eventually(t, 10*time.Second, "a throttled Metadata response", func() bool {
+		resp, err := kmsg.NewPtrMetadataRequest().RequestWith(testContext(t), busy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		throttle = resp.ThrottleMillis
+		return throttle > 0
+	})
+	if throttle > 1000 {
+		t.Errorf("throttle_time_ms %d, want at most one window (1000)", throttle)
+	}
+	resp, err := kmsg.NewPtrMetadataRequest().RequestWith(testContext(t), other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ThrottleMillis != 0 {
+		t.Errorf("client without a quota throttled %d ms", resp.ThrottleMillis)
+	}
+}
