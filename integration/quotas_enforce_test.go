@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // Byte-rate quotas are measured, not asserted exactly: a client under a
@@ -249,6 +250,15 @@ func TestQuotaControllerMutationRate(t *testing.T) {
 	}
 	if resp := create(other, "o1", 30); resp.Topics[0].ErrorCode != 0 || resp.ThrottleMillis != 0 {
 		t.Errorf("client without a quota: error %d, throttle %d", resp.Topics[0].ErrorCode, resp.ThrottleMillis)
+	}
+	// CreateTopics v5 cannot carry the error: the same empty bucket lets
+	// the topic be created and throttles the client instead. A new
+	// connection, as the first one is muted for the throttle.
+	old := newClient(t, b.Addr(), kgo.ClientID("mutator"), kgo.MaxVersions(kversion.V2_6_0()))
+	resp = create(old, "m3", 1)
+	if resp.Version != 5 || resp.Topics[0].ErrorCode != 0 || resp.ThrottleMillis <= 0 {
+		t.Errorf("CreateTopics v%d with the bucket empty: error %d, throttle %d; want v5 accepted and throttled",
+			resp.Version, resp.Topics[0].ErrorCode, resp.ThrottleMillis)
 	}
 }
 
