@@ -19,6 +19,8 @@ func (s *Server) handleCreatePartitions(r *request) (kmsg.Response, error) {
 		seen[rt.Topic]++
 	}
 	tooMany := s.partitionsToAdd(req.Topics, seen) > maxPartitionsPerRequest
+	quota := s.mutationQuotaFor(r, createPartitionsStrictQuota)
+	defer quota.done(r)
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
@@ -27,7 +29,7 @@ func (s *Server) handleCreatePartitions(r *request) (kmsg.Response, error) {
 		if tooMany && seen[rt.Topic] == 1 {
 			code, msg = kerr.PolicyViolation, errExcessiveBatch
 		} else {
-			code, msg = s.createPartitions(&rt, seen[rt.Topic] > 1, req.ValidateOnly)
+			code, msg = s.createPartitions(&rt, seen[rt.Topic] > 1, req.ValidateOnly, quota)
 		}
 		if code != nil {
 			st.ErrorCode = code.Code
@@ -60,7 +62,7 @@ func (s *Server) partitionsToAdd(topics []kmsg.CreatePartitionsRequestTopic, see
 	return total
 }
 
-func (s *Server) createPartitions(rt *kmsg.CreatePartitionsRequestTopic, dup, validateOnly bool) (*kerr.Error, string) {
+func (s *Server) createPartitions(rt *kmsg.CreatePartitionsRequestTopic, dup, validateOnly bool, quota *mutationQuota) (*kerr.Error, string) {
 	if dup {
 		return kerr.InvalidRequest, "Duplicate topic in request."
 	}
@@ -87,6 +89,9 @@ func (s *Server) createPartitions(rt *kmsg.CreatePartitionsRequestTopic, dup, va
 				return kerr.InvalidReplicaAssignment, fmt.Sprintf("Replica assignment %v is invalid: this single-node cluster has only broker %d.", a.Replicas, s.cfg.NodeID)
 			}
 		}
+	}
+	if !quota.record(rt.Count - v.partitions) {
+		return kerr.ThrottlingQuotaExceeded, kerr.ThrottlingQuotaExceeded.Description
 	}
 	if validateOnly {
 		return nil, ""

@@ -50,6 +50,8 @@ func (s *Server) handleCreateTopics(r *request) (kmsg.Response, error) {
 	// that every topic of the request is created (and persisted) at once.
 	var specs []newTopic
 	var pending []int
+	quota := s.mutationQuotaFor(r, createTopicsStrictQuota)
+	defer quota.done(r)
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
@@ -74,6 +76,12 @@ func (s *Server) handleCreateTopics(r *request) (kmsg.Response, error) {
 		}
 		if _, exists := s.meta.view(rt.Topic); exists {
 			fail(kerr.TopicAlreadyExists, fmt.Sprintf("Topic '%s' already exists.", rt.Topic))
+			continue
+		}
+		// Counted for validate-only requests too, as Kafka's controller
+		// does (it builds the records, then drops them).
+		if !quota.record(partitions) {
+			fail(kerr.ThrottlingQuotaExceeded, kerr.ThrottlingQuotaExceeded.Description)
 			continue
 		}
 		if req.ValidateOnly {

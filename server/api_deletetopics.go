@@ -28,6 +28,8 @@ func (s *Server) handleDeleteTopics(r *request) (kmsg.Response, error) {
 			targets = append(targets, target{name: t.Topic, id: t.TopicID})
 		}
 	}
+	quota := s.mutationQuotaFor(r, deleteTopicsStrictQuota)
+	defer quota.done(r)
 	for _, t := range targets {
 		st := kmsg.NewDeleteTopicsResponseTopic()
 		st.Topic, st.TopicID = t.name, t.id
@@ -56,6 +58,12 @@ func (s *Server) handleDeleteTopics(r *request) (kmsg.Response, error) {
 		if st.ErrorCode == 0 && isInternalTopic(name) {
 			st.ErrorCode = kerr.InvalidRequest.Code
 			st.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("Topic %s is an internal topic and cannot be deleted", name))
+		}
+		if st.ErrorCode == 0 {
+			if v, ok := s.meta.view(name); ok && !quota.record(v.partitions) {
+				st.ErrorCode = kerr.ThrottlingQuotaExceeded.Code
+				st.ErrorMessage = kmsg.StringPtr(kerr.ThrottlingQuotaExceeded.Description)
+			}
 		}
 		if st.ErrorCode == 0 {
 			err := s.meta.deleteTopic(name)

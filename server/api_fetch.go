@@ -71,12 +71,24 @@ func (s *Server) handleFetch(r *request) (kmsg.Response, error) {
 	// The broker's fetch.max.bytes caps what any request may ask for, and
 	// min_bytes cannot exceed the cap (KafkaApis.handleFetchRequest).
 	maxBytes := min(max(req.MaxBytes, 0), s.cfg.fetchMaxBytes)
+	// Nor more than the consumer quota allows in one window, which would
+	// be throttled whatever came before (Kafka's maxValueInQuotaWindow).
+	if q := s.quotas.maxInWindow(quotaFetch, r.auth.principal, r.clientID); q > 0 {
+		maxBytes = min(maxBytes, int32(min(q, float64(1<<31-1))))
+	}
 	minBytes := min(req.MinBytes, maxBytes)
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	for {
 		results, waits, bytes, anyErr := s.readPartitions(parts, int(maxBytes), readCommitted)
 		remaining := time.Until(deadline)
 		if bytes >= int(minBytes) || anyErr || remaining <= 0 {
+			if t := s.fetchThrottle(r, bytes); t > 0 {
+				// Kafka answers a throttled fetch with no records and does
+				// not count them: the client fetches them again later.
+				s.releaseResults(results, true)
+				r.throttle = max(r.throttle, t)
+				return resp, nil
+			}
 			files := s.fillFetchResponse(resp, parts, results, incremental, useIDs, readCommitted)
 			countFetch(results)
 			fr := &fetchResponse{FetchResponse: resp, files: files}
@@ -322,4 +334,16 @@ func (s *Server) fillFetchResponse(resp *kmsg.FetchResponse, parts []*sessionPar
 		st.Partitions = append(st.Partitions, rp)
 	}
 	return files
+}
+
+// fetchThrottle records a fetch's bytes against consumer_byte_rate and
+// returns the throttle; a throttled fetch's bytes are taken back, since it
+// is answered empty.
+func (s *Server) fetchThrottle(r *request, bytes int) time.Duration {
+	now := time.Now()
+	t := s.quotas.record(quotaFetch, r.auth.principal, r.clientID, float64(bytes), now)
+	if t > 0 {
+		s.quotas.unrecord(quotaFetch, r.auth.principal, r.clientID, float64(bytes), now)
+	}
+	return t
 }

@@ -62,6 +62,9 @@ func (s *Server) handleProduce(r *request) (kmsg.Response, error) {
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	// Counted whatever became of the batches, as Kafka records the
+	// request's size once it is handled.
+	r.throttle = max(r.throttle, s.quotas.record(quotaProduce, r.auth.principal, r.clientID, float64(r.size), time.Now()))
 	if req.Acks == 0 {
 		return nil, nil
 	}

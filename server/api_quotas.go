@@ -11,8 +11,7 @@ import (
 )
 
 // Client quotas (KIP-546) are stored with the cluster metadata and
-// described with Kafka's matching rules. Skiff does not throttle yet: the
-// values are kept for tools and for a later enforcement.
+// described with Kafka's matching rules; quota.go enforces them.
 func init() {
 	register(kmsg.DescribeClientQuotas, 0, 1, (*Server).handleDescribeClientQuotas)
 	register(kmsg.AlterClientQuotas, 0, 1, (*Server).handleAlterClientQuotas)

@@ -50,6 +50,9 @@ type conn struct {
 	// auth is who the client is and, on SASL listeners, how far it has
 	// got authenticating (see sasl.go).
 	auth connAuth
+	// mutedUntil is when the reader may read again after a quota
+	// throttled the client, in Unix nanoseconds (see quota_conn.go).
+	mutedUntil atomic.Int64
 }
 
 // inflight is one request on its way from the reader to the writer.
@@ -128,6 +131,9 @@ func (c *conn) readLoop(out chan<- inflight) {
 	maxSize := c.s.cfg.socketRequestMaxBytes
 	mem := c.s.reqMem
 	for {
+		if !c.waitUnmuted() {
+			return
+		}
 		// A fresh buffer per frame: decoded requests alias it (produce
 		// records are slices of the frame), so it must never be reused.
 		// Its memory is counted against queued.max.request.bytes as it is
@@ -228,6 +234,14 @@ func refusedVersion(h protocol.RequestHeader) bool {
 func (c *conn) handleLoop(in <-chan inflight, out chan<- inflight) {
 	for f := range in {
 		if f.req != nil {
+			// Requests read ahead before a quota muted the connection
+			// wait as well, as those Kafka has not yet taken off the
+			// socket do.
+			if !c.waitUnmuted() {
+				c.s.reqMem.release(f.mem)
+				c.pending.Add(-1)
+				continue
+			}
 			f.times.start = c.s.metrics.now()
 			f.resp = c.handle(f)
 			f.times.end = c.s.metrics.now()
@@ -275,8 +289,12 @@ func (c *conn) handle(f inflight) (resp kmsg.Response) {
 	}
 	entry := apis[f.hdr.APIKey]
 	r := &request{ctx: c.reqCtx, connCtx: c.ctx, kreq: f.req, version: f.hdr.APIVersion, clientID: f.hdr.ClientID, remote: c.nc.RemoteAddr(), local: c.nc.LocalAddr(),
-		auth: &c.auth}
+		auth: &c.auth, size: int(f.mem)}
+	start := time.Now()
 	resp, err := entry.handle(c.s, r)
+	if err == nil {
+		c.applyQuotas(f.hdr.APIKey, r, resp, start)
+	}
 	if err != nil {
 		// A handler error means the request was invalid in a way Kafka
 		// answers by closing the connection.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sort"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -20,6 +21,11 @@ type request struct {
 	// auth is the connection's authentication state: its principal, and
 	// for the SASL APIs the exchange in progress (sasl.go).
 	auth *connAuth
+	// size is the request frame's length, what produce quotas count.
+	size int
+	// throttle is how long a quota says the client must wait; the
+	// connection puts it in the response and mutes itself for it.
+	throttle time.Duration
 }
 
 // A handler answers one request. A nil response means no response is sent

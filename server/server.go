@@ -34,6 +34,7 @@ type Server struct {
 	groups *coordinator.Groups
 	txn    *txn.Coordinator   // transactions and producer ids; see txn.go
 	shares *share.Coordinator // share groups (KIP-932); see share.go
+	quotas *quotaManager      // client quota enforcement; see quota.go
 
 	lns []net.Listener // one per listener, in Config order
 	// quitCtx ends when Close begins; requests in progress then finish
@@ -120,6 +121,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.meta = meta
+	s.quotas = newQuotaManager(meta)
 	if s.groups, err = s.newGroups(); err != nil {
 		store.Close()
 		s.stopHTTP()
