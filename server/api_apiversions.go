@@ -17,6 +17,9 @@ func (s *Server) handleApiVersions(r *request) (kmsg.Response, error) {
 		return resp, nil
 	}
 	fillApiVersions(resp)
+	if req.Version >= 3 {
+		s.fillFeatures(resp)
+	}
 	return resp, nil
 }
 

@@ -51,6 +51,7 @@ type cluster struct {
 		topics    map[string]*topic
 		byID      map[[16]byte]*topic
 		quotas    map[string]*clientQuota // by quotaEntityKey; see api_quotas.go
+		features  metaFeatures            // finalized feature levels; see features.go
 	}
 }
 
@@ -74,6 +75,8 @@ type metaFile struct {
 	ClusterID string        `json:"cluster_id"`
 	Topics    []metaTopic   `json:"topics"`
 	Quotas    []clientQuota `json:"client_quotas,omitempty"`
+	// Features is absent in a meta.json written before feature levels.
+	Features *metaFeatures `json:"features,omitempty"`
 }
 
 type metaTopic struct {
@@ -107,6 +110,7 @@ func openCluster(cfg *Config, store *storage.Store, logger zerolog.Logger) (*clu
 		}
 	}
 	c.mu.clusterID = mf.ClusterID
+	c.loadFeaturesLocked(mf.Features)
 	c.mu.quotas = make(map[string]*clientQuota, len(mf.Quotas))
 	for i := range mf.Quotas {
 		q := mf.Quotas[i]
@@ -207,6 +211,7 @@ func (c *cluster) snapshotLocked(added []*topic, grown map[string]int32) metaFil
 	}
 	sort.Slice(mf.Topics, func(i, j int) bool { return mf.Topics[i].Name < mf.Topics[j].Name })
 	mf.Quotas = c.quotasLocked()
+	mf.Features = &metaFeatures{Levels: maps.Clone(c.mu.features.Levels), Epoch: c.mu.features.Epoch}
 	return mf
 }
 
