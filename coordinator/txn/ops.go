@@ -214,13 +214,16 @@ func (c *Coordinator) AddPartitions(id string, pid int64, epoch int16, parts []T
 }
 
 // EndTxn handles EndTxn: it commits or aborts the open transaction. With
-// bumpEpoch (v5+, KIP-890) the epoch moves on with every transaction and
-// the new id and epoch are returned.
+// bumpEpoch (v5+, KIP-890 part 2; see v2.go) the epoch moves on with every
+// transaction and the new id and epoch are returned.
 func (c *Coordinator) EndTxn(id string, pid int64, epoch int16, commit, bumpEpoch bool) (int64, int16, int16) {
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
 	if c.closed() {
 		return -1, -1, errNotCoordinator
+	}
+	if bumpEpoch {
+		return c.endTxnV2(id, pid, epoch, commit)
 	}
 	m, code := c.check(id, pid, epoch)
 	if code != 0 {
@@ -228,7 +231,7 @@ func (c *Coordinator) EndTxn(id string, pid int64, epoch int16, commit, bumpEpoc
 	}
 	switch m.state {
 	case Ongoing:
-		if code := c.end(m, commit, bumpEpoch); code != 0 {
+		if code := c.end(m, commit, false); code != 0 {
 			return -1, -1, code
 		}
 		m = c.get(id)
