@@ -9,7 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -175,5 +177,37 @@ func TestTxnV2LateBatchAfterEndTxnRefused(t *testing.T) {
 	}
 	if lso := partitionEndOffset(t, b.Addr(), topic, true); lso != end {
 		t.Fatalf("last stable offset %d, high watermark %d: a late batch opened a transaction", lso, end)
+	}
+}
+
+// TestTxnV2ProducerAfterIDExpiration: a transaction v2 producer whose
+// partition state expired (producer.id.expiration.ms) goes on: its next
+// transaction starts at the epoch its last EndTxn returned, sequence 0,
+// and the partition, which no longer knows it, accepts it as Kafka does
+// (an unknown producer's first batch is taken at any sequence).
+func TestTxnV2ProducerAfterIDExpiration(t *testing.T) {
+	b := startBroker(t, map[string]string{
+		"producer.id.expiration.ms":                "200",
+		"producer.id.expiration.check.interval.ms": "50",
+	})
+	const topic = "txn-v2-expiry"
+	adm := newAdmin(t, b.Addr())
+	createTopic(t, adm, topic, 1, nil)
+	cl := txnClient(t, b.Addr(), "expiry")
+	warmUp(t, cl)
+	produceTxn(t, cl, topic, true, "before")
+	eventually(t, 30*time.Second, "the partition to forget the producer", func() bool {
+		ps, err := adm.DescribeProducers(testContext(t), kadm.TopicsSet{topic: {0: {}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		ps.EachProducer(func(kadm.DescribedProducer) { n++ })
+		return n == 0
+	})
+	produceTxn(t, cl, topic, true, "after")
+	end := partitionEndOffset(t, b.Addr(), topic, false)
+	if got := strings.Join(valuesUpTo(t, b.Addr(), topic, end, true), ","); got != "before,after" {
+		t.Fatalf("read_committed saw %q, want before,after", got)
 	}
 }
