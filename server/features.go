@@ -86,13 +86,6 @@ func (c *cluster) loadFeaturesLocked(persisted *metaFeatures) {
 	}
 }
 
-// featureLevel returns the finalized level of a feature (0 if none).
-func (c *cluster) featureLevel(name string) int16 {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.mu.features.Levels[name]
-}
-
 // finalizedFeatures returns a copy of the finalized levels and their epoch.
 func (c *cluster) finalizedFeatures() (map[string]int16, int64) {
 	c.mu.RLock()
@@ -118,10 +111,10 @@ func (s *Server) fillFeatures(resp *kmsg.ApiVersionsResponse) {
 	resp.FinalizedFeaturesEpoch = epoch
 }
 
-// Upgrade types of UpdateFeatures v1+ (Kafka's FeatureUpdate.UpgradeType).
+// Upgrade types of UpdateFeatures v1+ (Kafka's FeatureUpdate.UpgradeType):
+// 1 upgrade only, 2 safe downgrade, 3 unsafe downgrade.
 const (
 	upgradeTypeUpgrade         int8 = 1
-	upgradeTypeSafeDowngrade   int8 = 2
 	upgradeTypeUnsafeDowngrade int8 = 3
 )
 
