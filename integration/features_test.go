@@ -156,4 +156,31 @@ func TestFeatureLevels(t *testing.T) {
 	if _, f, _ := apiVersionFeatures(t, b.Addr()); f["transaction.version"] != 2 {
 		t.Fatalf("after the upgrade: %v", slices.Sorted(maps.Keys(f)))
 	}
+
+	// group.version 0 turns the KIP-848 consumer protocol off, as in Kafka
+	// (KafkaApis.isConsumerGroupProtocolEnabled): its APIs answer
+	// UNSUPPORTED_VERSION until the level is back at 1.
+	heartbeat := func() int16 {
+		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		req.Group, req.MemberEpoch, req.RebalanceTimeoutMillis = "g848", 0, 30000
+		req.MemberID, req.SubscribedTopicNames = "AAAAAAAAAAAAAAAAAAAAAA", []string{"t"}
+		req.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+		resp, err := req.RequestWith(testContext(t), newClient(t, b.Addr()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.ErrorCode
+	}
+	if _, err, msg := updateFeatures(t, b.Addr(), 1, false, featureUpdate("group.version", 0, 2)); err != nil {
+		t.Fatalf("group.version downgrade: %v %q", err, msg)
+	}
+	if code := heartbeat(); code != kerr.UnsupportedVersion.Code {
+		t.Errorf("ConsumerGroupHeartbeat at group.version 0: %v, want UNSUPPORTED_VERSION", kerr.ErrorForCode(code))
+	}
+	if _, err, msg := updateFeatures(t, b.Addr(), 1, false, featureUpdate("group.version", 1, 1)); err != nil {
+		t.Fatalf("group.version upgrade: %v %q", err, msg)
+	}
+	if code := heartbeat(); code != 0 {
+		t.Errorf("ConsumerGroupHeartbeat at group.version 1: %v", kerr.ErrorForCode(code))
+	}
 }

@@ -86,6 +86,13 @@ func (c *cluster) loadFeaturesLocked(persisted *metaFeatures) {
 	}
 }
 
+// featureLevel returns the finalized level of a feature (0 if none).
+func (c *cluster) featureLevel(name string) int16 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.mu.features.Levels[name]
+}
+
 // finalizedFeatures returns a copy of the finalized levels and their epoch.
 func (c *cluster) finalizedFeatures() (map[string]int16, int64) {
 	c.mu.RLock()
