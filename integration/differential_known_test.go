@@ -9,12 +9,14 @@ import "strings"
 // it too, so the list stays true.
 var diffKnown = map[string]string{
 	// APIs Skiff does not implement, so does not advertise.
-	"ApiVersions [1][*DelegationToken,*":      "delegation tokens need SASL, which Skiff does not have",
-	"ApiVersions [1][*Share*":                 "share groups (KIP-932) are not implemented",
-	"ApiVersions [1][*RaftVoter,*":            "Skiff has no KRaft quorum whose voters could change",
-	"ApiVersions [1][UnregisterBroker,64]":    "one node, no broker registrations",
-	"ApiVersions [1][AlterReplicaLogDirs,34]": "one log directory: replicas cannot move between directories",
-	"ApiVersions [1][ListConfigResources,74]": "KIP-1142 (new in 4.1) is not implemented",
+	"ApiVersions [1][*DelegationToken,*":                "delegation tokens need SASL, which Skiff does not have",
+	"ApiVersions [1][*Share*":                           "share groups (KIP-932) are not implemented",
+	"ApiVersions [1][*RaftVoter,*":                      "Skiff has no KRaft quorum whose voters could change",
+	"ApiVersions [1][UnregisterBroker,64]":              "one node, no broker registrations",
+	"ApiVersions [1][AlterReplicaLogDirs,34]":           "one log directory: replicas cannot move between directories",
+	"ApiVersions [1][ListConfigResources,74]":           "KIP-1142 (new in 4.1) is not implemented",
+	"ApiVersions [2][kraft.version]":                    "Skiff has no KRaft quorum; Kafka formatted --standalone finalizes kraft.version 1 (dynamic quorum, KIP-853)",
+	"ApiVersions [2][eligible.leader.replicas.version]": "Skiff has one replica per partition and no ELR (KIP-966), which Kafka 4.1 finalizes on new clusters; clients do not switch on it",
 
 	// Configs.
 	"CreateTopicsEdgeCases [0].Topics[*].Configs[min.insync.replicas].Source":            diffKnownMinISR,
