@@ -9,9 +9,10 @@ import (
 )
 
 // UpdateFeatures v0-v2, as Kafka 4.1 advertises it: upgrades and
-// downgrades the finalized feature levels (features.go), validated as
-// Kafka's controller validates them. A refused request changes nothing and
-// answers with a top-level error; v2 drops the per-feature results.
+// downgrades the finalized feature levels (clusterstate/features.go),
+// validated as Kafka's controller validates them. A refused request
+// changes nothing and answers with a top-level error; v2 drops the
+// per-feature results.
 func init() { register(kmsg.UpdateFeatures, 0, 2, (*Server).handleUpdateFeatures) }
 
 func (s *Server) handleUpdateFeatures(r *request) (kmsg.Response, error) {
