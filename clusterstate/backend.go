@@ -12,13 +12,17 @@ import (
 )
 
 // Image is the persisted form of the cluster metadata. Its JSON encoding
-// is meta.json's format, unchanged since before this package existed.
+// is meta.json's format, unchanged since before this package existed
+// except for Features, which is added.
 type Image struct {
 	ClusterID string       `json:"cluster_id"`
 	Topics    []ImageTopic `json:"topics"`
 	Quotas    []Quota      `json:"client_quotas,omitempty"`
 	// GroupConfigs are the GROUP resource configs (share.*) by group.
 	GroupConfigs map[string]map[string]string `json:"group_configs,omitempty"`
+	// Features is absent in a meta.json written before feature levels;
+	// such a cluster loads with the initial levels.
+	Features *Features `json:"features,omitempty"`
 }
 
 // ImageTopic is one topic in an Image.

@@ -1,7 +1,8 @@
 // Package clusterstate owns Skiff's cluster metadata: the cluster id, every
 // topic with its id, config overrides and the typed configuration parsed
 // from them once, its partitions with their assignments (replicas, leader,
-// epochs) and this broker's logs, the client quotas, and the internal
+// epochs) and this broker's logs, the client quotas, the finalized
+// feature levels (KIP-584, features.go), and the internal
 // topics (__consumer_offsets and __transaction_state: their creation, the
 // produce guard that refuses client writes, and the log adapter both
 // coordinators use). The server and the coordinators ask it; none of them
@@ -37,9 +38,10 @@
 //
 // # Concurrency
 //
-// Lookups (Topic, TopicByID, Partition, TopicNames, Topics, Quotas) take
-// no lock: they read immutable snapshots behind atomic pointers, and a
-// published Topic or Partition never changes. Changes hold changeMu for
+// Lookups (Topic, TopicByID, Partition, TopicNames, Topics, Quotas,
+// FeatureLevel, Features) take no lock: they read immutable snapshots
+// behind atomic pointers, and a published Topic or Partition never
+// changes. Changes hold changeMu for
 // their whole course: they reserve names and ids, open logs and save the
 // image with nothing else held, and publish the new snapshot only once the
 // save has succeeded, so a failed save changes nothing and readers never

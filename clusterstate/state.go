@@ -43,12 +43,12 @@ type Options struct {
 }
 
 // State owns the cluster metadata: the cluster id, the topics with their
-// ids, typed configs, partition assignments and logs, and the client
-// quotas.
+// ids, typed configs, partition assignments and logs, the client quotas
+// and the finalized feature levels.
 //
-// Readers never lock: the topics and the quotas are published as
-// immutable snapshots behind atomic pointers, replaced whole by each
-// change (copy on write). Changes take changeMu for their whole course;
+// Readers never lock: the topics, the quotas and the feature levels are
+// published as immutable snapshots behind atomic pointers, replaced whole
+// by each change (copy on write). Changes take changeMu for their whole course;
 // they build the next snapshot, open logs and save the image while
 // holding nothing else, and publish the snapshot when the save succeeded.
 // So a change's disk I/O never holds up produce, fetch or metadata
@@ -66,6 +66,7 @@ type State struct {
 	clusterID string // set once by Open
 	topics    atomic.Pointer[topicSet]
 	quotas    atomic.Pointer[quotaSet]
+	features  atomic.Pointer[Features]
 	// groupCfgs are the published group configs; never modified.
 	groupCfgs atomic.Pointer[map[string]map[string]string]
 	// savedGroupCfgs is what the next save writes; guarded by changeMu.
@@ -141,6 +142,7 @@ func Open(opts Options) (*State, error) {
 	s.quotas.Store(newQuotaSet(quotas))
 	s.savedGroupCfgs = img.GroupConfigs
 	s.groupCfgs.Store(&s.savedGroupCfgs)
+	s.features.Store(loadFeatures(img.Features))
 
 	topics := make(map[string]*Topic, len(img.Topics))
 	for _, it := range img.Topics {
@@ -225,8 +227,8 @@ func (s *State) removeStrayLogs() error {
 }
 
 // image builds the persisted form of a snapshot.
-func (s *State) image(ts *topicSet, qs *quotaSet) Image {
-	img := Image{ClusterID: s.clusterID, Topics: make([]ImageTopic, 0, len(ts.names))}
+func (s *State) image(ts *topicSet, qs *quotaSet, fs *Features) Image {
+	img := Image{ClusterID: s.clusterID, Topics: make([]ImageTopic, 0, len(ts.names)), Features: fs}
 	for _, name := range ts.names {
 		t := ts.byName[name]
 		img.Topics = append(img.Topics, ImageTopic{
@@ -245,9 +247,15 @@ func (s *State) image(ts *topicSet, qs *quotaSet) Image {
 	return img
 }
 
-// saveLocked stores the image of a snapshot. Callers hold changeMu.
+// saveLocked stores the image of a snapshot with the published feature
+// levels. Callers hold changeMu.
 func (s *State) saveLocked(ts *topicSet, qs *quotaSet) error {
-	rev, err := s.opts.Backend.Save(context.Background(), s.image(ts, qs), s.rev)
+	return s.saveAllLocked(ts, qs, s.features.Load())
+}
+
+// saveAllLocked stores the image of a snapshot. Callers hold changeMu.
+func (s *State) saveAllLocked(ts *topicSet, qs *quotaSet, fs *Features) error {
+	rev, err := s.opts.Backend.Save(context.Background(), s.image(ts, qs, fs), s.rev)
 	if err != nil {
 		return err
 	}

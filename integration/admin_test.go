@@ -622,11 +622,11 @@ func TestSingleNodeClusterAnswers(t *testing.T) {
 		t.Errorf("paged partitions %q", got)
 	}
 
-	uf, err := adm.UpdateFeatures(ctx, false, kadm.FeatureUpdate{Feature: "metadata.version", MaxVersionLevel: 20})
-	if err == nil {
-		if r := uf["metadata.version"]; r.Err == nil {
-			t.Errorf("update features accepted: %+v", uf)
-		}
+	// metadata.version is finalized at 27 (Kafka 4.1-IV1), the only level
+	// Skiff has; see TestFeatureLevels for the rest of UpdateFeatures.
+	uf, err := adm.UpdateFeatures(ctx, false, kadm.FeatureUpdate{Feature: "metadata.version", MaxVersionLevel: 20, UpgradeType: 2})
+	if !errors.Is(err, kerr.InvalidUpdateVersion) && (err != nil || !errors.Is(uf["metadata.version"].Err, kerr.InvalidUpdateVersion)) {
+		t.Errorf("metadata.version downgrade to 20: %v %+v, want INVALID_UPDATE_VERSION", err, uf)
 	}
 
 	acls := kadm.NewACLs().Allow("User:alice").AllowHosts("*").Topics("a").Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral)

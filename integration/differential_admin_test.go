@@ -23,18 +23,18 @@ var diffAdminScenarios = []diffScenario{
 		if resp.ErrorCode != 0 || len(resp.ApiKeys) == 0 {
 			c.t.Fatalf("%s: ApiVersions answered %v with %d keys", c.tgt.name, kerr.ErrorForCode(resp.ErrorCode), len(resp.ApiKeys))
 		}
-		// Compared: the error, the version range of every API key (one
-		// element per key, so each difference is its own), and the
-		// finalized features (their epoch is the cluster's history).
+		// Compared: the error, the version range of every API key and
+		// the level of every finalized feature (one element per key or
+		// feature, so each difference is its own; the features' epoch is
+		// the cluster's history).
 		var keys []diffAPIRange
 		for _, k := range resp.ApiKeys {
 			keys = append(keys, diffAPIRange{Name: kmsg.NameForKey(k.ApiKey), ApiKey: k.ApiKey, Min: k.MinVersion, Max: k.MaxVersion})
 		}
-		var features []string
+		var features []diffFeatureLevel
 		for _, f := range resp.FinalizedFeatures {
-			features = append(features, f.Name)
+			features = append(features, diffFeatureLevel{Name: f.Name, Min: f.MinVersionLevel, Max: f.MaxVersionLevel})
 		}
-		slices.Sort(features)
 		return []any{resp.ErrorCode, keys, features}
 	}},
 	{name: "DescribeQuorum", run: func(c *diffConn) []any {
@@ -529,6 +529,12 @@ var diffAdminScenarios = []diffScenario{
 		req.FeatureUpdates = append(req.FeatureUpdates, u)
 		return []any{c.do(req)}
 	}},
+}
+
+// diffFeatureLevel is one finalized feature's level range.
+type diffFeatureLevel struct {
+	Name     string
+	Min, Max int16
 }
 
 // diffAPIRange is one API key's advertised version range.

@@ -17,7 +17,8 @@ var diffKnown = map[string]string{
 	"ApiVersions [1][UnregisterBroker,64]":              "one node, no broker registrations",
 	"ApiVersions [1][AlterReplicaLogDirs,34]":           "one log directory: replicas cannot move between directories",
 	"ApiVersions [1][ListConfigResources,74]":           "KIP-1142 (new in 4.1) is not implemented",
-	"ApiVersions [2]":                                   "Skiff finalizes no feature levels (see server/api_updatefeatures.go): finalizing transaction.version or group.version would tell clients to rely on what they gate",
+	"ApiVersions [2][kraft.version]":                    "Skiff has no KRaft quorum; Kafka formatted --standalone finalizes kraft.version 1 (dynamic quorum, KIP-853)",
+	"ApiVersions [2][eligible.leader.replicas.version]": "Skiff has one replica per partition and no ELR (KIP-966), which Kafka 4.1 finalizes on new clusters; clients do not switch on it",
 
 	// Configs.
 	"CreateTopicsEdgeCases [0].Topics[*].Configs[min.insync.replicas].Source":            diffKnownMinISR,
@@ -30,9 +31,6 @@ var diffKnown = map[string]string{
 	"IncrementalAlterConfigsValidateOnly *Configs[retention.ms].Source":                  diffKnownRetentionSynonyms,
 	"DescribeConfigsTopic [0].Resources[TOPIC,t].Configs[retention.ms].ConfigSynonyms":   "Kafka's ConfigHelper drops every synonym listed before log.retention.ms, so it shows no broker synonym for retention.ms unless log.retention.ms itself is set; Skiff lists log.retention.hours, where the value comes from (TestAlterConfigsIncrementalAndLegacy relies on it)",
 	"DescribeConfigsBroker [0].Resources[BROKER,].Configs[message.max.bytes].ReadOnly":   "Skiff cannot change broker configs at run time, so it marks every one read-only; Kafka can change message.max.bytes cluster-wide",
-
-	// Transactions.
-	"TxnOffsetCommitWithoutAddOffsets [0].Topics[t].Partitions[0].ErrorCode": "Kafka 4.1 finalizes transaction.version=2, under which TxnOffsetCommit v5 adds the offsets partition to the transaction itself (KIP-890 part 2); Skiff finalizes no transaction.version, so clients send AddOffsetsToTxn first, and a TxnOffsetCommit without it is INVALID_TXN_STATE",
 
 	// Share groups (the reference Kafka 4.1 with share.version=1 finalized).
 	"ShareGroupLifecycle [0].Groups[0].*Epoch":                              "Kafka bumps the group epoch twice for a first member (the join, then the target assignment it computes after answering); Skiff assigns in the join heartbeat, one epoch",

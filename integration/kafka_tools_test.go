@@ -596,15 +596,43 @@ func testToolTransactions(t *testing.T, addr string, prod *kgo.Client) {
 }
 
 func testToolFeatures(t *testing.T, addr string) {
-	// Skiff finalizes no features yet, so the tool has nothing to list;
-	// it must still answer without an error, and any line it prints must
-	// be a feature line.
+	// Kafka 4.1.2's kafka-features describe prints one tab-separated line
+	// per supported feature, sorted by name, metadata.version by release
+	// name (level 27 is 4.1-IV1); a feature at level 0 shows level 0.
+	// Skiff lists the features it implements (server/features.go).
 	out := runTool(t, toolFeatures, "--bootstrap-server", addr, "describe")
-	t.Logf("kafka-features describe printed %d lines:\n%s", len(outputLines(out)), out)
-	for _, l := range outputLines(out) {
-		if !strings.HasPrefix(l, "Feature: ") {
-			t.Errorf("unexpected kafka-features line %q", l)
+	got := outputLines(out)
+	var epoch string
+	for i, l := range got {
+		fields := strings.Split(l, "\t")
+		if len(fields) != 5 || !strings.HasPrefix(fields[4], "Epoch: ") {
+			t.Fatalf("kafka-features line %q", l)
 		}
+		if i == 0 {
+			epoch = fields[4]
+		}
+		got[i] = strings.Join(fields[:4], "\t")
+		if fields[4] != epoch || epoch == "Epoch: -1" {
+			t.Errorf("kafka-features epochs %q and %q; want one finalized epoch", epoch, fields[4])
+		}
+	}
+	want := []string{
+		"Feature: group.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 1",
+		"Feature: metadata.version\tSupportedMinVersion: 4.1-IV1\tSupportedMaxVersion: 4.1-IV1\tFinalizedVersionLevel: 4.1-IV1",
+		"Feature: transaction.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 2\tFinalizedVersionLevel: 2",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("kafka-features describe printed\n%s\nwant (epochs aside)\n%s", out, strings.Join(want, "\n"))
+	}
+
+	// A dry-run downgrade is validated by the broker and changes nothing;
+	// an unknown feature is refused with Kafka's message.
+	if out := runTool(t, toolFeatures, "--bootstrap-server", addr, "downgrade", "--feature", "transaction.version=1", "--dry-run"); strings.TrimSpace(out) != "transaction.version can be downgraded to 1." {
+		t.Errorf("kafka-features downgrade --dry-run printed %q", out)
+	}
+	r := execTool(t, "", toolFeatures, "--bootstrap-server", addr, "upgrade", "--feature", "foo.version=1")
+	if !strings.Contains(r.stdout+r.stderr, "Could not upgrade foo.version to 1. The update failed for all features since the following feature had an error: Invalid update version 1 for feature foo.version. Local controller 0 does not support this feature.") {
+		t.Errorf("kafka-features upgrade of an unknown feature: %v\n%s%s", r.err, r.stdout, r.stderr)
 	}
 }
 

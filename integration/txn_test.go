@@ -220,19 +220,29 @@ func TestTxnSecondProducerFencesFirst(t *testing.T) {
 		t.Fatalf("read_committed saw %q, want only fresh", got)
 	}
 
-	// A raw EndTxn with an old epoch is refused with PRODUCER_FENCED. Not
-	// the epoch just before the current one: with EndTxn v5 (KIP-890) the
-	// second producer's commit bumped the epoch, and Kafka accepts that
-	// commit again with the epoch it was sent with, as a retry.
+	// With transaction.version 2 the second producer's commit (EndTxn v5)
+	// bumped the epoch: an EndTxn one epoch back is a retry of that commit,
+	// answered with success and the current epoch, as Kafka does; two
+	// epochs back it is the fenced first producer, refused with
+	// PRODUCER_FENCED.
 	desc := describeTxn(t, b.Addr(), "fence")
-	req := kmsg.NewPtrEndTxnRequest()
-	req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit = "fence", desc.ProducerID, desc.ProducerEpoch-2, true
-	resp, err := req.RequestWith(ctx, newClient(t, b.Addr()))
-	if err != nil {
-		t.Fatal(err)
+	endTxn := func(epoch int16) *kmsg.EndTxnResponse {
+		req := kmsg.NewPtrEndTxnRequest()
+		req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit = "fence", desc.ProducerID, epoch, true
+		resp, err := req.RequestWith(ctx, newClient(t, b.Addr()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Version < 5 {
+			t.Fatalf("EndTxn answered at v%d, want v5", resp.Version)
+		}
+		return resp
 	}
-	if resp.ErrorCode != kerr.ProducerFenced.Code && resp.ErrorCode != kerr.InvalidProducerEpoch.Code {
-		t.Fatalf("EndTxn with a stale epoch: %v", kerr.ErrorForCode(resp.ErrorCode))
+	if resp := endTxn(desc.ProducerEpoch - 1); resp.ErrorCode != 0 || resp.ProducerEpoch != desc.ProducerEpoch {
+		t.Fatalf("retried EndTxn v5 commit: %v epoch %d, want success with epoch %d", kerr.ErrorForCode(resp.ErrorCode), resp.ProducerEpoch, desc.ProducerEpoch)
+	}
+	if resp := endTxn(desc.ProducerEpoch - 2); resp.ErrorCode != kerr.ProducerFenced.Code {
+		t.Fatalf("EndTxn with a stale epoch: %v, want PRODUCER_FENCED", kerr.ErrorForCode(resp.ErrorCode))
 	}
 }
 

@@ -137,6 +137,14 @@ func (s *sweep) reachable(key kmsg.Key) bool {
 // kip848 reports whether the cap lets kgo run a KIP-848 consumer group:
 // it pins ConsumerGroupHeartbeat to v1 (Kafka 4.0+) and falls back to the
 // classic protocol below that.
+// tv2 reports whether franz-go uses transactions v2 (KIP-890 part 2) under
+// the cap: Skiff finalizes transaction.version 2, and the client opts in
+// when the cap allows Produce v12, EndTxn v5 and TxnOffsetCommit v5.
+func (s *sweep) tv2() bool {
+	return s.capMax(kmsg.Produce) >= 12 && s.capMax(kmsg.EndTxn) >= 5 && s.capMax(kmsg.TxnOffsetCommit) >= 5 &&
+		s.reachable(kmsg.EndTxn)
+}
+
 func (s *sweep) kip848() bool {
 	return s.capMax(kmsg.ConsumerGroupHeartbeat) >= 1 && s.reachable(kmsg.ConsumerGroupHeartbeat)
 }
@@ -668,11 +676,22 @@ func (s *sweep) transactions() {
 	if hw, lso := s.endOffset(topic, false), s.endOffset(topic, true); hw != 7 || lso != 7 {
 		t.Fatalf("high watermark %d, last stable offset %d; want 7 and 7", hw, lso)
 	}
-	committed := s.readTxn(topic, true, 5, pid, epoch)
+	// Under transactions v2 every EndTxn bumped the epoch: the aborted
+	// batches are two epochs back, the committed ones one.
+	wantEpoch := func(offset int64) int16 {
+		switch {
+		case !s.tv2():
+			return epoch
+		case offset < 3:
+			return epoch - 2
+		}
+		return epoch - 1
+	}
+	committed := s.readTxn(topic, true, 5, pid, wantEpoch)
 	if got := strings.Join(committed, ","); got != "4=c1,5=c2" {
 		t.Fatalf("read_committed: %s, want 4=c1,5=c2", got)
 	}
-	all := s.readTxn(topic, false, 5, pid, epoch)
+	all := s.readTxn(topic, false, 5, pid, wantEpoch)
 	if got := strings.Join(all, ","); got != "0=a1,1=a2,2=a3,4=c1,5=c2" {
 		t.Fatalf("read_uncommitted: %s", got)
 	}
@@ -786,8 +805,8 @@ func (s *sweep) listOffset(topic string, partition int32, timestamp int64, commi
 
 // readTxn reads partition 0 until it has seen offset last and returns
 // "offset=value" of every record, checking that each is transactional
-// and from the given producer.
-func (s *sweep) readTxn(topic string, committed bool, last, pid int64, epoch int16) []string {
+// and from the given producer, at the epoch wantEpoch gives for its offset.
+func (s *sweep) readTxn(topic string, committed bool, last, pid int64, wantEpoch func(offset int64) int16) []string {
 	t := s.t
 	t.Helper()
 	opts := []kgo.Opt{kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}})}
@@ -804,7 +823,7 @@ func (s *sweep) readTxn(topic string, committed bool, last, pid int64, epoch int
 		}
 		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch %s: %v", topic, err) })
 		fs.EachRecord(func(r *kgo.Record) {
-			if !r.Attrs.IsTransactional() || r.ProducerID != pid || r.ProducerEpoch != epoch {
+			if epoch := wantEpoch(r.Offset); !r.Attrs.IsTransactional() || r.ProducerID != pid || r.ProducerEpoch != epoch {
 				t.Errorf("record %d: transactional=%v producer %d/%d, want transactional from %d/%d",
 					r.Offset, r.Attrs.IsTransactional(), r.ProducerID, r.ProducerEpoch, pid, epoch)
 			}
@@ -884,12 +903,25 @@ func (s *sweep) checkVersions() {
 		}
 		want := min(s.capMax(key), r[1])
 		switch key {
-		case kmsg.AddPartitionsToTxn:
-			want = min(want, 3) // v4+ is for brokers only (KIP-890)
+		case kmsg.AddPartitionsToTxn, kmsg.AddOffsetsToTxn:
+			if s.tv2() {
+				// Transactions v2: Produce v12 and TxnOffsetCommit v5 add
+				// their partitions themselves.
+				if len(vs) != 0 {
+					t.Errorf("%s sent at %v under transactions v2", key.Name(), vs)
+				}
+				summary = append(summary, key.Name()+"=none(tv2)")
+				continue
+			}
+			if key == kmsg.AddPartitionsToTxn {
+				want = min(want, 3) // v4+ is for brokers only (KIP-890)
+			}
 		case kmsg.EndTxn, kmsg.TxnOffsetCommit:
-			// v5 is KIP-890 part 2, which clients use only once a cluster
-			// finalizes transaction.version=2; Skiff finalizes no features.
-			want = min(want, 4)
+			// v5 is KIP-890 part 2, which clients use only when the cap
+			// allows all of its versions (see tv2).
+			if !s.tv2() {
+				want = min(want, 4)
+			}
 		}
 		if len(vs) == 0 || slices.Max(vs) != want || slices.Min(vs) < r[0] {
 			t.Errorf("%s sent at versions %v, want up to v%d (cap v%d, broker v%d-%d)", key.Name(), vs, want, s.capMax(key), r[0], r[1])

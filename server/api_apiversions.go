@@ -17,17 +17,27 @@ func (s *Server) handleApiVersions(r *request) (kmsg.Response, error) {
 		return resp, nil
 	}
 	fillApiVersions(resp)
+	if req.Version >= 3 {
+		s.fillFeatures(resp)
+	}
 	return resp, nil
 }
 
 // apiVersionsUnsupported answers an ApiVersions request at a version the
-// broker does not know: a v0 response with UNSUPPORTED_VERSION and the
-// supported ranges, so the client can retry at a version both speak.
+// broker does not know: a v0 response with UNSUPPORTED_VERSION and, as
+// Kafka does (KIP-511, ApiVersionsRequest.getErrorResponse), only
+// ApiVersions' own range, so the client retries at a version both speak.
+// Listing every API here made franz-go (which sends v5 first) take the
+// table from this v0 answer, which has no feature levels, and so never
+// see transaction.version 2.
 func apiVersionsUnsupported() kmsg.Response {
 	resp := kmsg.NewPtrApiVersionsResponse()
 	resp.Version = 0
 	resp.ErrorCode = kerr.UnsupportedVersion.Code
-	fillApiVersions(resp)
+	e := apis[int16(kmsg.ApiVersions)]
+	k := kmsg.NewApiVersionsResponseApiKey()
+	k.ApiKey, k.MinVersion, k.MaxVersion = e.key, e.min, e.max
+	resp.ApiKeys = append(resp.ApiKeys, k)
 	return resp
 }
 

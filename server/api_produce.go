@@ -51,7 +51,7 @@ func (s *Server) handleProduce(r *request) (kmsg.Response, error) {
 					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 					break
 				}
-				w, ok := s.producePartition(p, rp.Records, &sp)
+				w, ok := s.producePartition(p, rp.Records, produceTxn{req.Version, req.TransactionID}, &sp)
 				p.Stats.Produced(ok, len(rp.Records), w.lastOffset-sp.BaseOffset+1)
 				if ok && req.Acks != 0 {
 					w.topicIdx, w.partIdx = len(resp.Topics), len(st.Partitions)
@@ -111,7 +111,7 @@ func (s *Server) produceTopicName(version int16, rt kmsg.ProduceRequestTopic) (s
 
 // producePartition validates and appends one partition's records, filling
 // sp. It reports whether the append happened (and so must be waited for).
-func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.ProduceResponseTopicPartition) (durableWait, bool) {
+func (s *Server) producePartition(p *partition, records []byte, tx produceTxn, sp *kmsg.ProduceResponseTopicPartition) (durableWait, bool) {
 	cfg := s.meta.produceConfig(p.Topic)
 	if len(records) == 0 {
 		sp.ErrorCode = kerr.InvalidRecord.Code
@@ -129,14 +129,15 @@ func (s *Server) producePartition(p *partition, records []byte, sp *kmsg.Produce
 		}
 		return durableWait{}, false
 	}
-	if code := s.checkProducer(p, &h); code != nil {
+	guard, code := s.checkProducer(p, &h, tx)
+	if code != nil {
 		s.metrics.rejectedBatch(code.Code)
 		sp.ErrorCode = code.Code
 		return durableWait{}, false
 	}
 	// checkBatches ran protocol.ValidateBatch (CRC included): storage need
 	// not checksum the batch a second time.
-	opts := storage.AppendOptions{Validated: true}
+	opts := storage.AppendOptions{Validated: true, Guard: guard}
 	if cfg.logAppendTime {
 		opts.LogAppendTime = now
 	}
@@ -282,6 +283,8 @@ func appendErrorCode(err error) *kerr.Error {
 		return kerr.OutOfOrderSequenceNumber
 	case errors.Is(err, storage.ErrInvalidProducerEpoch):
 		return kerr.InvalidProducerEpoch
+	case errors.Is(err, storage.ErrInvalidTxnState):
+		return kerr.InvalidTxnState
 	}
 	return kerr.KafkaStorageError
 }
@@ -305,29 +308,66 @@ func waitHighWatermark(ctx context.Context, l *storage.Log, offset int64) error 
 	}
 }
 
+// produceTxn is what the transaction checks need from the request.
+type produceTxn struct {
+	version int16
+	id      *string // transactional_id
+}
+
+// firstImplicitAddProduce is the first Produce version whose transactional
+// batches add their partition to the transaction (KIP-890 part 2; Kafka's
+// produceRequestVersionToTransactionSupportedOperation).
+const firstImplicitAddProduce = 12
+
 // checkProducer applies the producer rules that need more than the log:
 // clients may not write control batches (INVALID_RECORD), an idempotent
 // batch must carry a sequence, and a transactional batch must belong to an
-// open transaction that holds the partition (KIP-890 part 1 verification,
-// which keeps a late or zombie batch from opening a transaction no marker
-// will ever close). Sequence and epoch checks against the partition's
-// producer state happen in storage.Log.Append, under the partition lock.
-func (s *Server) checkProducer(p *partition, h *protocol.BatchHeader) *kerr.Error {
+// open transaction that holds the partition: verified with the coordinator
+// before v12 (KIP-890 part 1), added to it from v12 (part 2). The
+// coordinator's answer is bound to the append by a verification guard
+// (storage/verification.go), so a batch whose transaction ended meanwhile
+// is refused under the partition's lock instead of landing after the
+// marker. Sequence and epoch checks against the partition's producer
+// state happen in storage.Log.Append, under the same lock.
+func (s *Server) checkProducer(p *partition, h *protocol.BatchHeader, tx produceTxn) (storage.VerificationGuard, *kerr.Error) {
+	var none storage.VerificationGuard
 	if !h.HasProducerID() && !h.IsTransactional() && !h.IsControl() {
-		return nil
+		return none, nil
 	}
 	switch {
 	case h.IsControl():
-		return kerr.InvalidRecord
+		return none, kerr.InvalidRecord
 	case !h.HasProducerID():
-		return kerr.InvalidRecord // transactional without a producer id
+		return none, kerr.InvalidRecord // transactional without a producer id
 	case h.BaseSequence < 0:
-		return kerr.OutOfOrderSequenceNumber
-	case h.IsTransactional():
-		code := s.txn.VerifyProduce(h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: p.Topic, Partition: p.Index})
-		if code != 0 {
-			return kerr.ErrorForCode(code).(*kerr.Error)
-		}
+		return none, kerr.OutOfOrderSequenceNumber
+	case !h.IsTransactional():
+		return none, nil
 	}
-	return nil
+	guard, ongoing := p.Log.StartVerification(h.ProducerID, h.ProducerEpoch)
+	if ongoing {
+		return guard, nil // open here; Append checks it still is
+	}
+	tp := txn.TopicPartition{Topic: p.Topic, Partition: p.Index}
+	var code int16
+	if tx.version >= firstImplicitAddProduce {
+		id := ""
+		if tx.id != nil {
+			id = *tx.id
+		}
+		code = s.txn.AddImplicit(id, h.ProducerID, h.ProducerEpoch, tp, false)
+		if code == kerr.ProducerFenced.Code {
+			// As Kafka's AddPartitionsToTxnManager answers a produce.
+			code = kerr.InvalidProducerEpoch.Code
+		}
+	} else {
+		code = s.txn.VerifyProduce(h.ProducerID, h.ProducerEpoch, tp)
+	}
+	if code != 0 {
+		return none, kerr.ErrorForCode(code).(*kerr.Error)
+	}
+	if s.afterTxnVerify != nil {
+		s.afterTxnVerify(p.Topic, p.Index)
+	}
+	return guard, nil
 }

@@ -103,7 +103,17 @@ func (s *Server) handleEndTxn(r *request) (kmsg.Response, error) {
 
 func (s *Server) handleTxnOffsetCommit(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.TxnOffsetCommitRequest)
-	if code := s.txn.CheckProducer(req.TransactionalID, req.ProducerID, req.ProducerEpoch); code != 0 {
+	code := int16(0)
+	if req.Version >= 5 {
+		// KIP-890 part 2: the client sends no AddOffsetsToTxn; the commit
+		// adds the group's __consumer_offsets partition itself.
+		tp := txn.TopicPartition{Topic: offsetsTopic, Partition: s.offsetsPartitionFor(req.Group)}
+		code = s.txn.AddImplicit(req.TransactionalID, req.ProducerID, req.ProducerEpoch, tp, true)
+	}
+	if code == 0 {
+		code = s.txn.CheckProducer(req.TransactionalID, req.ProducerID, req.ProducerEpoch)
+	}
+	if code != 0 {
 		resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 		if code == kerr.ProducerFenced.Code {
 			// An epoch the coordinator does not hold: Kafka's group

@@ -1,30 +1,58 @@
 package server
 
 import (
-	"fmt"
+	"errors"
 
+	"github.com/skiffmq/skiff/clusterstate"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// UpdateFeatures v0-v2, as Kafka 4.1 advertises it: upgrades and
+// downgrades the finalized feature levels (clusterstate/features.go),
+// validated as Kafka's controller validates them. A refused request
+// changes nothing and answers with a top-level error; v2 drops the
+// per-feature results.
 func init() { register(kmsg.UpdateFeatures, 0, 2, (*Server).handleUpdateFeatures) }
 
-// handleUpdateFeatures refuses every update. Skiff has no KRaft feature
-// levels: ApiVersions reports no supported and no finalized features, which
-// is honest, because finalizing e.g. transaction.version=2 or
-// metadata.version would tell clients to use protocol behaviour whose
-// presence they infer from it. With nothing supported, every requested
-// level is invalid, as Kafka answers for an unknown feature. Kafka's
-// controller applies a request's updates all or nothing: one bad update
-// fails the request with a top-level error and no per-feature results.
 func (s *Server) handleUpdateFeatures(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.UpdateFeaturesRequest)
 	resp := req.ResponseKind().(*kmsg.UpdateFeaturesResponse)
-	if len(req.FeatureUpdates) == 0 {
+	updates := make([]clusterstate.FeatureUpdate, 0, len(req.FeatureUpdates))
+	for _, u := range req.FeatureUpdates {
+		typ := u.UpgradeType
+		if req.Version == 0 {
+			// v0 has allow_downgrade instead of the upgrade type, and
+			// Kafka 4.1 reads the upgrade type's default (upgrade) for it:
+			// a v0 downgrade is refused however allow_downgrade is set.
+			typ = clusterstate.UpgradeTypeUpgrade
+		}
+		updates = append(updates, clusterstate.FeatureUpdate{Name: u.Feature, Level: u.MaxVersionLevel, UpgradeType: typ})
+	}
+	if err := s.meta.UpdateFeatures(updates, req.ValidateOnly); err != nil {
+		code := kerr.InvalidUpdateVersion
+		var refused *clusterstate.FeatureUpdateError
+		if !errors.As(err, &refused) {
+			s.log.Error().Err(err).Msg("update features")
+			code = kerr.KafkaStorageError
+		}
+		resp.ErrorCode, resp.ErrorMessage = code.Code, kmsg.StringPtr(err.Error())
 		return resp, nil
 	}
-	u := req.FeatureUpdates[0]
-	resp.ErrorCode = kerr.InvalidUpdateVersion.Code
-	resp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("The update failed for all features since the following feature had an error: Invalid update version %d for feature %s. The broker does not support this feature.", u.MaxVersionLevel, u.Feature))
+	if req.Version >= 2 {
+		return resp, nil
+	}
+	// Kafka fills each result from ApiError.NONE, whose message is the
+	// error's name.
+	seen := map[string]bool{}
+	for _, u := range req.FeatureUpdates {
+		if seen[u.Feature] {
+			continue
+		}
+		seen[u.Feature] = true
+		res := kmsg.NewUpdateFeaturesResponseResult()
+		res.Feature, res.ErrorMessage = u.Feature, kmsg.StringPtr("NONE")
+		resp.Results = append(resp.Results, res)
+	}
 	return resp, nil
 }

@@ -76,6 +76,11 @@ type Server struct {
 	}
 	closeOnce sync.Once
 	closeErr  error
+
+	// afterTxnVerify, if set (by tests of this package only, before
+	// Start), runs between a transactional produce's verification with the
+	// coordinator and its append: the window a late batch races through.
+	afterTxnVerify func(topic string, partition int32)
 }
 
 // New validates cfg and opens the data directory, recovering the logs if

@@ -205,6 +205,9 @@ type AppendOptions struct {
 	// batch (the produce path does, to answer with Kafka's error codes), so
 	// Append skips the second CRC pass and only parses the headers.
 	Validated bool
+	// Guard is the verification guard of a client's transactional produce
+	// (StartVerification); the zero value skips the check.
+	Guard VerificationGuard
 }
 
 // AppendResult describes where an Append put the records.
@@ -248,7 +251,7 @@ func (l *Log) Append(records []byte, opts AppendOptions) (AppendResult, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	res, err := l.appendLocked(records, info)
+	res, err := l.appendLocked(records, info, opts.Guard)
 	if err != nil {
 		return res, err
 	}
@@ -330,14 +333,14 @@ func batchSize(b []byte) int              { return int(int32(binary.BigEndian.Ui
 func batchLastOffsetDelta(b []byte) int32 { return int32(binary.BigEndian.Uint32(b[23:])) }
 func batchMaxTimestamp(b []byte) int64    { return int64(binary.BigEndian.Uint64(b[35:])) }
 
-func (l *Log) appendLocked(records []byte, info appendInfo) (AppendResult, error) {
+func (l *Log) appendLocked(records []byte, info appendInfo, guard VerificationGuard) (AppendResult, error) {
 	if l.mu.closed {
 		return AppendResult{}, ErrClosed
 	}
 	if l.mu.failed != nil {
 		return AppendResult{}, l.mu.failed
 	}
-	dup, isDup, err := l.checkProducersLocked(records)
+	dup, isDup, err := l.checkProducersLocked(records, guard)
 	if err != nil {
 		return AppendResult{}, err
 	}

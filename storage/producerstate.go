@@ -133,11 +133,17 @@ type producerState struct {
 	aborted   []AbortedTxn    // in marker order
 	// expiration is producer.id.expiration.ms; <= 0 keeps producers forever.
 	expiration int64
+	// verifying holds the outstanding verification guards by producer id
+	// (verification.go); nextGuard numbers them. Neither is persisted: a
+	// restart drops every guard, and the produces holding one are refused.
+	verifying map[int64]verificationEntry
+	nextGuard uint64
 }
 
 func (ps *producerState) init() {
 	ps.producers = make(map[int64]*producerEntry)
 	ps.ongoing = make(map[int64]int64)
+	ps.verifying = make(map[int64]verificationEntry)
 }
 
 func (ps *producerState) entry(pid int64) *producerEntry {
@@ -160,6 +166,7 @@ func (ps *producerState) expired(e *producerEntry, nowMs int64) bool {
 // forgotten producer's next batch is accepted with any sequence, as Kafka
 // accepts a producer it has no state for.
 func (ps *producerState) removeExpired(nowMs int64) int {
+	ps.removeExpiredGuards(nowMs)
 	n := 0
 	for pid, e := range ps.producers {
 		if ps.expired(e, nowMs) {
@@ -226,7 +233,7 @@ type producerView struct {
 // 0 for a new epoch). Producers the log does not know are accepted with any
 // sequence. Batches with no sequence (-1, the coordinator's transactional
 // offset commits) and control batches skip the sequence check.
-func (l *Log) checkProducersLocked(records []byte) (dup producerBatch, isDup bool, err error) {
+func (l *Log) checkProducersLocked(records []byte, guard VerificationGuard) (dup producerBatch, isDup bool, err error) {
 	ps := &l.mu.producers
 	var views map[int64]producerView
 	single := batchSize(records) == len(records)
@@ -237,6 +244,9 @@ func (l *Log) checkProducersLocked(records []byte) (dup producerBatch, isDup boo
 		}
 		if !h.HasProducerID() {
 			continue
+		}
+		if err := ps.checkGuardLocked(&h, guard); err != nil {
+			return dup, false, err
 		}
 		v, ok := views[h.ProducerID]
 		if !ok {
@@ -320,6 +330,11 @@ func (ps *producerState) apply(h *protocol.BatchHeader, commit bool, coordEpoch 
 	}
 	if h.MaxTimestamp > e.lastTs {
 		e.lastTs = h.MaxTimestamp
+	}
+	if h.IsTransactional() || h.IsControl() {
+		// The transaction is open here now, or has ended: either way an
+		// outstanding guard is spent.
+		delete(ps.verifying, h.ProducerID)
 	}
 	if h.IsControl() {
 		e.coordEpoch = coordEpoch

@@ -212,8 +212,8 @@ func (c *Coordinator) AddPartitions(id string, pid int64, epoch int16, parts []T
 }
 
 // EndTxn handles EndTxn: it commits or aborts the open transaction. With
-// bumpEpoch (v5+, KIP-890) the epoch moves on with every transaction and
-// the new id and epoch are returned.
+// bumpEpoch (v5+, KIP-890 part 2; see v2.go) the epoch moves on with every
+// transaction and the new id and epoch are returned.
 func (c *Coordinator) EndTxn(id string, pid int64, epoch int16, commit, bumpEpoch bool) (int64, int16, int16) {
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
@@ -229,7 +229,7 @@ func (c *Coordinator) EndTxn(id string, pid int64, epoch int16, commit, bumpEpoc
 	}
 	switch m.state {
 	case Ongoing:
-		if code := c.end(m, commit, bumpEpoch); code != 0 {
+		if code := c.end(m, commit, false); code != 0 {
 			return -1, -1, code
 		}
 		m = c.get(id)
@@ -247,56 +247,6 @@ func (c *Coordinator) EndTxn(id string, pid int64, epoch int16, commit, bumpEpoc
 		return -1, -1, errConcurrent
 	}
 	return -1, -1, errInvalidTxnState
-}
-
-// endTxnV2 is EndTxn v5+ (KIP-890 transactions version 2), where every
-// EndTxn bumps the epoch, as Kafka 4.1's TransactionCoordinator has it:
-// the epoch just before the bump is good only for retrying that very
-// EndTxn (the same outcome answers OK with the current epoch, the other
-// INVALID_TXN_STATE), and an abort with the current epoch is accepted
-// with no transaction open (it only moves the epoch on, which the client
-// does to recover from an abortable error). Called with opMu.
-func (c *Coordinator) endTxnV2(id string, pid int64, epoch int16, commit bool) (int64, int16, int16) {
-	m := c.get(id)
-	if m == nil || m.pid != pid {
-		return -1, -1, errInvalidMapping
-	}
-	retry := m.epoch > 0 && epoch == m.epoch-1
-	if epoch != m.epoch && !retry {
-		return -1, -1, errFenced
-	}
-	switch m.state {
-	case PrepareCommit, PrepareAbort:
-		if !retry {
-			return -1, -1, errFenced
-		}
-		if commit != (m.state == PrepareCommit) {
-			return -1, -1, errInvalidTxnState
-		}
-		c.finish(m)
-		return -1, -1, errConcurrent
-	case CompleteCommit, CompleteAbort:
-		if retry {
-			if commit != (m.state == CompleteCommit) {
-				return -1, -1, errInvalidTxnState
-			}
-			return m.pid, m.epoch, 0
-		}
-	case Ongoing, Empty:
-		if retry {
-			return -1, -1, errFenced
-		}
-	default:
-		return -1, -1, errInvalidTxnState
-	}
-	if commit && m.state != Ongoing {
-		return -1, -1, errInvalidTxnState
-	}
-	if code := c.end(m, commit, true); code != 0 {
-		return -1, -1, code
-	}
-	m = c.get(id)
-	return m.pid, m.epoch, 0
 }
 
 // end moves an Ongoing transaction through Prepare and Complete, writing

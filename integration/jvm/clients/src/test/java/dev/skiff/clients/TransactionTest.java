@@ -191,6 +191,42 @@ class TransactionTest {
     }
 
     /**
+     * With transaction.version 2 finalized, the Java producer uses
+     * transactions v2 (KIP-890 part 2, issue 15 acceptance 3): describeFeatures
+     * shows the level, and every commit or abort is an EndTxn v5, which alone
+     * bumps the producer epoch: describeTransactions shows one bump per
+     * transaction (a v1 producer keeps its epoch). The partitions join each
+     * transaction through Produce v12 alone, and read_committed sees the
+     * committed transactions only.
+     */
+    @Test
+    void transactionV2BumpsEpochPerTransaction() throws Exception {
+        var tv = admin.describeFeatures().featureMetadata().get().finalizedFeatures().get("transaction.version");
+        assertEquals((short) 2, tv.maxVersionLevel(), "finalized transaction.version");
+        String topic = Skiff.name("txv2");
+        String txid = Skiff.name("txv2-txid");
+        Skiff.createTopic(admin, topic, 1, null);
+        TopicPartition tp = new TopicPartition(topic, 0);
+        List<Short> epochs = new ArrayList<>();
+        try (KafkaProducer<String, String> prod = txnProducer(txid)) {
+            for (int i = 0; i < 3; i++) {
+                prod.beginTransaction();
+                prod.send(new ProducerRecord<>(topic, 0, null, "v" + i)).get();
+                if (i == 1) {
+                    prod.abortTransaction();
+                } else {
+                    prod.commitTransaction();
+                }
+                TransactionDescription d = admin.describeTransactions(List.of(txid)).description(txid).get();
+                epochs.add((short) d.producerEpoch());
+            }
+        }
+        assertEquals(List.of(epochs.get(0), (short) (epochs.get(0) + 1), (short) (epochs.get(0) + 2)), epochs,
+                "producer epoch after each transaction");
+        assertEquals(List.of("v0", "v2"), readAll(tp, true));
+    }
+
+    /**
      * The transaction admin calls on an open transaction: listTransactions
      * and describeTransactions show it Ongoing on its partition,
      * describeProducers shows where it started, abortTransaction writes the
