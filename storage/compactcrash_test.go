@@ -3,8 +3,6 @@ package storage
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -48,14 +46,7 @@ func openCompactCrashStore(fsys *MemFS) (*Store, error) {
 // then have dropped it); offsets only increase; indexes point at their
 // batches; the log takes appends. SKIFF_CRASH_SEED replays a failing run.
 func TestCompactionCrashSimulation(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("SKIFF_CRASH_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seed = v
-	}
+	seed := crashSeed(t)
 	runs := 1000
 	if testing.Short() {
 		runs = 200

@@ -51,14 +51,7 @@ type ackedBatch struct {
 // memory point at the batches they name, and the log takes appends again.
 // SKIFF_CRASH_SEED replays a failing run.
 func TestCrashSimulation(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("SKIFF_CRASH_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seed = v
-	}
+	seed := crashSeed(t)
 	runs := 1500
 	if testing.Short() {
 		runs = 300
@@ -103,6 +96,20 @@ func TestCrashSimulation(t *testing.T) {
 	}
 	t.Logf("seed %d: %d runs, %d crashed mid-workload, %d again during recovery, about %d mutating calls per workload",
 		seed, runs, crashes, recrashes, total)
+}
+
+// crashSeed is a crash simulation's random seed: SKIFF_CRASH_SEED to replay
+// a failing run, else a new one.
+func crashSeed(t testing.TB) uint64 {
+	s := os.Getenv("SKIFF_CRASH_SEED")
+	if s == "" {
+		return uint64(time.Now().UnixNano())
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func openSimStore(fsys *MemFS) (*Store, error) {
