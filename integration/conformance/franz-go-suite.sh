@@ -77,7 +77,14 @@ echo "franz-go $version kgo suite against Skiff at $addr (SSL $ssl_addr, SASL_PL
 status=0
 suite() { (cd "$work/franz-go/pkg/kgo" && KGO_TEST_RF=1 KGO_TEST_SCRAM_SEEDS="$sasl_addr" KGO_TEST_OAUTH_SEEDS="$sasl_addr" \
 	go test -count=1 -v -timeout 20m "$@" .) >>"$work/suite.log" 2>&1 || status=$?; }
-KGO_SEEDS="$addr" KGO_TEST_SCRAM="$scram_user:$scram_pass:256" suite "$@"
+# TestShareGroupETL pushes 500k records through two share groups whose
+# record locks the test itself shortens to 15 s; run beside the rest of the
+# suite's parallel tests on two cores, acknowledgements can miss those
+# locks, records reach the delivery limit and are archived (as Kafka would
+# do under the same load), and the test times out. It runs on its own
+# after the main pass instead.
+KGO_SEEDS="$addr" KGO_TEST_SCRAM="$scram_user:$scram_pass:256" suite -skip '^TestShareGroupETL$' "$@"
+KGO_SEEDS="$addr" suite -run '^TestShareGroupETL$'
 KGO_SEEDS="$addr" KGO_TEST_SCRAM="$scram_user:$scram_pass:512" suite -run '^TestSCRAMAuth$'
 KGO_SEEDS="$ssl_addr" KGO_TEST_TLS="ca:$pki/ca.pem,cert:$pki/client.crt,key:$pki/client.key" \
 	suite -run "${KGO_TLS_RUN:-^(TestPing|TestGroupETL|TestConsumeRegex|TestIssue325|TestAddRemovePartitions)\$}"
