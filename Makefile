@@ -22,8 +22,13 @@ run:
 test: lint unit conformance
 
 # Unit and integration tests, race detector on.
+# Summary lines that tests leave in SKIFF_REPORT_DIR (the differential
+# test's count) are printed after the run, since go test hides a passing
+# package's output.
 unit:
-	$(GO) test -race -count=1 -timeout 40m $(PKGS)
+	@rm -rf .reports
+	SKIFF_REPORT_DIR=$(CURDIR)/.reports $(GO) test -race -count=1 -timeout 40m $(PKGS)
+	@cat .reports/*.txt 2>/dev/null || true
 
 test-race: unit
 

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -234,6 +235,13 @@ func TestDifferential(t *testing.T) {
 		len(ran), identical, documented, failures)
 	t.Log(line)
 	fmt.Println(line)
+	// go test shows a passing package's output only with -v: `make unit`
+	// prints the lines left in SKIFF_REPORT_DIR after the run.
+	if dir := os.Getenv("SKIFF_REPORT_DIR"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, "differential.txt"), []byte(line+"\n"), 0o644)
+		}
+	}
 }
 
 // checkAPICoverage fails the test if an API Skiff advertises was sent by
