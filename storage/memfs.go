@@ -337,13 +337,7 @@ func (m *MemFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) 
 func (m *MemFS) ReadFile(name string) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.mu.crashed {
-		return nil, ErrCrashed
-	}
-	_, _, n, err := m.lookupLocked("read", name)
-	if err == nil && n == nil {
-		err = &fs.PathError{Op: "read", Path: name, Err: fs.ErrNotExist}
-	}
+	_, n, err := m.existingLocked("read", name)
 	if err != nil {
 		return nil, err
 	}
@@ -357,17 +351,24 @@ func (m *MemFS) ReadFile(name string) ([]byte, error) {
 func (m *MemFS) Stat(name string) (fs.FileInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.mu.crashed {
-		return nil, ErrCrashed
-	}
-	_, base, n, err := m.lookupLocked("stat", name)
-	if err == nil && n == nil {
-		err = &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
-	}
+	base, n, err := m.existingLocked("stat", name)
 	if err != nil {
 		return nil, err
 	}
 	return memInfo{name: base, n: n, size: int64(len(n.data))}, nil
+}
+
+// existingLocked finds the node at name for op, failing after a crash and
+// with fs.ErrNotExist where there is none. Callers hold m.mu.
+func (m *MemFS) existingLocked(op, name string) (base string, n *memNode, err error) {
+	if m.mu.crashed {
+		return "", nil, ErrCrashed
+	}
+	_, base, n, err = m.lookupLocked(op, name)
+	if err == nil && n == nil {
+		err = &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+	}
+	return base, n, err
 }
 
 // ReadDir implements FS.
