@@ -49,7 +49,7 @@ func (s *Server) startHTTP() error {
 	h := &httpAdmin{ln: ln, done: make(chan struct{})}
 	mux := http.NewServeMux()
 	if s.metrics != nil {
-		mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+		mux.Handle("/metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	} else {
 		mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
 			http.Error(w, "metrics are disabled (skiff.metrics.enable=false)", http.StatusNotFound)

@@ -4,11 +4,13 @@ import (
 	"net"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -37,7 +39,12 @@ var (
 // A nil *metrics (Config.DisableMetrics) is valid: every method is then a
 // no-op.
 type metrics struct {
-	reg *prometheus.Registry
+	// collectors are registered into reg on the first scrape (Gather):
+	// registration validates and hashes every descriptor, which would
+	// otherwise be most of an embedded broker's start-up time.
+	collectors []prometheus.Collector
+	regOnce    sync.Once
+	reg        *prometheus.Registry
 	// apis holds per-API metrics by api key; nil for keys not registered.
 	apis [maxAPIKey + 1]*apiMetrics
 
@@ -123,16 +130,16 @@ func newMetrics(s *Server) *metrics {
 	if s.cfg.DisableMetrics {
 		return nil
 	}
-	m := &metrics{reg: prometheus.NewRegistry()}
+	m := &metrics{}
 	m.partitionSeries.Store(s.cfg.PartitionMetrics)
 	hist := func(name, help string) *prometheus.HistogramVec {
 		h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: requestBuckets}, []string{"api"})
-		m.reg.MustRegister(h)
+		m.register(h)
 		return h
 	}
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "skiff_requests_total",
 		Help: "Requests received, by API (Kafka: kafka.network RequestMetrics RequestsPerSec)."}, []string{"api"})
-	m.reg.MustRegister(requests)
+	m.register(requests)
 	total := hist("skiff_request_duration_seconds", "Time from a request being read to its response being ready to send (Kafka: RequestMetrics TotalTimeMs, without ResponseSendTimeMs).")
 	queue := hist("skiff_request_queue_seconds", "Time a request waited behind earlier requests of its connection before its handler ran (Kafka: RequestMetrics RequestQueueTimeMs).")
 	local := hist("skiff_request_local_seconds", "Time the handler took (Kafka: RequestMetrics LocalTimeMs).")
@@ -148,11 +155,11 @@ func newMetrics(s *Server) *metrics {
 	m.groupCommit = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "skiff_storage_group_commit_records",
 		Help:    "Records made durable by one flush round of a partition: the group-commit batch size (no Kafka equivalent).",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 16)})
-	m.reg.MustRegister(m.fsync, m.groupCommit)
+	m.register(m.fsync, m.groupCommit)
 
 	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "skiff_producer_batches_rejected_total",
 		Help: "Idempotent or transactional batches rejected, by reason (Kafka logs these; no JMX meter)."}, []string{"reason"})
-	m.reg.MustRegister(rejected)
+	m.register(rejected)
 	m.rejected = map[int16]prometheus.Counter{}
 	for _, e := range []*kerr.Error{kerr.OutOfOrderSequenceNumber, kerr.InvalidProducerEpoch, kerr.ProducerFenced,
 		kerr.InvalidTxnState, kerr.InvalidRecord, kerr.TransactionalIDAuthorizationFailed, kerr.UnknownProducerID} {
@@ -160,15 +167,27 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.rejectedEtc = rejected.WithLabelValues("other")
 
-	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	version, commit := buildVersion()
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{Name: "skiff_build_info",
 		Help:        "Always 1; the labels name the build (Kafka: kafka.server app-info version, commit-id).",
 		ConstLabels: prometheus.Labels{"version": version, "commit": commit, "go": runtime.Version()}})
 	buildInfo.Set(1)
-	m.reg.MustRegister(buildInfo)
-	m.reg.MustRegister(&stateCollector{s: s, m: m})
+	m.register(buildInfo, &stateCollector{s: s, m: m})
 	return m
+}
+
+// register queues collectors for the registry.
+func (m *metrics) register(cs ...prometheus.Collector) { m.collectors = append(m.collectors, cs...) }
+
+// Gather makes metrics the /metrics handler's prometheus.Gatherer. The
+// collectors are registered at the first scrape.
+func (m *metrics) Gather() ([]*dto.MetricFamily, error) {
+	m.regOnce.Do(func() {
+		m.reg = prometheus.NewRegistry()
+		m.reg.MustRegister(m.collectors...)
+		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	})
+	return m.reg.Gather()
 }
 
 // reasonName is an error's name in lower snake case, a label value.
