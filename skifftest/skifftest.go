@@ -132,13 +132,20 @@ func Start(opts ...Option) (*Broker, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	base, err := os.MkdirTemp("", "skifftest-")
-	if err != nil {
-		return nil, fmt.Errorf("skifftest: %w", err)
+	// In memory, the data directories are names on the broker's MemFS:
+	// nothing is made on disk.
+	base := "/skifftest"
+	if !o.inMemory {
+		var err error
+		if base, err = os.MkdirTemp("", "skifftest-"); err != nil {
+			return nil, fmt.Errorf("skifftest: %w", err)
+		}
 	}
 	b, err := start(base, o)
 	if err != nil {
-		os.RemoveAll(base)
+		if !o.inMemory {
+			os.RemoveAll(base)
+		}
 		return nil, err
 	}
 	return b, nil
@@ -318,7 +325,11 @@ func (b *Broker) Close() error {
 	return b.closeErr
 }
 
-func (b *Broker) cleanupBase() { os.RemoveAll(b.base) }
+func (b *Broker) cleanupBase() {
+	if !b.opts.inMemory {
+		os.RemoveAll(b.base)
+	}
+}
 
 // Client returns a franz-go client seeded with the broker, closed when t
 // ends.
