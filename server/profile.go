@@ -23,8 +23,13 @@ const (
 // num.partitions stays as given (Kafka's 1 unless set).
 var testProfileSettings = map[string]string{
 	// Kafka waits 3 s for more members before the first rebalance of a
-	// new group; a test's members are all there or arrive in milliseconds.
-	"group.initial.rebalance.delay.ms": "0",
+	// new group; a test's members arrive within milliseconds of each
+	// other. 0 would complete a generation per arriving member, each one
+	// a rebalance the earlier members only learn of from their next
+	// heartbeat (4 franz-go members with 100 ms heartbeats: 206 ms). A
+	// 10 ms window, extended by 10 ms per arrival as Kafka extends its
+	// delay, gathers them into one generation (about 25 ms).
+	"group.initial.rebalance.delay.ms": "10",
 	"auto.create.topics.enable":        "true",
 	// Kafka refuses session timeouts under 6 s; tests that check member
 	// expiry want it in a fraction of a second.

@@ -31,7 +31,7 @@ func TestProfileTestSaysSoAtStart(t *testing.T) {
 			line = l
 		}
 	}
-	for _, want := range []string{`"profile":"test"`, "group.initial.rebalance.delay.ms=0", "offsets.topic.num.partitions=1"} {
+	for _, want := range []string{`"profile":"test"`, "group.initial.rebalance.delay.ms=10", "offsets.topic.num.partitions=1"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("start line %q lacks %s", line, want)
 		}
@@ -39,8 +39,8 @@ func TestProfileTestSaysSoAtStart(t *testing.T) {
 	if got := srv.cfg.setting("group.min.session.timeout.ms"); got != "250" {
 		t.Errorf("explicit group.min.session.timeout.ms became %s under the test profile", got)
 	}
-	if got := srv.cfg.setting("group.initial.rebalance.delay.ms"); got != "0" {
-		t.Errorf("test profile group.initial.rebalance.delay.ms = %s, want 0", got)
+	if got := srv.cfg.setting("group.initial.rebalance.delay.ms"); got != "10" {
+		t.Errorf("test profile group.initial.rebalance.delay.ms = %s, want 10", got)
 	}
 	if len(settings) != 1 {
 		t.Errorf("the caller's settings were changed: %v", settings)

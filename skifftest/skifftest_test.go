@@ -131,7 +131,7 @@ func TestProfiles(t *testing.T) {
 		want    map[string]string
 	}{
 		{server.ProfileTest, map[string]string{
-			"group.initial.rebalance.delay.ms": "0", "group.min.session.timeout.ms": "100",
+			"group.initial.rebalance.delay.ms": "10", "group.min.session.timeout.ms": "100",
 			"offsets.topic.num.partitions": "1", "auto.create.topics.enable": "true", "num.partitions": "1",
 		}},
 		{server.ProfileProduction, map[string]string{
