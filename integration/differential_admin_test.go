@@ -489,6 +489,41 @@ var diffAdminScenarios = []diffScenario{
 		})
 		return []any{first, invalid, described}
 	}},
+	{name: "IPQuotas", run: func(c *diffConn) []any {
+		// KIP-612's ip entity: alone, connection_creation_rate only, a
+		// whole number; then the stored quota described.
+		alter := func(rate float64, key string, entity ...kmsg.AlterClientQuotasRequestEntryEntity) kmsg.Response {
+			req := kmsg.NewPtrAlterClientQuotasRequest()
+			e := kmsg.NewAlterClientQuotasRequestEntry()
+			e.Entity = entity
+			op := kmsg.NewAlterClientQuotasRequestEntryOp()
+			op.Key, op.Value = key, rate
+			e.Ops = append(e.Ops, op)
+			req.Entries = append(req.Entries, e)
+			return c.do(req)
+		}
+		part := func(typ string, name *string) kmsg.AlterClientQuotasRequestEntryEntity {
+			p := kmsg.NewAlterClientQuotasRequestEntryEntity()
+			p.Type, p.Name = typ, name
+			return p
+		}
+		ip := part("ip", kmsg.StringPtr("127.0.0.9"))
+		withUser := alter(5, "connection_creation_rate", ip, part("user", kmsg.StringPtr(c.name("u"))))
+		fraction := alter(2.5, "connection_creation_rate", ip)
+		byteRate := alter(5, "producer_byte_rate", ip)
+		onUser := alter(5, "connection_creation_rate", part("user", kmsg.StringPtr(c.name("u"))))
+		ok := alter(5, "connection_creation_rate", ip)
+		desc := kmsg.NewPtrDescribeClientQuotasRequest()
+		comp := kmsg.NewDescribeClientQuotasRequestComponent()
+		comp.EntityType, comp.MatchType, comp.Match = "ip", kmsg.QuotasMatchTypeExact, kmsg.StringPtr("127.0.0.9")
+		desc.Components = append(desc.Components, comp)
+		var described *kmsg.DescribeClientQuotasResponse
+		eventually(c.t, 30*time.Second, c.tgt.name+" to show the ip quota", func() bool {
+			described = c.do(desc).(*kmsg.DescribeClientQuotasResponse)
+			return len(described.Entries) > 0
+		})
+		return []any{withUser, fraction, byteRate, onUser, ok, described}
+	}},
 	{name: "PartitionReassignments", run: func(c *diffConn) []any {
 		topic := c.name("t")
 		c.createTopic(topic, 1, nil)

@@ -131,6 +131,7 @@ var brokerConfigDefs = []brokerConfigDef{
 	// Connection limits (see connlimits.go), with Kafka's defaults.
 	{name: "max.connections", typ: typeInt, def: "2147483647", check: intRange(0, 1<<31-1)},
 	{name: "max.connections.per.ip", typ: typeInt, def: "2147483647", check: intRange(0, 1<<31-1)},
+	{name: "max.connection.creation.rate", typ: typeInt, def: "2147483647", check: intRange(0, 1<<31-1)},
 	{name: "max.connections.per.ip.overrides", typ: typeString, def: "", check: func(v string) error {
 		_, err := parseIPOverrides(v, nil)
 		return err

@@ -56,6 +56,7 @@ var brokerConfigDocs = map[string]string{
 	"socket.send.buffer.bytes":                 "The SO_SNDBUF of client connections; -1 uses the OS default (Skiff's default; Kafka's is 102400), which Linux autotunes.",
 	"connections.max.idle.ms":                  "Connections on which nothing is read or written, and no request is in flight, for this long are closed; a client stalled in the middle of a request is idle too, a request frame must arrive in full within this long of its first byte, and a response write that makes no progress for this long (a client that never reads) closes the connection. -1 disables.",
 	"max.connections":                          "The most connections the broker serves at once; when reached it stops accepting until one closes (listener.name.<listener>.max.connections bounds one listener).",
+	"max.connection.creation.rate":             "The most new connections a second the broker accepts; past it the acceptor waits (listener.name.<listener>.max.connection.creation.rate bounds one listener).",
 	"max.connections.per.ip":                   "The most connections from one address; a connection past it is closed at once.",
 	"max.connections.per.ip.overrides":         "Per-address exceptions to max.connections.per.ip, as host:count pairs separated by commas.",
 	"queued.max.request.bytes":                 "The most bytes that requests being read or waiting to be handled may hold, broker-wide; when reached, the broker stops reading requests until memory is freed. -1 means unbounded (Kafka's default; Skiff's is 256 MiB).",

@@ -29,8 +29,8 @@ import (
 //
 // Kafka exempts its inter-broker listener from max.connections; Skiff is
 // a single broker with no inter-broker listener, so no listener is exempt.
-// Kafka's connection creation rate limits (max.connection.creation.rate)
-// are not implemented.
+// Connection creation rates (max.connection.creation.rate and the ip
+// entity's connection_creation_rate quota) are in connrate.go.
 
 // unlimitedConns is Kafka's default for every connection limit
 // (Int.MaxValue).
@@ -42,6 +42,10 @@ type connLimits struct {
 	perListener map[string]int // upper-case listener name -> limit
 	perIP       int
 	ipOverrides map[netip.Addr]int
+	// Creation rates per second (connrate.go): max.connection.creation.rate
+	// and per listener.
+	rate          int
+	listenerRates map[string]int
 }
 
 // errTooManyConns is the per-address limit being reached.
@@ -140,11 +144,26 @@ func connAddr(nc net.Conn) netip.Addr {
 	return netip.Addr{} // not TCP: all such connections share one count
 }
 
-// admit counts a newly accepted connection, waiting for a slot if the
-// broker or listener is full. It closes the connection and returns false
-// when its address is at its limit or the server is stopping.
+// admit counts a newly accepted connection, first waiting while the
+// broker's or the listener's connection creation rate is over its limit,
+// then for a slot if the broker or listener is full. It closes the
+// connection and returns false when its address is at its limit or the
+// server is stopping, and holds it unserved, to close it later, when its
+// address is over its connection creation rate (Kafka's
+// ConnectionQuotas.inc).
 func (s *Server) admit(nc net.Conn, l *listenerSpec) (netip.Addr, bool) {
 	ip := connAddr(nc)
+	now := time.Now()
+	if !waitConnThrottle(s.quitCtx, s.connRates.listenerThrottle(l.name, now)) {
+		nc.Close()
+		return ip, false
+	}
+	if d := s.connRates.ipThrottle(l.name, ip, time.Now()); d > 0 {
+		s.log.Debug().Str("remote", nc.RemoteAddr().String()).Str("listener", l.name).Dur("throttle", d).
+			Msg("connection creation rate of the address over its quota; closing the connection after the throttle")
+		s.connRates.holdThenClose(nc, d)
+		return ip, false
+	}
 	err := s.connQuotas.acquire(s.quitCtx, l.name, ip)
 	if err == nil {
 		return ip, true
@@ -166,7 +185,7 @@ func (s *Server) admit(nc net.Conn, l *listenerSpec) (netip.Addr, bool) {
 // validateConnLimitSetting reports whether name is a connection-limit
 // setting and whether its value is valid.
 func validateConnLimitSetting(name, v string) (bool, error) {
-	if !isListenerMaxConns(name) {
+	if !isListenerMaxConns(name) && !isListenerConnRate(name) {
 		return false, nil
 	}
 	if n, err := strconv.ParseInt(v, 10, 32); err != nil || n < 0 {
@@ -257,5 +276,6 @@ func (c *Config) parseConnLimits() error {
 		}
 	}
 	c.connLimits = l
+	c.parseConnRates()
 	return nil
 }

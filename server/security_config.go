@@ -21,13 +21,13 @@ import (
 // securityConfigNames are the ssl.* and sasl.* configs Skiff reads. A value
 // of nil accepts any value; otherwise the function checks it.
 var securityConfigNames = map[string]func(string) error{
-	"ssl.keystore.type":                         oneOfFold("PEM"),
+	"ssl.keystore.type":                         oneOfFold("PEM", "JKS", "PKCS12"),
 	"ssl.keystore.location":                     nil,
 	"ssl.keystore.password":                     nil,
 	"ssl.key.password":                          nil,
 	"ssl.keystore.certificate.chain":            nil,
 	"ssl.keystore.key":                          nil,
-	"ssl.truststore.type":                       oneOfFold("PEM"),
+	"ssl.truststore.type":                       oneOfFold("PEM", "JKS", "PKCS12"),
 	"ssl.truststore.location":                   nil,
 	"ssl.truststore.password":                   nil,
 	"ssl.truststore.certificates":               nil,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/skiffmq/skiff/clusterstate"
 	"github.com/skiffmq/skiff/coordinator"
 	"github.com/skiffmq/skiff/coordinator/share"
 	"github.com/skiffmq/skiff/coordinator/txn"
@@ -50,6 +51,7 @@ type Server struct {
 	http          *httpAdmin     // nil without Config.HTTPListen; see httpadmin.go
 	reqMem        *requestMemory // queued.max.request.bytes; see requestmemory.go
 	connQuotas    *connQuotas    // max.connections and friends; see connlimits.go
+	connRates     *connRates     // connection creation rates; see connrate.go
 
 	// faults is nil until fault injection is first used (Config.TestControl
 	// or InjectFault): the request path checks it and nothing else.
@@ -98,6 +100,8 @@ func New(cfg Config) (*Server, error) {
 		connQuotas:    newConnQuotas(cfg.connLimits),
 	}
 	s.mu.conns = make(map[net.Conn]context.CancelFunc)
+	// s.meta is set below, before Start accepts anything.
+	s.connRates = newConnRates(cfg.connLimits.rate, cfg.connLimits.listenerRates, func() []clusterstate.Quota { return s.meta.clientQuotas() })
 	s.quitCtx, s.quit = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s)
 	// The HTTP listener comes up before recovery, so that /healthz answers
@@ -330,6 +334,7 @@ func (s *Server) closeWith(stopped func()) error {
 		for _, ln := range s.lns {
 			ln.Close()
 		}
+		s.connRates.closeHeld()
 		if s.testControl != nil {
 			s.testControl.close()
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,21 +15,23 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// TLS listeners (SSL and SASL_SSL) with Kafka's PEM settings
-// (ssl.keystore.type=PEM, KIP-651):
+// TLS listeners (SSL and SASL_SSL) with Kafka's keystore settings:
 //
-//   - ssl.keystore.location: a PEM file holding the private key and the
-//     certificate chain, leaf first; or ssl.keystore.key and
-//     ssl.keystore.certificate.chain holding the PEM text inline.
-//   - ssl.truststore.location / ssl.truststore.certificates: PEM CA
-//     certificates that client certificates must chain to.
+//   - ssl.keystore.location: the listener's key and certificate chain, in
+//     a PEM file (the private key and the chain, leaf first), a JKS or a
+//     PKCS12 keystore (tls_keystore.go) as ssl.keystore.type says, with
+//     ssl.keystore.password and ssl.key.password for the Java stores; or,
+//     for PEM (KIP-651), ssl.keystore.key and ssl.keystore.certificate.chain
+//     holding the PEM text inline.
+//   - ssl.truststore.location (PEM, JKS or PKCS12, ssl.truststore.type,
+//     ssl.truststore.password) / ssl.truststore.certificates (inline PEM):
+//     the CA certificates that client certificates must chain to.
 //   - ssl.client.auth: required, requested or none.
 //   - ssl.enabled.protocols: TLSv1.2 and/or TLSv1.3; older versions are
 //     never offered.
 //
-// JKS and PKCS12 stores are not read (no maintained Go library reads JKS
-// well, and the PEM form is what Kafka recommends for new setups); convert
-// them with keytool/openssl. Encrypted private keys are not supported.
+// Encrypted PEM private keys are not supported (ssl.key.password applies
+// to JKS keys only).
 //
 // Files are re-read when their modification time or size changes, checked
 // at most once a second at a handshake, so rotated certificates take effect
@@ -44,6 +47,9 @@ type tlsSource struct {
 	maxVersion uint16
 
 	keystorePath, truststorePath string
+	keystoreType, truststoreType string // as set; empty: decided by the content
+	keystorePass, keyPass        string // ssl.keystore.password, ssl.key.password
+	truststorePass               string
 	inlineCert, inlineKey        string // ssl.keystore.certificate.chain / key
 	inlineTrust                  string // ssl.truststore.certificates
 
@@ -82,11 +88,21 @@ func newTLSSource(look securityLookup, log zerolog.Logger) (*tlsSource, error) {
 	t.inlineKey, _ = look.get("ssl.keystore.key")
 	t.truststorePath, _ = look.get("ssl.truststore.location")
 	t.inlineTrust, _ = look.get("ssl.truststore.certificates")
-	if typ, ok := look.get("ssl.keystore.type"); ok && !strings.EqualFold(typ, "PEM") {
-		return nil, fmt.Errorf("ssl.keystore.type %s is not supported; use PEM", typ)
+	t.keystoreType, _ = look.get("ssl.keystore.type")
+	t.truststoreType, _ = look.get("ssl.truststore.type")
+	t.keystorePass, _ = look.get("ssl.keystore.password")
+	t.keyPass, _ = look.get("ssl.key.password")
+	t.truststorePass, _ = look.get("ssl.truststore.password")
+	for name, typ := range map[string]string{"ssl.keystore.type": t.keystoreType, "ssl.truststore.type": t.truststoreType} {
+		if typ != "" && !slices.Contains(storeTypes, strings.ToUpper(typ)) {
+			return nil, fmt.Errorf("%s %s is not supported; use PEM, JKS or PKCS12", name, typ)
+		}
+	}
+	if t.keystorePath == "" && t.inlineCert != "" && t.keystoreType != "" && !strings.EqualFold(t.keystoreType, storePEM) {
+		return nil, errors.New("ssl.keystore.certificate.chain and ssl.keystore.key need ssl.keystore.type=PEM")
 	}
 	if t.keystorePath == "" && (t.inlineCert == "" || t.inlineKey == "") {
-		return nil, errors.New("a TLS listener needs ssl.keystore.location (PEM key and chain) or ssl.keystore.certificate.chain and ssl.keystore.key")
+		return nil, errors.New("a TLS listener needs ssl.keystore.location (a PEM, JKS or PKCS12 keystore) or ssl.keystore.certificate.chain and ssl.keystore.key")
 	}
 	switch auth, _ := look.get("ssl.client.auth"); strings.ToLower(auth) {
 	case "required":
@@ -121,15 +137,7 @@ func newTLSSource(look securityLookup, log zerolog.Logger) (*tlsSource, error) {
 
 // load reads the key, chain and CAs and builds the config handshakes use.
 func (t *tlsSource) load() (*tls.Config, error) {
-	certPEM, keyPEM := []byte(t.inlineCert), []byte(t.inlineKey)
-	if t.keystorePath != "" {
-		data, err := os.ReadFile(t.keystorePath)
-		if err != nil {
-			return nil, fmt.Errorf("ssl.keystore.location: %w", err)
-		}
-		certPEM, keyPEM = data, data
-	}
-	cert, err := parseKeyPair(certPEM, keyPEM)
+	cert, err := t.loadKeyStore()
 	if err != nil {
 		return nil, err
 	}
@@ -139,20 +147,71 @@ func (t *tlsSource) load() (*tls.Config, error) {
 		MinVersion:   t.minVersion,
 		MaxVersion:   t.maxVersion,
 	}
+	if cfg.ClientCAs, err = t.loadTrustStore(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func (t *tlsSource) loadKeyStore() (tls.Certificate, error) {
+	if t.keystorePath == "" {
+		return parseKeyPair([]byte(t.inlineCert), []byte(t.inlineKey))
+	}
+	data, err := os.ReadFile(t.keystorePath)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("ssl.keystore.location: %w", err)
+	}
+	format, err := storeFormat(t.keystoreType, data)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("ssl.keystore.location %s: %w", t.keystorePath, err)
+	}
+	if format == storePEM {
+		return parseKeyPair(data, data)
+	}
+	if t.keystorePass == "" {
+		// Kafka's DefaultSslEngineFactory refuses this too.
+		return tls.Certificate{}, errors.New("SSL key store is specified, but key store password is not specified (ssl.keystore.password)")
+	}
+	keyPass := t.keyPass
+	if keyPass == "" {
+		keyPass = t.keystorePass // as Kafka: the key is under the store password
+	}
+	cert, err := loadJavaKeyStore(format, data, t.keystorePass, keyPass)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("ssl.keystore.location %s (%s): %w", t.keystorePath, format, err)
+	}
+	return cert, nil
+}
+
+// loadTrustStore returns the CAs client certificates must chain to, nil
+// when none are configured.
+func (t *tlsSource) loadTrustStore() (*x509.CertPool, error) {
 	trust := []byte(t.inlineTrust)
+	format := storePEM
 	if t.truststorePath != "" {
+		var err error
 		if trust, err = os.ReadFile(t.truststorePath); err != nil {
 			return nil, fmt.Errorf("ssl.truststore.location: %w", err)
 		}
-	}
-	if len(trust) > 0 {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(trust) {
-			return nil, errors.New("ssl.truststore: no PEM certificate found")
+		if format, err = storeFormat(t.truststoreType, trust); err != nil {
+			return nil, fmt.Errorf("ssl.truststore.location %s: %w", t.truststorePath, err)
 		}
-		cfg.ClientCAs = pool
 	}
-	return cfg, nil
+	if len(trust) == 0 {
+		return nil, nil
+	}
+	if format != storePEM {
+		pool, err := loadJavaTrustStore(format, trust, t.truststorePass)
+		if err != nil {
+			return nil, fmt.Errorf("ssl.truststore.location %s (%s): %w", t.truststorePath, format, err)
+		}
+		return pool, nil
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(trust) {
+		return nil, errors.New("ssl.truststore: no PEM certificate found")
+	}
+	return pool, nil
 }
 
 // parseKeyPair finds the first private key and every certificate in PEM
