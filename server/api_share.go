@@ -26,6 +26,9 @@ func init() {
 const defaultShareMaxRecords = 500
 
 func (s *Server) handleShareGroupHeartbeat(r *request) (kmsg.Response, error) {
+	if resp := s.shareGroupsDisabled(r.kreq); resp != nil {
+		return resp, nil
+	}
 	host := r.remote.String()
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
@@ -56,6 +59,9 @@ func (s *Server) isNonShareGroup(r *request, group string) bool {
 }
 
 func (s *Server) handleShareGroupDescribe(r *request) (kmsg.Response, error) {
+	if resp := s.shareGroupsDisabled(r.kreq); resp != nil {
+		return resp, nil
+	}
 	req := r.kreq.(*kmsg.ShareGroupDescribeRequest)
 	req.GroupIDs = distinctStrings(req.GroupIDs)
 	return s.shares.Describe(req), nil
@@ -82,6 +88,9 @@ func ackBatches[T any](in []T, get func(T) (int64, int64, []int8)) []share.Batch
 }
 
 func (s *Server) handleShareFetch(r *request) (kmsg.Response, error) {
+	if resp := s.shareGroupsDisabled(r.kreq); resp != nil {
+		return resp, nil
+	}
 	req := r.kreq.(*kmsg.ShareFetchRequest)
 	resp := kmsg.NewPtrShareFetchResponse()
 	resp.Version = req.Version
@@ -362,6 +371,9 @@ func errCode(err error) int16 {
 }
 
 func (s *Server) handleShareAcknowledge(r *request) (kmsg.Response, error) {
+	if resp := s.shareGroupsDisabled(r.kreq); resp != nil {
+		return resp, nil
+	}
 	req := r.kreq.(*kmsg.ShareAcknowledgeRequest)
 	resp := kmsg.NewPtrShareAcknowledgeResponse()
 	resp.Version = req.Version
