@@ -172,6 +172,11 @@ func (s *Server) handleShareFetch(r *request) (kmsg.Response, error) {
 	if maxRecords <= 0 {
 		maxRecords = defaultShareMaxRecords
 	}
+	if req.MaxBytes <= 0 {
+		// As Kafka's SharePartitionManager.processShareFetch: no bytes
+		// asked for, nothing fetched.
+		return s.shareFetchResponse(resp, parts), nil
+	}
 	var live []share.TopicPartition
 	for _, tp := range tps {
 		if name, ok := (topicLookup{s.meta}).TopicNameByID(tp.TopicID); !ok || s.meta.partition(name, tp.Partition) == nil {
@@ -192,7 +197,7 @@ func (s *Server) handleShareFetch(r *request) (kmsg.Response, error) {
 				waits = append(waits, p.Log.Wait())
 			}
 		}
-		got := s.shares.Acquire(group, member, live, maxRecords)
+		got := s.shares.AcquireBelow(group, member, live, maxRecords, s.shareFetchEnds(group, live, int(req.MaxBytes)))
 		if len(got) > 0 {
 			for tp, acq := range got {
 				s.fillShareRecords(partFor(tp), tp, acq, group, member, readCommitted)
@@ -205,6 +210,52 @@ func (s *Server) handleShareFetch(r *request) (kmsg.Response, error) {
 		}
 	}
 	return s.shareFetchResponse(resp, parts), nil
+}
+
+// shareFetchEnds bounds what a ShareFetch acquires by its MaxBytes, as
+// Kafka's DelayedShareFetch does: the bytes are shared evenly among the
+// partitions (PartitionMaxBytesStrategy UNIFORM), each partition's log is
+// read from its next fetch offset within its share, and only offsets in
+// the batches read may be acquired. The first partition that has data
+// gives at least one whole batch, however large (Kafka's minOneMessage).
+// The logs are read here, outside the share coordinator's lock; the
+// result is the exclusive end offset per partition.
+func (s *Server) shareFetchEnds(group string, tps []share.TopicPartition, maxBytes int) map[share.TopicPartition]int64 {
+	if len(tps) == 0 {
+		return nil
+	}
+	per := max(maxBytes/len(tps), 1)
+	ends := make(map[share.TopicPartition]int64, len(tps))
+	minOne := true
+	offs := s.shares.NextFetchOffsets(group, tps)
+	for _, tp := range tps {
+		off, ok := offs[tp]
+		if !ok {
+			continue
+		}
+		name, _ := (topicLookup{s.meta}).TopicNameByID(tp.TopicID)
+		part := s.meta.partition(name, tp.Partition)
+		if part == nil {
+			continue
+		}
+		rr, err := part.Log.Read(off, per, minOne)
+		if err != nil {
+			continue // unbounded: Acquire meets the same log
+		}
+		ends[tp] = off
+		for rest := rr.Records; len(rest) >= protocol.BatchHeaderSize; {
+			h, err := protocol.ParseBatchHeader(rest)
+			if err != nil || h.Size() > len(rest) {
+				break
+			}
+			ends[tp] = h.LastOffset() + 1
+			rest = rest[h.Size():]
+		}
+		if len(rr.Records) > 0 {
+			minOne = false
+		}
+	}
+	return ends
 }
 
 // waitAny waits until one of chans is closed (true), or d passes or ctx
