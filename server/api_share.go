@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math"
 	"net"
 	"time"
 
@@ -238,22 +239,18 @@ func (s *Server) shareFetchEnds(group string, tps []share.TopicPartition, maxByt
 		if part == nil {
 			continue
 		}
-		rr, err := part.Log.Read(off, per, minOne)
+		// ReadFile reads only batch headers: where the batches a read of
+		// per bytes would return end, without reading the records.
+		fr, err := part.Log.ReadFile(off, per, minOne, math.MaxInt64)
 		if err != nil {
 			continue // unbounded: Acquire meets the same log
 		}
 		ends[tp] = off
-		for rest := rr.Records; len(rest) >= protocol.BatchHeaderSize; {
-			h, err := protocol.ParseBatchHeader(rest)
-			if err != nil || h.Size() > len(rest) {
-				break
-			}
-			ends[tp] = h.LastOffset() + 1
-			rest = rest[h.Size():]
-		}
-		if len(rr.Records) > 0 {
+		if fr.Size > 0 {
+			ends[tp] = fr.NextOffset
 			minOne = false
 		}
+		fr.Release()
 	}
 	return ends
 }
