@@ -187,6 +187,13 @@ func (s *Server) handleShareFetch(r *request) (kmsg.Response, error) {
 		live = append(live, tp)
 	}
 	readCommitted := s.shares.GroupConfigs(group)[share.ConfigIsolationLevel] == "read_committed"
+	// KIP-1206: in batch-optimized mode (ShareAcquireMode 0) acquired
+	// records are answered in ranges of about BatchSize, cut at log batch
+	// boundaries; record-limit mode answers them as they are.
+	batchSize := 0
+	if req.ShareAcquireMode == 0 && req.BatchSize > 0 {
+		batchSize = int(req.BatchSize)
+	}
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	for {
 		// Take the wake-up channels before acquiring, so that an append or a
@@ -201,7 +208,7 @@ func (s *Server) handleShareFetch(r *request) (kmsg.Response, error) {
 		got := s.shares.AcquireBelow(group, member, live, maxRecords, s.shareFetchEnds(group, live, int(req.MaxBytes)))
 		if len(got) > 0 {
 			for tp, acq := range got {
-				s.fillShareRecords(partFor(tp), tp, acq, group, member, readCommitted)
+				s.fillShareRecords(partFor(tp), tp, acq, group, member, readCommitted, batchSize)
 			}
 			break
 		}
@@ -289,7 +296,7 @@ func waitAny(ctx interface{ Done() <-chan struct{} }, chans []<-chan struct{}, d
 // AcquiredRecords, as Kafka's clients do. Under read_committed the records
 // of aborted transactions are archived at once and left out of
 // AcquiredRecords, as Kafka's share-partitions do.
-func (s *Server) fillShareRecords(p *kmsg.ShareFetchResponseTopicPartition, tp share.TopicPartition, acq []share.Acquired, group, member string, readCommitted bool) {
+func (s *Server) fillShareRecords(p *kmsg.ShareFetchResponseTopicPartition, tp share.TopicPartition, acq []share.Acquired, group, member string, readCommitted bool, batchSize int) {
 	name, _ := (topicLookup{s.meta}).TopicNameByID(tp.TopicID)
 	part := s.meta.partition(name, tp.Partition)
 	if part == nil {
@@ -302,6 +309,7 @@ func (s *Server) fillShareRecords(p *kmsg.ShareFetchResponseTopicPartition, tp s
 		aborted = part.Log.AbortedTxns(acq[0].First, last+1)
 	}
 	var abortedRanges [][2]int64
+	var bases []int64 // base offsets of the batches read
 	const chunk = 1 << 20
 	var records []byte
 	for off := acq[0].First; off <= last && len(records) < 64<<20; {
@@ -316,6 +324,7 @@ func (s *Server) fillShareRecords(p *kmsg.ShareFetchResponseTopicPartition, tp s
 			if err != nil || h.Size() > len(rest) {
 				break
 			}
+			bases = append(bases, h.BaseOffset)
 			if h.IsTransactional() && !h.IsControl() && inAbortedTxn(aborted, h.ProducerID, h.BaseOffset) {
 				abortedRanges = append(abortedRanges, [2]int64{h.BaseOffset, h.LastOffset()})
 			}
@@ -331,11 +340,43 @@ func (s *Server) fillShareRecords(p *kmsg.ShareFetchResponseTopicPartition, tp s
 	if len(abortedRanges) > 0 {
 		acq = s.archiveAborted(group, member, tp, acq, abortedRanges)
 	}
+	if batchSize > 0 {
+		acq = splitAtBatches(acq, bases, batchSize)
+	}
 	for _, a := range acq {
 		p.AcquiredRecords = append(p.AcquiredRecords, kmsg.ShareFetchResponseTopicPartitionAcquiredRecord{
 			FirstOffset: a.First, LastOffset: a.Last, DeliveryCount: a.DeliveryCount,
 		})
 	}
+}
+
+// splitAtBatches cuts acquired ranges longer than size at log batch
+// boundaries (bases, ascending), as Kafka's SharePartition.createBatches:
+// a range is closed before the first batch that starts size or more
+// offsets after it began.
+func splitAtBatches(acq []share.Acquired, bases []int64, size int) []share.Acquired {
+	var out []share.Acquired
+	for _, a := range acq {
+		if a.Last-a.First+1 <= int64(size) {
+			out = append(out, a)
+			continue
+		}
+		cur := a.First
+		for _, b := range bases {
+			if b <= cur {
+				continue
+			}
+			if b > a.Last {
+				break
+			}
+			if b-cur >= int64(size) {
+				out = append(out, share.Acquired{First: cur, Last: b - 1, DeliveryCount: a.DeliveryCount})
+				cur = b
+			}
+		}
+		out = append(out, share.Acquired{First: cur, Last: a.Last, DeliveryCount: a.DeliveryCount})
+	}
+	return out
 }
 
 func inAbortedTxn(aborted []storage.AbortedTxn, pid, offset int64) bool {
