@@ -20,10 +20,13 @@ import (
 //     and TxnOffsetCommit v5). Levels 0 and 1 make clients fall back to the
 //     v1 protocol, which Skiff also serves.
 //   - group.version 0-1, finalized 1: v1 is the KIP-848 consumer protocol.
+//   - share.version 0-1, finalized 1 as Kafka 4.2 does (share groups are
+//     production-ready there and on by default): v1 enables share groups
+//     (KIP-932); at 0 their APIs answer UNSUPPORTED_VERSION, as Kafka's
+//     KafkaApis does when share groups are not enabled.
 //
-// Not listed: kraft.version (Skiff has no KRaft quorum),
-// eligible.leader.replicas.version (no ELR) and share.version (no share
-// groups yet).
+// Not listed: kraft.version (Skiff has no KRaft quorum) and
+// eligible.leader.replicas.version (no ELR).
 
 // FeatureSpec is one feature Skiff supports.
 type FeatureSpec struct {
@@ -36,6 +39,7 @@ type FeatureSpec struct {
 var SupportedFeatures = []FeatureSpec{
 	{Name: "group.version", Min: 0, Max: 1, Initial: 1},
 	{Name: "metadata.version", Min: 27, Max: 27, Initial: 27},
+	{Name: "share.version", Min: 0, Max: 1, Initial: 1},
 	{Name: "transaction.version", Min: 0, Max: 2, Initial: 2},
 }
 

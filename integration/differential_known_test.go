@@ -18,6 +18,7 @@ var diffKnown = map[string]string{
 	"ApiVersions [1][AlterReplicaLogDirs,34]":           "one log directory: replicas cannot move between directories",
 	"ApiVersions [1][ListConfigResources,74]":           "KIP-1142 (new in 4.1) is not implemented",
 	"ApiVersions [2][kraft.version]":                    "Skiff has no KRaft quorum; Kafka formatted --standalone finalizes kraft.version 1 (dynamic quorum, KIP-853)",
+	"ApiVersions [2][share.version]":                    "Skiff finalizes share.version 1 as Kafka 4.2 does on new clusters (share groups production-ready); the reference Kafka 4.1 formats it at 0 (share groups were a preview)",
 	"ApiVersions [2][eligible.leader.replicas.version]": "Skiff has one replica per partition and no ELR (KIP-966), which Kafka 4.1 finalizes on new clusters; clients do not switch on it",
 
 	// Configs.

@@ -31,6 +31,10 @@ type kafkaOptions struct {
 	settings map[string]string
 	// jvmArgs replace kafkaFastStartJVM.
 	jvmArgs []string
+	// version is the kafka_2.13 release to run (jvm/kafka/pom.xml's
+	// kafka.version property); "" runs the pom's, the release the
+	// differential test compares with.
+	version string
 }
 
 // kafkaFastStartJVM favours start-up time on a small machine over peak
@@ -50,13 +54,17 @@ type kafkaBroker struct {
 	startTime time.Duration // from format to answering Metadata with a controller
 }
 
-// startKafka formats and starts a one-node Apache Kafka 4.1 in a temp dir
-// and waits until it answers ApiVersions and its Metadata names a
-// controller. It is stopped (SIGTERM, then SIGKILL) when the test ends.
+// startKafka formats and starts a one-node Apache Kafka (the pom's 4.1,
+// or opts.version) in a temp dir and waits until it answers ApiVersions
+// and its Metadata names a controller. It is stopped (SIGTERM, then SIGKILL) when the test ends.
 // Start-up takes tens of seconds on two cores, so callers share one.
 func startKafka(t testing.TB, opts kafkaOptions) *kafkaBroker {
 	t.Helper()
-	cp := mavenClasspath(t, "jvm/kafka")
+	var mvnProps []string
+	if opts.version != "" {
+		mvnProps = append(mvnProps, "-Dkafka.version="+opts.version)
+	}
+	cp := mavenClasspath(t, "jvm/kafka", mvnProps...)
 	java := javaBin(t)
 	begin := time.Now()
 	dir := t.TempDir()

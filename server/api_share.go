@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math"
 	"net"
 	"time"
 
@@ -26,6 +27,9 @@ func init() {
 const defaultShareMaxRecords = 500
 
 func (s *Server) handleShareGroupHeartbeat(r *request) (kmsg.Response, error) {
+	if resp := s.shareGroupsDisabled(r.kreq); resp != nil {
+		return resp, nil
+	}
 	host := r.remote.String()
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
@@ -56,6 +60,9 @@ func (s *Server) isNonShareGroup(r *request, group string) bool {
 }
 
 func (s *Server) handleShareGroupDescribe(r *request) (kmsg.Response, error) {
+	if resp := s.shareGroupsDisabled(r.kreq); resp != nil {
+		return resp, nil
+	}
 	req := r.kreq.(*kmsg.ShareGroupDescribeRequest)
 	req.GroupIDs = distinctStrings(req.GroupIDs)
 	return s.shares.Describe(req), nil
@@ -82,6 +89,9 @@ func ackBatches[T any](in []T, get func(T) (int64, int64, []int8)) []share.Batch
 }
 
 func (s *Server) handleShareFetch(r *request) (kmsg.Response, error) {
+	if resp := s.shareGroupsDisabled(r.kreq); resp != nil {
+		return resp, nil
+	}
 	req := r.kreq.(*kmsg.ShareFetchRequest)
 	resp := kmsg.NewPtrShareFetchResponse()
 	resp.Version = req.Version
@@ -163,6 +173,11 @@ func (s *Server) handleShareFetch(r *request) (kmsg.Response, error) {
 	if maxRecords <= 0 {
 		maxRecords = defaultShareMaxRecords
 	}
+	if req.MaxBytes <= 0 {
+		// As Kafka's SharePartitionManager.processShareFetch: no bytes
+		// asked for, nothing fetched.
+		return s.shareFetchResponse(resp, parts), nil
+	}
 	var live []share.TopicPartition
 	for _, tp := range tps {
 		if name, ok := (topicLookup{s.meta}).TopicNameByID(tp.TopicID); !ok || s.meta.partition(name, tp.Partition) == nil {
@@ -172,6 +187,13 @@ func (s *Server) handleShareFetch(r *request) (kmsg.Response, error) {
 		live = append(live, tp)
 	}
 	readCommitted := s.shares.GroupConfigs(group)[share.ConfigIsolationLevel] == "read_committed"
+	// KIP-1206: in batch-optimized mode (ShareAcquireMode 0) acquired
+	// records are answered in ranges of about BatchSize, cut at log batch
+	// boundaries; record-limit mode answers them as they are.
+	batchSize := 0
+	if req.ShareAcquireMode == 0 && req.BatchSize > 0 {
+		batchSize = int(req.BatchSize)
+	}
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	for {
 		// Take the wake-up channels before acquiring, so that an append or a
@@ -183,10 +205,10 @@ func (s *Server) handleShareFetch(r *request) (kmsg.Response, error) {
 				waits = append(waits, p.Log.Wait())
 			}
 		}
-		got := s.shares.Acquire(group, member, live, maxRecords)
+		got := s.shares.AcquireBelow(group, member, live, maxRecords, s.shareFetchEnds(group, live, int(req.MaxBytes)))
 		if len(got) > 0 {
 			for tp, acq := range got {
-				s.fillShareRecords(partFor(tp), tp, acq, group, member, readCommitted)
+				s.fillShareRecords(partFor(tp), tp, acq, group, member, readCommitted, batchSize)
 			}
 			break
 		}
@@ -196,6 +218,48 @@ func (s *Server) handleShareFetch(r *request) (kmsg.Response, error) {
 		}
 	}
 	return s.shareFetchResponse(resp, parts), nil
+}
+
+// shareFetchEnds bounds what a ShareFetch acquires by its MaxBytes, as
+// Kafka's DelayedShareFetch does: the bytes are shared evenly among the
+// partitions (PartitionMaxBytesStrategy UNIFORM), each partition's log is
+// read from its next fetch offset within its share, and only offsets in
+// the batches read may be acquired. The first partition that has data
+// gives at least one whole batch, however large (Kafka's minOneMessage).
+// The logs are read here, outside the share coordinator's lock; the
+// result is the exclusive end offset per partition.
+func (s *Server) shareFetchEnds(group string, tps []share.TopicPartition, maxBytes int) map[share.TopicPartition]int64 {
+	if len(tps) == 0 {
+		return nil
+	}
+	per := max(maxBytes/len(tps), 1)
+	ends := make(map[share.TopicPartition]int64, len(tps))
+	minOne := true
+	offs := s.shares.NextFetchOffsets(group, tps)
+	for _, tp := range tps {
+		off, ok := offs[tp]
+		if !ok {
+			continue
+		}
+		name, _ := (topicLookup{s.meta}).TopicNameByID(tp.TopicID)
+		part := s.meta.partition(name, tp.Partition)
+		if part == nil {
+			continue
+		}
+		// ReadFile reads only batch headers: where the batches a read of
+		// per bytes would return end, without reading the records.
+		fr, err := part.Log.ReadFile(off, per, minOne, math.MaxInt64)
+		if err != nil {
+			continue // unbounded: Acquire meets the same log
+		}
+		ends[tp] = off
+		if fr.Size > 0 {
+			ends[tp] = fr.NextOffset
+			minOne = false
+		}
+		fr.Release()
+	}
+	return ends
 }
 
 // waitAny waits until one of chans is closed (true), or d passes or ctx
@@ -232,7 +296,7 @@ func waitAny(ctx interface{ Done() <-chan struct{} }, chans []<-chan struct{}, d
 // AcquiredRecords, as Kafka's clients do. Under read_committed the records
 // of aborted transactions are archived at once and left out of
 // AcquiredRecords, as Kafka's share-partitions do.
-func (s *Server) fillShareRecords(p *kmsg.ShareFetchResponseTopicPartition, tp share.TopicPartition, acq []share.Acquired, group, member string, readCommitted bool) {
+func (s *Server) fillShareRecords(p *kmsg.ShareFetchResponseTopicPartition, tp share.TopicPartition, acq []share.Acquired, group, member string, readCommitted bool, batchSize int) {
 	name, _ := (topicLookup{s.meta}).TopicNameByID(tp.TopicID)
 	part := s.meta.partition(name, tp.Partition)
 	if part == nil {
@@ -245,6 +309,7 @@ func (s *Server) fillShareRecords(p *kmsg.ShareFetchResponseTopicPartition, tp s
 		aborted = part.Log.AbortedTxns(acq[0].First, last+1)
 	}
 	var abortedRanges [][2]int64
+	var bases []int64 // base offsets of the batches read
 	const chunk = 1 << 20
 	var records []byte
 	for off := acq[0].First; off <= last && len(records) < 64<<20; {
@@ -259,6 +324,7 @@ func (s *Server) fillShareRecords(p *kmsg.ShareFetchResponseTopicPartition, tp s
 			if err != nil || h.Size() > len(rest) {
 				break
 			}
+			bases = append(bases, h.BaseOffset)
 			if h.IsTransactional() && !h.IsControl() && inAbortedTxn(aborted, h.ProducerID, h.BaseOffset) {
 				abortedRanges = append(abortedRanges, [2]int64{h.BaseOffset, h.LastOffset()})
 			}
@@ -274,11 +340,43 @@ func (s *Server) fillShareRecords(p *kmsg.ShareFetchResponseTopicPartition, tp s
 	if len(abortedRanges) > 0 {
 		acq = s.archiveAborted(group, member, tp, acq, abortedRanges)
 	}
+	if batchSize > 0 {
+		acq = splitAtBatches(acq, bases, batchSize)
+	}
 	for _, a := range acq {
 		p.AcquiredRecords = append(p.AcquiredRecords, kmsg.ShareFetchResponseTopicPartitionAcquiredRecord{
 			FirstOffset: a.First, LastOffset: a.Last, DeliveryCount: a.DeliveryCount,
 		})
 	}
+}
+
+// splitAtBatches cuts acquired ranges longer than size at log batch
+// boundaries (bases, ascending), as Kafka's SharePartition.createBatches:
+// a range is closed before the first batch that starts size or more
+// offsets after it began.
+func splitAtBatches(acq []share.Acquired, bases []int64, size int) []share.Acquired {
+	var out []share.Acquired
+	for _, a := range acq {
+		if a.Last-a.First+1 <= int64(size) {
+			out = append(out, a)
+			continue
+		}
+		cur := a.First
+		for _, b := range bases {
+			if b <= cur {
+				continue
+			}
+			if b > a.Last {
+				break
+			}
+			if b-cur >= int64(size) {
+				out = append(out, share.Acquired{First: cur, Last: b - 1, DeliveryCount: a.DeliveryCount})
+				cur = b
+			}
+		}
+		out = append(out, share.Acquired{First: cur, Last: a.Last, DeliveryCount: a.DeliveryCount})
+	}
+	return out
 }
 
 func inAbortedTxn(aborted []storage.AbortedTxn, pid, offset int64) bool {
@@ -362,6 +460,9 @@ func errCode(err error) int16 {
 }
 
 func (s *Server) handleShareAcknowledge(r *request) (kmsg.Response, error) {
+	if resp := s.shareGroupsDisabled(r.kreq); resp != nil {
+		return resp, nil
+	}
 	req := r.kreq.(*kmsg.ShareAcknowledgeRequest)
 	resp := kmsg.NewPtrShareAcknowledgeResponse()
 	resp.Version = req.Version

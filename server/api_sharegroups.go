@@ -17,6 +17,9 @@ func init() {
 }
 
 func (s *Server) handleDescribeShareGroupOffsets(r *request) (kmsg.Response, error) {
+	if resp := s.shareGroupsDisabled(r.kreq); resp != nil {
+		return resp, nil
+	}
 	req := r.kreq.(*kmsg.DescribeShareGroupOffsetsRequest)
 	resp := kmsg.NewPtrDescribeShareGroupOffsetsResponse()
 	resp.Version = req.Version
@@ -32,6 +35,9 @@ func (s *Server) handleDescribeShareGroupOffsets(r *request) (kmsg.Response, err
 }
 
 func (s *Server) handleAlterShareGroupOffsets(r *request) (kmsg.Response, error) {
+	if resp := s.shareGroupsDisabled(r.kreq); resp != nil {
+		return resp, nil
+	}
 	req := r.kreq.(*kmsg.AlterShareGroupOffsetsRequest)
 	if req.GroupID == "" {
 		resp := kmsg.NewPtrAlterShareGroupOffsetsResponse()
@@ -42,6 +48,9 @@ func (s *Server) handleAlterShareGroupOffsets(r *request) (kmsg.Response, error)
 }
 
 func (s *Server) handleDeleteShareGroupOffsets(r *request) (kmsg.Response, error) {
+	if resp := s.shareGroupsDisabled(r.kreq); resp != nil {
+		return resp, nil
+	}
 	req := r.kreq.(*kmsg.DeleteShareGroupOffsetsRequest)
 	if req.GroupID == "" {
 		resp := kmsg.NewPtrDeleteShareGroupOffsetsResponse()

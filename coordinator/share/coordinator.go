@@ -249,6 +249,35 @@ func (c *Coordinator) partitionLocked(group string, tp TopicPartition) (*Partiti
 // Acquire locks up to maxRecords records across tps for member and
 // returns them per partition. Partitions that do not exist are left out.
 func (c *Coordinator) Acquire(group, member string, tps []TopicPartition, maxRecords int) map[TopicPartition][]Acquired {
+	return c.AcquireBelow(group, member, tps, maxRecords, nil)
+}
+
+// NextFetchOffsets returns, for each partition of tps that exists, the
+// offset a ShareFetch reads from (Partition.NextFetchOffset), after
+// expiring locks and moving past truncated records as Acquire does.
+func (c *Coordinator) NextFetchOffsets(group string, tps []TopicPartition) map[TopicPartition]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.deps.Clock.Now()
+	out := make(map[TopicPartition]int64, len(tps))
+	for _, tp := range tps {
+		p, topic, ok := c.partitionLocked(group, tp)
+		if !ok {
+			continue
+		}
+		logStart, _, _, _ := c.deps.Logs.Offsets(topic, tp.Partition)
+		p.Tick(now)
+		p.TruncateTo(logStart)
+		out[tp] = p.NextFetchOffset()
+	}
+	return out
+}
+
+// AcquireBelow is Acquire with an exclusive end offset per partition
+// (ends; a partition not in it is bounded only by its log): a ShareFetch
+// acquires only records in the log bytes its MaxBytes covers, as Kafka
+// acquires from the batches it read.
+func (c *Coordinator) AcquireBelow(group, member string, tps []TopicPartition, maxRecords int, ends map[TopicPartition]int64) map[TopicPartition][]Acquired {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.deps.Clock.Now()
@@ -268,6 +297,9 @@ func (c *Coordinator) Acquire(group, member string, tps []TopicPartition, maxRec
 		end := hwm
 		if readCommitted {
 			end = lso
+		}
+		if e, ok := ends[tp]; ok {
+			end = min(end, e)
 		}
 		got := p.Acquire(now, member, maxRecords, end)
 		for _, a := range got {

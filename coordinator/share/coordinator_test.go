@@ -223,3 +223,55 @@ func TestShareCoordinatorSessionEpochs(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// A ShareFetch that piggybacks acknowledgements for a partition and forgets
+// it in the same request (franz-go does so for a partition revoked by a
+// rebalance) must leave the partition out of the session, as Kafka's
+// ShareSession.update does. Skiff kept it, so every later ShareFetch of the
+// member acquired records it never handed out, and they cycled through
+// lock expiries to the delivery limit.
+func TestShareFetchSessionForgetsPartitionAckedInSameRequest(t *testing.T) {
+	clock := &fakeClock{now: t0}
+	c := newTestCoordinator(t, clock, &memStore{}, nil)
+	c.SetGroupConfig("g", ConfigAutoOffsetReset, ptr("earliest"))
+	join(t, c, "a")
+	tp := TopicPartition{TopicID: [16]byte{1, 't'}}
+	tps, err := c.FetchSession("g", "a", 0, []TopicPartition{tp}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Acquire("g", "a", tps, 2)
+	if len(got[tp]) != 1 || got[tp][0].First != 0 || got[tp][0].Last != 1 {
+		t.Fatalf("first fetch acquired %v, want offsets 0-1", got)
+	}
+
+	// Acknowledge 0-1 and forget the partition in one request.
+	tps, err = c.FetchSession("g", "a", 1, []TopicPartition{tp}, []TopicPartition{tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tps) != 0 {
+		t.Fatalf("session after forgetting the acknowledged partition: %v, want none", tps)
+	}
+	acks := map[TopicPartition][]Batch{tp: {{First: 0, Last: 1, Types: []AckType{AckAccept}}}}
+	if res := c.Acknowledge("g", "a", acks); res[tp] != nil {
+		t.Fatalf("acknowledgement: %v", res[tp])
+	}
+
+	// The next fetch names nothing: the member reads no partition, so
+	// nothing may be acquired for it.
+	tps, err = c.FetchSession("g", "a", 2, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Acquire("g", "a", tps, 500); len(got) != 0 {
+		t.Fatalf("fetch after the forget acquired %v for a partition the member gave up", got)
+	}
+	c.mu.Lock()
+	p := c.mu.parts[PartitionKey{"g", tp.TopicID, 0}]
+	spso, speo := p.StartOffset(), p.EndOffset()
+	c.mu.Unlock()
+	if spso != 2 || speo != 2 {
+		t.Fatalf("SPSO %d, SPEO %d; want 2 and 2: offsets 0-1 accepted, nothing acquired since", spso, speo)
+	}
+}

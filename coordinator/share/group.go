@@ -44,6 +44,7 @@ type TopicPartition struct {
 type member struct {
 	id, rack, clientID, host string
 	epoch                    int32    // the epoch last sent to the member
+	prevEpoch                int32    // the epoch before it, still accepted
 	nextEpoch                int32    // the epoch of assigned, sent with it
 	topics                   []string // sorted subscription
 	assigned                 []TopicPartition
@@ -121,7 +122,16 @@ func (g *Group) Heartbeat(now time.Time, req *kmsg.ShareGroupHeartbeatRequest, c
 		if !known {
 			return fail(kerr.UnknownMemberID, "Member "+req.MemberID+" is not a member of share group "+req.GroupID+".")
 		}
-		if req.MemberEpoch != m.epoch {
+		switch {
+		case req.MemberEpoch == m.epoch:
+		case req.MemberEpoch == m.prevEpoch && m.prevEpoch > 0:
+			// As Kafka: the response that carried the new epoch may have
+			// been lost (a client that timed the heartbeat out), so the
+			// previous epoch is accepted and the assignment sent again.
+			// Fencing it made the client reset its share sessions and drop
+			// the acknowledgements it had pending.
+			m.sent = false
+		default:
 			return fail(kerr.FencedMemberEpoch, "The share group member has a different epoch than the coordinator.")
 		}
 	}
@@ -139,6 +149,9 @@ func (g *Group) Heartbeat(now time.Time, req *kmsg.ShareGroupHeartbeatRequest, c
 	// added partitions reach members without a membership change.
 	g.reassign(topics)
 	if !m.sent {
+		if m.nextEpoch != m.epoch {
+			m.prevEpoch = m.epoch
+		}
 		m.epoch = m.nextEpoch
 		a := &kmsg.ShareGroupHeartbeatResponseAssignment{}
 		for _, tp := range groupByTopic(m.assigned) {

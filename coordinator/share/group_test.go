@@ -71,8 +71,8 @@ func TestShareGroupHeartbeatAssignsAndRebalances(t *testing.T) {
 	if a = heartbeat(g, t0, "a", 2, topics); a.Assignment != nil {
 		t.Fatalf("unchanged assignment resent: %+v", a.Assignment)
 	}
-	if resp := heartbeat(g, t0, "a", 1, topics); resp.ErrorCode != kerr.FencedMemberEpoch.Code {
-		t.Fatalf("stale epoch: error %d, want FENCED_MEMBER_EPOCH", resp.ErrorCode)
+	if resp := heartbeat(g, t0, "a", 3, topics); resp.ErrorCode != kerr.FencedMemberEpoch.Code {
+		t.Fatalf("epoch above the coordinator's: error %d, want FENCED_MEMBER_EPOCH", resp.ErrorCode)
 	}
 	if resp := heartbeat(g, t0, "zz", 3, topics); resp.ErrorCode != kerr.UnknownMemberID.Code {
 		t.Fatalf("unknown member: error %d, want UNKNOWN_MEMBER_ID", resp.ErrorCode)
@@ -85,6 +85,37 @@ func TestShareGroupHeartbeatAssignsAndRebalances(t *testing.T) {
 	}
 	if a = heartbeat(g, t0, "a", 2, topics); !reflect.DeepEqual(assignedParts(a), []int32{0, 1, 2}) {
 		t.Fatalf("a after b left: parts %v", assignedParts(a))
+	}
+}
+
+// A member whose heartbeat response with a new epoch was lost comes back
+// with the previous epoch. Kafka accepts it (GroupMetadataManager's
+// throwIfShareGroupMemberEpochIsInvalid); Skiff fenced it, and franz-go,
+// fenced, resets its share sessions and drops its pending
+// acknowledgements, so their records were delivered again.
+func TestShareGroupHeartbeatWithPreviousEpochIsNotFenced(t *testing.T) {
+	topics := fakeTopics{"t": 3}
+	g := NewGroup("g", DefaultGroupConfig())
+	heartbeat(g, t0, "a", 0, topics, "t")
+	heartbeat(g, t0, "b", 0, topics, "t")
+	if a := heartbeat(g, t0, "a", 1, topics); a.MemberEpoch != 2 {
+		t.Fatalf("a's epoch after b joined: %d, want 2", a.MemberEpoch)
+	}
+	// That response is lost: a heartbeats again with epoch 1.
+	a := heartbeat(g, t0, "a", 1, topics)
+	if a.ErrorCode != 0 || a.MemberEpoch != 2 || !reflect.DeepEqual(assignedParts(a), []int32{0, 2}) {
+		t.Fatalf("previous epoch: error %d, epoch %d, parts %v; want epoch 2 with parts [0 2]", a.ErrorCode, a.MemberEpoch, assignedParts(a))
+	}
+	if a := heartbeat(g, t0, "a", 2, topics); a.ErrorCode != 0 || a.Assignment != nil {
+		t.Fatalf("current epoch after the resend: error %d, assignment %+v", a.ErrorCode, a.Assignment)
+	}
+	// Two epochs back is fenced.
+	heartbeat(g, t0, "c", 0, topics, "t")
+	if a := heartbeat(g, t0, "a", 2, topics); a.MemberEpoch != 3 {
+		t.Fatalf("a's epoch after c joined: %d, want 3", a.MemberEpoch)
+	}
+	if a := heartbeat(g, t0, "a", 1, topics); a.ErrorCode != kerr.FencedMemberEpoch.Code {
+		t.Fatalf("epoch two behind: error %d, want FENCED_MEMBER_EPOCH", a.ErrorCode)
 	}
 }
 

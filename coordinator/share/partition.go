@@ -174,11 +174,12 @@ func (p *Partition) TruncateTo(logStart int64) {
 	p.dirty = true
 }
 
-// Acquire locks up to maxRecords records for member until now+LockDuration
-// and returns them. Records released earlier are redelivered first (lowest
-// offset first); then new offsets from SPEO up to logEnd (the high
-// watermark, or the last stable offset under read_committed), as long as
-// SPEO-SPSO stays within MaxRecordLocks.
+// Acquire locks up to maxRecords records below logEnd for member until
+// now+LockDuration and returns them. Records released earlier are
+// redelivered first (lowest offset first); then new offsets from SPEO, as
+// long as SPEO-SPSO stays within MaxRecordLocks. logEnd is the high
+// watermark (the last stable offset under read_committed), or less when a
+// ShareFetch's MaxBytes covers only the log up to it.
 func (p *Partition) Acquire(now time.Time, member string, maxRecords int, logEnd int64) []Acquired {
 	var out []Acquired
 	expiry := now.Add(p.cfg.LockDuration)
@@ -194,7 +195,7 @@ func (p *Partition) Acquire(now time.Time, member string, maxRecords int, logEnd
 		}
 	}
 	for i := range p.recs {
-		if n >= maxRecords {
+		if n >= maxRecords || p.start+int64(i) >= logEnd {
 			break
 		}
 		if p.recs[i].state == StateAvailable {
@@ -213,6 +214,17 @@ func (p *Partition) Acquire(now time.Time, member string, maxRecords int, logEnd
 		p.dirty = true
 	}
 	return out
+}
+
+// NextFetchOffset is where a ShareFetch reads the log from: the first
+// AVAILABLE offset in flight, else SPEO (Kafka's nextFetchOffset).
+func (p *Partition) NextFetchOffset() int64 {
+	for i, r := range p.recs {
+		if r.state == StateAvailable {
+			return p.start + int64(i)
+		}
+	}
+	return p.EndOffset()
 }
 
 // Acknowledge applies acknowledgement batches from member. A batch is

@@ -58,12 +58,18 @@ func (c *Coordinator) FetchSession(group, member string, epoch int32, add, forge
 		return nil, kerr.InvalidShareSessionEpoch
 	}
 	s.next = nextEpoch(epoch)
-	s.tps = slices.DeleteFunc(s.tps, func(tp TopicPartition) bool { return slices.Contains(forget, tp) })
+	// Add, then forget, as Kafka's ShareSession.update: a partition named
+	// in both (a client piggybacks its last acknowledgements for a
+	// partition it is giving up) leaves the session. Forgetting first kept
+	// it, and every later ShareFetch acquired records from it for a member
+	// that no longer reads it, so they cycled through lock expiries to the
+	// delivery limit.
 	for _, tp := range add {
 		if !slices.Contains(s.tps, tp) {
 			s.tps = append(s.tps, tp)
 		}
 	}
+	s.tps = slices.DeleteFunc(s.tps, func(tp TopicPartition) bool { return slices.Contains(forget, tp) })
 	return slices.Clone(s.tps), nil
 }
 

@@ -77,16 +77,12 @@ echo "franz-go $version kgo suite against Skiff at $addr (SSL $ssl_addr, SASL_PL
 status=0
 suite() { (cd "$work/franz-go/pkg/kgo" && KGO_TEST_RF=1 KGO_TEST_SCRAM_SEEDS="$sasl_addr" KGO_TEST_OAUTH_SEEDS="$sasl_addr" \
 	go test -count=1 -v -timeout 20m "$@" .) >>"$work/suite.log" 2>&1 || status=$?; }
-# KNOWN FAILURE, skipped until fixed: TestShareGroupETL pushes 500k
-# records through two share groups (record locks set to 15 s) while it
-# kills consumers. Against Skiff it passes some runs (34-114 s) and times
-# out in others, alone or beside the rest of the suite, with about 9-26k
-# level-2 records archived at the delivery limit (max delivery count 5)
-# after the second consumer kill. Kafka's semantics allow archiving after
-# the limit; whether Skiff redelivers records it should not (acks lost
-# across a member's departure) is not yet known. Every other share-group
-# test of the suite runs and passes.
+# TestShareGroupETL pushes 500k records through two share groups with
+# 15 s record locks and takes 60-220 s alone on two busy cores; beside the
+# suite's other parallel tests it can run past its own 4-minute deadline,
+# so it runs on its own after the main pass.
 KGO_SEEDS="$addr" KGO_TEST_SCRAM="$scram_user:$scram_pass:256" suite -skip '^TestShareGroupETL$' "$@"
+KGO_SEEDS="$addr" suite -run '^TestShareGroupETL$'
 KGO_SEEDS="$addr" KGO_TEST_SCRAM="$scram_user:$scram_pass:512" suite -run '^TestSCRAMAuth$'
 KGO_SEEDS="$ssl_addr" KGO_TEST_TLS="ca:$pki/ca.pem,cert:$pki/client.crt,key:$pki/client.key" \
 	suite -run "${KGO_TLS_RUN:-^(TestPing|TestGroupETL|TestConsumeRegex|TestIssue325|TestAddRemovePartitions)\$}"
