@@ -44,6 +44,9 @@ type logEnv struct {
 	onDurableRoll func()
 	// observer receives flush events; nil: none.
 	observer *Observer
+	// files is the budget of open sealed-segment files (nil: a budget of
+	// the log's own, DefaultSegmentFiles).
+	files *fileBudget
 }
 
 // openLog opens (creating if needed) the log in dir. After an unclean stop
@@ -69,7 +72,10 @@ func openLog(dir, name string, cfg Config, env logEnv, logger zerolog.Logger) (*
 	if env.now == nil {
 		env.now = time.Now
 	}
-	l := &Log{dir: dir, name: name, fs: env.fs, logger: logger, now: env.now, onDurableRoll: env.onDurableRoll}
+	if env.files == nil {
+		env.files = newFileBudget(0)
+	}
+	l := &Log{dir: dir, name: name, fs: env.fs, files: env.files, logger: logger, now: env.now, onDurableRoll: env.onDurableRoll}
 	if env.observer != nil {
 		l.onFlushRound = env.observer.FlushRound
 	}
@@ -174,11 +180,8 @@ func (l *Log) loadSegments(bases []int64, clean bool, recoveryPoint int64) error
 		}
 	}
 	for i, base := range bases {
-		f, err := l.fs.OpenFile(filepath.Join(l.dir, segmentName(base)+logExt), os.O_RDWR, 0)
-		if err != nil {
-			return fmt.Errorf("storage: %w", err)
-		}
-		s := newSegment(l.fs, l.dir, base, f, now)
+		// loadSegment opens the file only if it must read it.
+		s := l.newSegment(base, nil, now)
 		l.mu.segs = append(l.mu.segs, s)
 		last := i == len(bases)-1
 		nextBase := int64(-1)
@@ -199,7 +202,7 @@ func (l *Log) loadSegments(bases []int64, clean bool, recoveryPoint int64) error
 		}
 	}
 	if len(l.mu.segs) == 0 {
-		s, err := createSegment(l.fs, l.dir, max(ckpt, 0), now)
+		s, err := l.createSegment(max(ckpt, 0), now)
 		if err != nil {
 			return err
 		}
@@ -222,7 +225,7 @@ func (l *Log) loadSegments(bases []int64, clean bool, recoveryPoint int64) error
 			}
 			s.release()
 		}
-		s, err := createSegment(l.fs, l.dir, l.mu.logStart, now)
+		s, err := l.createSegment(l.mu.logStart, now)
 		l.mu.segs = nil
 		if err != nil {
 			return err
@@ -296,7 +299,7 @@ func findBase(bases []int64, offset int64) int {
 // s is truncated, so a crash in between redoes both at the next start
 // instead of leaving them after a hole.
 func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool, later []int64) (truncated bool, err error) {
-	st, err := s.f.Stat()
+	st, err := l.fs.Stat(s.path + logExt)
 	if err != nil {
 		return false, fmt.Errorf("storage: %w", err)
 	}
@@ -304,11 +307,19 @@ func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool, later
 	s.modified = st.ModTime().UnixMilli()
 	if (clean || flushed) && nextBase >= 0 {
 		if l.loadLazy(s, fileSize, nextBase) {
+			// Sealed and durable: no pin, no open file until a reader
+			// asks for it.
+			s.pins, s.logPin = 0, false
 			return false, nil
 		}
 		l.logger.Warn().Str("dir", l.dir).Str("segment", filepath.Base(s.path)+logExt).
 			Msg("storage: index files missing or damaged; rebuilding them from the segment")
 	}
+	f, err := l.fs.OpenFile(s.path+logExt, os.O_RDWR, 0)
+	if err != nil {
+		return false, fmt.Errorf("storage: %w", err)
+	}
+	s.f = f // under the log's pin, which a sealed segment drops below
 	maxRel := int64(maxRelOffset)
 	if nextBase >= 0 {
 		maxRel = nextBase - s.base - 1
@@ -405,6 +416,9 @@ func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool, later
 		// Read again on first use, like after a clean start.
 		s.lazy = &lazyIndex{fs: l.fs, path: s.path, base: s.base, logSize: s.size, maxRel: nextBase - s.base - 1}
 		s.offIdx, s.timeIdx = nil, nil
+		// Durable now: the file joins the budget (and may be closed).
+		s.logPin = false
+		s.unpinLog()
 	}
 	return truncated, nil
 }
