@@ -327,3 +327,53 @@ func TestFlushDropsLogPinOfRolledSegment(t *testing.T) {
 		t.Fatalf("active segment: open %v, pins %d", open, pins)
 	}
 }
+
+// TestCompactionSwapOfClosedSegmentUnderReader: the cleaned segment takes
+// the name of the first segment it replaces. A reader that took the old
+// segment before the swap, while the budget had its file closed, must
+// still read the old file, not open the new one by the shared name.
+func TestCompactionSwapOfClosedSegmentUnderReader(t *testing.T) {
+	const now = 1_000_000
+	clock := &fakeClock{}
+	clock.set(now)
+	st, err := OpenStoreWith(t.TempDir(), zerolog.Nop(), StoreOptions{Now: clock.Now, SegmentFiles: 1, Cleaner: CleanerOptions{Disabled: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	cfg := compactConfig()
+	cfg.SegmentBytes = 100 // a segment per batch, and a cleaned group per segment
+	l, err := st.OpenLog("t-0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []kv{{"a", val("old")}, {"b", val("x")}, {"a", val("new")}, {"c", val("y")}} {
+		mustAppend(t, l, keyedBatch(t, now, protocol.CodecNone, -1, 0, false, r), AppendOptions{Sync: true})
+	}
+	for off := range int64(2) { // opens segment 0's file, then closes it for segment 1's
+		if _, err := l.Read(off, 1000, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fileOpen(l, 0) {
+		t.Fatal("segment 0's file still open; the test needs it closed")
+	}
+	l.mu.Lock()
+	p := l.partLocked(l.mu.segs[0], l.mu.hw)
+	l.mu.Unlock()
+	if cs := mustCompact(t, l, now); cs.SegmentsOut == 0 {
+		t.Fatalf("nothing cleaned: %+v", cs)
+	}
+	if err := p.open(); err != nil {
+		t.Fatal(err)
+	}
+	_, h, found, err := l.seek(p, 0)
+	p.done()
+	if err != nil || !found || h.BaseOffset != 0 || h.NumRecords != 1 {
+		t.Fatalf("the reader of the replaced segment read %+v (found %v, %v), want its one record at offset 0", h, found, err)
+	}
+	got := latestByKey(readRecords(t, l))
+	if len(got) != 3 || string(got["a"].value) != "new" || got["a"].offset != 2 {
+		t.Fatalf("log after cleaning: %+v", got)
+	}
+}
