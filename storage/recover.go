@@ -334,7 +334,7 @@ func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool, later
 	}
 	s.offIdx = decodeOffsetIndex(offB, fileSize)
 	s.timeIdx = decodeTimeIndex(timeB, maxRel)
-	offBefore, timeBefore := len(s.offIdx), len(s.timeIdx)
+	diskOff, diskTime := s.offIdx, s.timeIdx // appends below never change these elements
 	interval := l.mu.cfg.IndexIntervalBytes
 
 	validEnd, resumed := int64(-1), false
@@ -402,10 +402,23 @@ func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool, later
 	}
 	// Rewrite the index files when they no longer match, so that every
 	// index file on disk describes a prefix of its log file, and those of
-	// inactive segments all of it.
-	changed := len(s.offIdx) != offBefore || len(s.timeIdx) != timeBefore || !offOK || !timeOK ||
-		len(offB)%offsetEntrySize != 0 || len(timeB)%timeEntrySize != 0 // cut mid-entry
-	if truncated || !resumed || (s.rolled && changed) {
+	// inactive segments all of it. Files that already do are left alone:
+	// a clean open of an idle partition (an active segment smaller than an
+	// index interval, so with no entry to resume from) must not cost
+	// fsyncs and renames, a thousand partitions times.
+	whole := len(offB) == len(diskOff)*offsetEntrySize && len(timeB) == len(diskTime)*timeEntrySize // nothing dropped or cut mid-entry
+	var current bool
+	if s.rolled {
+		current = whole && offOK && timeOK && slices.Equal(diskOff, s.offIdx) && slices.Equal(diskTime, s.timeIdx)
+	} else {
+		// Roll and Close write the active segment's files whole. The time
+		// index Close wrote may end with the segment's maximum, which the
+		// scan adds only at an index point.
+		final := withMaxTime(slices.Clip(s.timeIdx), s.base, s.maxTs, s.maxTsOffset)
+		current = whole && offOK == timeOK && hasPrefix(s.offIdx, diskOff) &&
+			(hasPrefix(s.timeIdx, diskTime) || hasPrefix(final, diskTime))
+	}
+	if truncated || !current {
 		if err := s.writeIndexFiles(); err != nil {
 			return false, err
 		}
@@ -469,4 +482,9 @@ func (l *Log) readFirstTimestamp(s *segment) error {
 	}
 	s.firstTs = h.MaxTimestamp
 	return nil
+}
+
+// hasPrefix reports whether s begins with prefix.
+func hasPrefix[E comparable](s, prefix []E) bool {
+	return len(s) >= len(prefix) && slices.Equal(s[:len(prefix)], prefix)
 }

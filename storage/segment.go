@@ -174,13 +174,19 @@ func (s *segment) indexBatch(pos int64, size int, last, maxTs int64, interval in
 // if it is newer than the last entry. Called at index points and when the
 // segment stops being active, so the last entry is the segment's maximum.
 func (s *segment) maybeAppendTimeEntry() {
-	if s.maxTs < 0 {
-		return
+	s.timeIdx = withMaxTime(s.timeIdx, s.base, s.maxTs, s.maxTsOffset)
+}
+
+// withMaxTime returns idx with an entry for the largest timestamp maxTs
+// (first reached at offset maxTsOffset) appended, unless it has one.
+func withMaxTime(idx []timeEntry, base, maxTs, maxTsOffset int64) []timeEntry {
+	if maxTs < 0 {
+		return idx
 	}
-	if n := len(s.timeIdx); n > 0 && s.timeIdx[n-1].ts >= s.maxTs {
-		return
+	if n := len(idx); n > 0 && idx[n-1].ts >= maxTs {
+		return idx
 	}
-	s.timeIdx = append(s.timeIdx, timeEntry{ts: s.maxTs, rel: uint32(s.maxTsOffset - s.base)})
+	return append(idx, timeEntry{ts: maxTs, rel: uint32(maxTsOffset - base)})
 }
 
 // writeIndexFiles persists both indexes atomically (temp file, fsync,
