@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"syscall"
 )
 
 // Sealed segments do not keep their log file open. Kafka holds a descriptor
@@ -31,15 +30,11 @@ import (
 // limit (which the Go runtime raises to the hard limit at start), leaving
 // the rest to active segments, connections and everything else.
 func DefaultSegmentFiles() int {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 {
+	n, ok := fileLimit()
+	if !ok || n == 0 {
 		return 256
 	}
-	n := rl.Cur / 4
-	if rl.Cur == ^uint64(0) || n > 1<<20 { // RLIM_INFINITY, or more than needed
-		n = 1 << 20
-	}
-	return max(int(n), 16)
+	return int(max(min(n/4, 1<<20), 16)) // 1<<20: RLIM_INFINITY means more than needed
 }
 
 // fileBudget is the budget of open sealed-segment files, shared by every
