@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -45,8 +46,10 @@ func BenchmarkStartupBinary(b *testing.B) {
 	start := time.Now()
 	cl := newClient(b, p.addr, kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite(),
 		kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(5*time.Millisecond),
-		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.MaxBufferedBytes(256<<20))
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.MaxBufferedBytes(256<<20),
+		kgo.ProducerBatchCompression(kgo.NoCompression())) // the gigabytes must reach the disk
 	value := make([]byte, valueSize)
+	rand.Read(value)
 	n := int64(gb) * 1e9 / valueSize
 	for range n {
 		cl.Produce(testContext(b), &kgo.Record{Topic: "startup", Value: value}, func(_ *kgo.Record, err error) {
@@ -104,7 +107,13 @@ func BenchmarkStartupBinary(b *testing.B) {
 				b.Fatalf("%d records in the topic after a clean restart, %d produced", total, n)
 			}
 			segs, _ := filepath.Glob(filepath.Join(dir, "startup-*", "*.log"))
-			b.Logf("%d segments", len(segs))
+			var size int64
+			for _, s := range segs {
+				if fi, err := os.Stat(s); err == nil {
+					size += fi.Size()
+				}
+			}
+			b.Logf("%d segments, %.2f GB", len(segs), float64(size)/1e9)
 			b.ReportMetric(float64(len(segs)), "segments")
 		}
 		p.kill9(b)
