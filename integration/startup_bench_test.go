@@ -18,8 +18,9 @@ import (
 // started": every log open, the coordinators loaded) on 1,000 partitions
 // holding SKIFF_BENCH_GB gigabytes (10 for the issue's figure; unset, it
 // skips) in 1 MiB segments (10,000 segments at 10 GB), after a clean stop
-// (SIGTERM) and after kill -9, and the descriptors the process holds with
-// those segments on disk. The data is produced through the broker (acks=0,
+// (SIGTERM) and after kill -9 (following an acks=all append to every
+// partition), and the descriptors the process holds with those segments on
+// disk. The data is produced through the broker (acks=0,
 // large batches) and removed after. Run:
 //
 //	SKIFF_BENCH_GB=10 go test -run '^$' -bench StartupBinary -benchtime 1x -timeout 30m ./integration/
@@ -116,12 +117,26 @@ func BenchmarkStartupBinary(b *testing.B) {
 			b.Logf("%d segments, %.2f GB", len(segs), float64(size)/1e9)
 			b.ReportMetric(float64(len(segs)), "segments")
 		}
+		// Append to every partition (acks=all) before the kill, so its
+		// active segment has a tail its index files on disk do not cover.
+		cl := newClient(b, p.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		recs := make([]*kgo.Record, parts)
+		for k := range recs {
+			recs[k] = &kgo.Record{Topic: "startup", Partition: int32(k), Value: value}
+		}
+		if err := cl.ProduceSync(testContext(b), recs...).FirstErr(); err != nil {
+			b.Fatal(err)
+		}
+		n += parts
 		p.kill9(b)
 		t0 = time.Now()
 		p = startSkiff(b, bin, dir)
 		unclean := time.Since(t0)
 		if p.cleanStart {
 			b.Fatal("start after kill -9 was clean")
+		}
+		if total := records(p); total != n {
+			b.Fatalf("%d records in the topic after kill -9, %d acknowledged", total, n)
 		}
 		stop(p)
 		b.ReportMetric(float64(clean.Milliseconds()), "ms-ready-clean")
