@@ -38,7 +38,7 @@ func TestCrash(t *testing.T) {
 	t.Run("HTTPAfterKill9", func(t *testing.T) { testHTTPAfterKill9(t, bin) }) // metrics_binary_test.go
 }
 
-func buildSkiff(t *testing.T) string {
+func buildSkiff(t testing.TB) string {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -69,7 +69,7 @@ type skiffProcess struct {
 // settings (key=value; an argument beginning with -- is a flag) and waits
 // for its "skiff started" line, which tells the port. The process is killed at
 // the end of the test if it is still running.
-func startSkiff(t *testing.T, bin, dataDir string, overrides ...string) *skiffProcess {
+func startSkiff(t testing.TB, bin, dataDir string, overrides ...string) *skiffProcess {
 	t.Helper()
 	// Port 0 for the HTTP listener too: the binary's default (9644) would
 	// collide between tests and with other brokers on the machine.
@@ -156,7 +156,7 @@ func (p *skiffProcess) logged(level, substr string) bool {
 }
 
 // kill9 sends SIGKILL and waits for the process to be gone.
-func (p *skiffProcess) kill9(t *testing.T) {
+func (p *skiffProcess) kill9(t testing.TB) {
 	t.Helper()
 	if err := p.cmd.Process.Kill(); err != nil {
 		t.Fatalf("kill -9: %v", err)

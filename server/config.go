@@ -368,6 +368,9 @@ func validateSetting(name, v string) error {
 	if known, err := validateObsSetting(name, v); known {
 		return err
 	}
+	if known, err := validateStorageSetting(name, v); known {
+		return err
+	}
 	if ok, err := validateConnLimitSetting(name, v); ok {
 		return err
 	}
@@ -418,6 +421,7 @@ func (c *Config) storeOptions() storage.StoreOptions {
 		ProducerIDExpiration:              ms("producer.id.expiration.ms"),
 		ProducerIDExpirationCheckInterval: ms("producer.id.expiration.check.interval.ms"),
 		FS:                                c.FS,
+		SegmentFiles:                      c.segmentFiles(),
 		Cleaner: storage.CleanerOptions{
 			Disabled:            c.setting("log.cleaner.enable") == "false",
 			Threads:             int(parseLong(c.setting("log.cleaner.threads"))),

@@ -47,6 +47,7 @@ var (
 	descFreeBytes  = desc("skiff_storage_free_bytes", "Usable bytes left on the data directory's file system (Kafka: KIP-827 UsableBytes via DescribeLogDirs).", "dir")
 	descTotalBytes = desc("skiff_storage_total_bytes", "Size of the data directory's file system (Kafka: KIP-827 TotalBytes).", "dir")
 	descRecovery   = desc("skiff_storage_recovery_seconds", "Time opening and recovering the data directory took at start (Kafka: logs its log-loading time).")
+	descSegFiles   = desc("skiff_storage_segment_files_open", "Sealed segment files open now, idle or being read; skiff.log.segment.files.max bounds the idle ones (Kafka keeps every segment open).")
 
 	descGroups         = desc("skiff_groups", "Consumer groups by type and state (Kafka: group-coordinator-metrics group-count{protocol} and consumer-group-count{state}; GroupMetadataManager NumGroups<State> for classic groups).", "type", "state")
 	descGroupInfo      = desc("skiff_group_info", "Always 1; the labels give the group's type and state.", "group", "type", "state")
@@ -68,7 +69,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequestErrors, descBytesIn, descRecordsIn, descBytesOut, descRecordsOut,
 		descProduceReqs, descFetchReqs, descFailedProduce, descFailedFetch, descLogStart, descLogEnd, descHWM, descLSO,
 		descPartSize, descTopics, descPartitions, descSegments, descLogBytes, descFreeBytes, descTotalBytes, descRecovery,
-		descGroups, descGroupInfo, descGroupMembers, descGroupCommitted, descGroupLag, descTxnOpen, descTxnCommitted,
+		descSegFiles, descGroups, descGroupInfo, descGroupMembers, descGroupCommitted, descGroupLag, descTxnOpen, descTxnCommitted,
 		descTxnAborted, descConns, descConnsOpened, descConnsClosed, descAuthFailed} {
 		ch <- d
 	}
@@ -167,6 +168,7 @@ func (c *stateCollector) collectTopics(ch chan<- prometheus.Metric) {
 		gauge(descTotalBytes, float64(total), dir)
 	}
 	gauge(descRecovery, time.Duration(c.m.recovery.Load()).Seconds())
+	gauge(descSegFiles, float64(c.s.store.OpenSegmentFiles()))
 }
 
 func (c *stateCollector) collectGroups(ch chan<- prometheus.Metric) {

@@ -175,7 +175,9 @@ func (l *Log) compact(nowMs int64, mapBytes int64, th *throttler) (CompactStats,
 		}
 		l.mu.Unlock()
 		for _, s := range c.segs {
-			s.release()
+			if !s.deleted.Load() { // swapIn released the replaced ones
+				s.release()
+			}
 		}
 		l.wg.Done()
 	}()
@@ -229,11 +231,26 @@ func (l *Log) buildOffsetMap(c *cleanable, om *offsetMap, aborted []AbortedTxn, 
 	var it protocol.RecordIterator
 	defer it.Close()
 	mapEnd := c.firstDirty
+	var pinned *segment // one segment file open at a time
+	defer func() {
+		if pinned != nil {
+			pinned.unpin()
+		}
+	}()
 	for i, s := range c.segs {
 		if c.ends[i] <= c.firstDirty {
 			continue
 		}
-		br := batchReader{r: s.f, name: s.f.Name(), limit: s.size}
+		if pinned != nil {
+			pinned.unpin()
+			pinned = nil
+		}
+		src, err := s.pin()
+		if err != nil {
+			return mapEnd, err
+		}
+		pinned = s
+		br := batchReader{r: src, name: src.Name(), limit: s.size}
 		for {
 			b, _, err := br.next()
 			if err != nil {
@@ -248,7 +265,7 @@ func (l *Log) buildOffsetMap(c *cleanable, om *offsetMap, aborted []AbortedTxn, 
 			st.BytesRead += int64(len(b))
 			h, err := protocol.ParseBatchHeader(b)
 			if err != nil {
-				return mapEnd, fmt.Errorf("%w: %s: %w", errCorruptSegment, s.f.Name(), err)
+				return mapEnd, fmt.Errorf("%w: %s: %w", errCorruptSegment, src.Name(), err)
 			}
 			if h.LastOffset() < c.firstDirty {
 				continue
@@ -313,7 +330,10 @@ func (l *Log) cleanGroup(g []*segment, end int64, f *batchFilter, cfg Config, no
 	if err != nil {
 		return err
 	}
-	out := newSegment(l.fs, l.dir, base, file, nowMs)
+	out := l.newSegment(base, file, nowMs)
+	// swapIn drops the log's pin once the file has its final name, not a
+	// flush: until then its path does not lead to it.
+	out.logPin = false
 	ok := false
 	defer func() {
 		if !ok {
@@ -325,14 +345,29 @@ func (l *Log) cleanGroup(g []*segment, end int64, f *batchFilter, cfg Config, no
 	}()
 	w := bufio.NewWriterSize(&fileAppender{f: file}, 256<<10)
 	lastKept := int64(-1)
-	var last []byte // the group's last batch, should it have to stay as an empty one
+	var last []byte     // the group's last batch, should it have to stay as an empty one
+	var pinned *segment // one segment file open at a time
+	defer func() {
+		if pinned != nil {
+			pinned.unpin()
+		}
+	}()
 	for _, s := range g {
 		if s.lazy != nil {
 			// Read the old index before the cleaned one takes its name: a
 			// reader of the old segment must never find the new one's.
 			s.lazy.entries(&l.logger)
 		}
-		br := batchReader{r: s.f, name: s.f.Name(), limit: s.size}
+		if pinned != nil {
+			pinned.unpin()
+			pinned = nil
+		}
+		src, err := s.pin()
+		if err != nil {
+			return err
+		}
+		pinned = s
+		br := batchReader{r: src, name: src.Name(), limit: s.size}
 		for {
 			b, _, err := br.next()
 			if err != nil {

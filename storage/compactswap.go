@@ -79,8 +79,7 @@ func (l *Log) swapIn(g []*segment, out *segment, keptAborted map[int64]bool) err
 			_ = removeCompactFile(l.fs, stem+ext+swapExt)
 		}
 		_ = syncDirectory(l.fs, l.dir)
-		_ = out.f.Close()
-		return errSwapAbandoned
+		return errSwapAbandoned // cleanGroup closes out's file
 	}
 	segs := make([]*segment, 0, len(l.mu.segs)-len(g)+1) // a fresh slice: readers may hold the old one
 	segs = append(segs, l.mu.segs[:i]...)
@@ -108,6 +107,12 @@ func (l *Log) swapIn(g []*segment, out *segment, keptAborted map[int64]bool) err
 	l.flushSoonLocked(l.mu.leo)
 	l.mu.Unlock()
 
+	// The cleaning is done with g: drop its references now (compact skips
+	// the deleted ones), so that removeFiles keeps a file open only for
+	// readers that still hold one.
+	for _, s := range g {
+		s.release()
+	}
 	var first error
 	for i, s := range g {
 		if crashAt("remove-" + strconv.Itoa(i)) {
@@ -129,7 +134,12 @@ func (l *Log) swapIn(g []*segment, out *segment, keptAborted map[int64]bool) err
 	if err := syncDirectory(l.fs, l.dir); err != nil && first == nil {
 		first = err
 	}
-	// A failure here leaves .swap files that the next open completes.
+	if first == nil {
+		// Its path names it now: the budget may close it and reopen it.
+		out.unpinLog()
+	}
+	// A failure here leaves .swap files that the next open completes (and
+	// out's file pinned open, as its path may not lead to it).
 	return first
 }
 

@@ -322,7 +322,13 @@ func checkOffsetEntries(s *segment, size int64, idx []offsetEntry) error {
 		if int64(e.pos)+protocol.BatchHeaderSize > size {
 			return fmt.Errorf("entry %d at byte %d past the data (%d bytes)", i, e.pos, size)
 		}
-		if _, err := s.f.ReadAt(hdr[:], int64(e.pos)); err != nil {
+		f, err := s.pin()
+		if err != nil {
+			return err
+		}
+		_, err = f.ReadAt(hdr[:], int64(e.pos))
+		s.unpin()
+		if err != nil {
 			return err
 		}
 		h, err := protocol.ParseBatchHeader(hdr[:])

@@ -146,6 +146,18 @@
 // wait behind an fsync or a large append. Segments are reference counted so
 // that retention can delete a segment while a read of it is in flight. Every
 // goroutine the package starts belongs to a log and Close waits for it.
+// The package's locks (Store, Log, segment.fmu, fileBudget, MemFS) and
+// their order are in LOCKS.md at the repository root.
+//
+// # File descriptors
+//
+// Only the active segment of each log keeps its file open for good. A
+// sealed segment's file is opened when a reader, the cleaner or a flush
+// pins it, and stays open while idle only within the store's budget
+// (StoreOptions.SegmentFiles, by default a quarter of RLIMIT_NOFILE); past
+// it the file idle the longest is closed (segfiles.go). Kafka keeps every
+// segment open. A log that opens after a clean stop opens no sealed
+// segment's file at all, and reads its indexes on the first lookup.
 //
 // # Reads that outlive the call
 //
@@ -157,7 +169,9 @@
 // any reference exists, and every path that drops a segment (retention,
 // DeleteRecordsBefore, Log.Delete for a deleted topic, Log.Close) only
 // unlinks its files and drops the log's reference: the descriptor is
-// closed by the last release. Code that replaces segments (compaction) must
+// closed by the last release. A FileRead pins its files, so the budget
+// never closes them under the sender; a segment unlinked while readers
+// hold it is opened first (if the budget had closed it) and kept open. Code that replaces segments (compaction) must
 // follow the same rule: write new files, swap them into l.mu.segs, then
 // removeFiles and release the old segments, never truncate or overwrite a
 // segment in place. The bytes a FileRead names are whole batches below the

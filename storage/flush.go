@@ -36,6 +36,7 @@ type flushItem struct {
 	s         *segment
 	size      int64
 	saveIndex bool
+	unpinLog  bool // sealed: drop the log's pin after the round
 }
 
 // flushLocked runs one fsync round over everything written so far. The I/O
@@ -57,7 +58,11 @@ func (l *Log) flushLocked() {
 			continue
 		}
 		s.acquire()
-		items = append(items, flushItem{s: s, size: s.size, saveIndex: saveIndex})
+		unpin := s.rolled && s.logPin
+		if unpin {
+			s.logPin = false
+		}
+		items = append(items, flushItem{s: s, size: s.size, saveIndex: saveIndex, unpinLog: unpin})
 	}
 	syncDir := l.mu.dirDirty
 	l.mu.dirDirty = false
@@ -74,10 +79,17 @@ func (l *Log) flushLocked() {
 	for i := len(items) - 1; i >= 0 && err == nil; i-- { // oldest first
 		start := time.Now()
 		it := items[i]
-		err = sync(it.s.f)
+		// Segments written since the last round still hold the log's pin,
+		// so this is the descriptor they were written through.
+		var f File
+		if f, err = it.s.pin(); err != nil {
+			break
+		}
+		err = sync(f)
+		it.s.unpin()
 		fsyncTime += time.Since(start)
 		if err != nil {
-			err = fmt.Errorf("storage: fsync %s: %w", it.s.f.Name(), err)
+			err = fmt.Errorf("storage: fsync %s: %w", f.Name(), err)
 			break
 		}
 		l.fsyncs.Add(1)
@@ -105,6 +117,11 @@ func (l *Log) flushLocked() {
 		err = syncDirectory(l.fs, l.dir)
 	}
 	for _, it := range items {
+		if it.unpinLog {
+			// Also after a failed round: the log refuses appends then,
+			// and nothing fsyncs these again.
+			it.s.unpinLog()
+		}
 		it.s.release()
 	}
 
@@ -287,6 +304,13 @@ func (l *Log) close(flush bool) error {
 		err = l.saveIndexes(segs, active)
 	}
 	for _, s := range segs {
+		if s.refs.Load() > 1 {
+			// A reader that took its reference before the close may not
+			// have opened the file yet, and Delete is about to move it.
+			if herr := s.holdOpen(); herr != nil {
+				l.logger.Warn().Err(herr).Str("dir", l.dir).Msg("storage: keeping a segment open for a reader of a closing log")
+			}
+		}
 		s.release()
 	}
 	return err

@@ -52,6 +52,7 @@ type Log struct {
 	name   string
 	store  *Store // nil for a log opened outside a store
 	fs     FS
+	files  *fileBudget // the budget of open sealed-segment files, shared with the store's other logs
 	logger zerolog.Logger
 
 	wg      sync.WaitGroup // background flushes, waited for by Close
@@ -363,6 +364,7 @@ func (l *Log) appendLocked(records []byte, info appendInfo, guard VerificationGu
 		p += batchSize(records[p:])
 	}
 	pos := seg.size
+	// The active segment holds the log's pin: seg.f stays open.
 	if _, err := seg.f.WriteAt(records, pos); err != nil {
 		err = fmt.Errorf("storage: write %s: %w", seg.f.Name(), err)
 		// Nothing is published, and the part of the batch that reached
@@ -445,7 +447,7 @@ func (l *Log) shouldRollLocked(seg *segment, n int64, info appendInfo, now int64
 // schedules a flush on roll.
 func (l *Log) rollLocked(now int64) error {
 	old := l.activeLocked()
-	s, err := createSegment(l.fs, l.dir, l.mu.leo, now)
+	s, err := l.createSegment(l.mu.leo, now)
 	if err != nil {
 		return err
 	}

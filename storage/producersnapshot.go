@@ -297,36 +297,49 @@ func (l *Log) scanProducersLocked(from int64) error {
 		if s.size == 0 {
 			continue
 		}
-		sc := newHeaderScanner(s.f, s.size)
-		pos := int64(0)
-		for {
-			h, ok, err := sc.header(pos)
-			if err != nil {
-				sc.free()
-				return err
-			}
-			if !ok {
-				break
-			}
-			if h.BaseOffset >= from && h.HasProducerID() {
-				commit, coordEpoch := false, int32(-1)
-				if h.IsControl() {
-					b := make([]byte, h.Size())
-					if _, err := s.f.ReadAt(b, pos); err != nil {
-						sc.free()
-						return fmt.Errorf("storage: read %s: %w", s.f.Name(), err)
-					}
-					if commit, err = markerType(b); err != nil {
-						pos += int64(h.Size())
-						continue
-					}
-					coordEpoch = markerCoordinatorEpoch(b)
-				}
-				l.mu.producers.apply(&h, commit, coordEpoch)
-			}
-			pos += int64(h.Size())
+		// At open, before the log is shared: the file is opened here
+		// if it is closed, and closed by the budget after.
+		f, err := s.pin()
+		if err != nil {
+			return err
 		}
-		sc.free()
+		err = scanProducersIn(&l.mu.producers, f, s.size, from)
+		s.unpin()
+		if err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// scanProducersIn applies the batches of one segment file from offset from.
+func scanProducersIn(ps *producerState, f File, size, from int64) error {
+	sc := newHeaderScanner(f, size)
+	defer sc.free()
+	pos := int64(0)
+	for {
+		h, ok, err := sc.header(pos)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		if h.BaseOffset >= from && h.HasProducerID() {
+			commit, coordEpoch := false, int32(-1)
+			if h.IsControl() {
+				b := make([]byte, h.Size())
+				if _, err := f.ReadAt(b, pos); err != nil {
+					return fmt.Errorf("storage: read %s: %w", f.Name(), err)
+				}
+				if commit, err = markerType(b); err != nil {
+					pos += int64(h.Size())
+					continue
+				}
+				coordEpoch = markerCoordinatorEpoch(b)
+			}
+			ps.apply(&h, commit, coordEpoch)
+		}
+		pos += int64(h.Size())
+	}
 }

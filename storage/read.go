@@ -17,6 +17,7 @@ type ReadResult struct {
 // do so without l.mu: a reference, the readable limit and the index.
 type readPart struct {
 	s     *segment
+	f     File  // s's file, pinned by open; nil before
 	limit int64 // bytes below the high watermark
 	idx   []offsetEntry
 	tidx  []timeEntry
@@ -37,6 +38,41 @@ func (l *Log) partLocked(s *segment, hw logPos) readPart {
 	return p
 }
 
+// open pins the part's file (opening it if the budget closed it). Call
+// without l.mu.
+func (p *readPart) open() error {
+	f, err := p.s.pin()
+	if err != nil {
+		return err
+	}
+	p.f = f
+	return nil
+}
+
+// done unpins the file, if open pinned it, and drops the reference.
+func (p *readPart) done() {
+	if p.f != nil {
+		p.s.unpin()
+		p.f = nil
+	}
+	p.s.release()
+}
+
+// openParts pins the files of every part. On error it undoes the pins it
+// took; the caller still releases every part (done).
+func openParts(parts []readPart) error {
+	for i := range parts {
+		if err := parts[i].open(); err != nil {
+			for k := range i {
+				parts[k].s.unpin()
+				parts[k].f = nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
 // seek returns the position and header of the first batch in p whose last
 // offset is >= offset, found through the sparse index and then a scan of
 // batch headers.
@@ -49,7 +85,7 @@ func (l *Log) seek(p readPart, offset int64) (int64, protocol.BatchHeader, bool,
 		}
 		start = lookupOffset(idx, uint32(min(offset-p.s.base, maxRelOffset)))
 	}
-	sc := newHeaderScanner(p.s.f, p.limit)
+	sc := newHeaderScanner(p.f, p.limit)
 	defer sc.free()
 	return sc.find(start, func(h protocol.BatchHeader) bool { return h.LastOffset() >= offset })
 }
@@ -67,10 +103,13 @@ func (l *Log) Read(offset int64, maxBytes int, minOne bool) (ReadResult, error) 
 		return res, err
 	}
 	defer func() {
-		for _, p := range parts {
-			p.s.release()
+		for i := range parts {
+			parts[i].done()
 		}
 	}()
+	if err := openParts(parts); err != nil {
+		return res, err
+	}
 
 	var buf []byte
 	w := 0
@@ -104,8 +143,8 @@ func (l *Log) Read(offset int64, maxBytes int, minOne bool) (ReadResult, error) 
 		if want <= 0 {
 			break
 		}
-		if _, err := p.s.f.ReadAt(buf[w:int64(w)+want], pos); err != nil {
-			return res, fmt.Errorf("storage: read %s: %w", p.s.f.Name(), err)
+		if _, err := p.f.ReadAt(buf[w:int64(w)+want], pos); err != nil {
+			return res, fmt.Errorf("storage: read %s: %w", p.f.Name(), err)
 		}
 		m := wholeBatches(buf[w : int64(w)+want])
 		w += m
@@ -135,8 +174,8 @@ func wholeBatches(b []byte) int {
 // readBatch reads the batch with header h at pos.
 func readBatch(p readPart, pos int64, h *protocol.BatchHeader) ([]byte, error) {
 	b := make([]byte, h.Size())
-	if _, err := p.s.f.ReadAt(b, pos); err != nil {
-		return nil, fmt.Errorf("storage: read %s: %w", p.s.f.Name(), err)
+	if _, err := p.f.ReadAt(b, pos); err != nil {
+		return nil, fmt.Errorf("storage: read %s: %w", p.f.Name(), err)
 	}
 	return b, nil
 }
@@ -172,8 +211,10 @@ func (l *Log) FindTimestamp(ts int64) (batch []byte, ok bool, err error) {
 		if p.s == nil {
 			return nil, false, nil
 		}
-		batch, ok, err = l.findTimestampIn(p, ts, logStart)
-		p.s.release()
+		if err = p.open(); err == nil {
+			batch, ok, err = l.findTimestampIn(p, ts, logStart)
+		}
+		p.done()
 		if ok || err != nil {
 			return batch, ok, err
 		}
@@ -190,7 +231,7 @@ func (l *Log) findTimestampIn(p readPart, ts, logStart int64) ([]byte, bool, err
 	if start := p.s.base + int64(rel); start < logStart {
 		rel = uint32(min(max(logStart-p.s.base, 0), maxRelOffset))
 	}
-	sc := newHeaderScanner(p.s.f, p.limit)
+	sc := newHeaderScanner(p.f, p.limit)
 	defer sc.free()
 	pos, h, found, err := sc.find(lookupOffset(idx, rel), func(h protocol.BatchHeader) bool {
 		// An empty batch (left by compaction) holds no record to answer with.
@@ -218,7 +259,10 @@ func (l *Log) MaxTimestampBatch() (batch []byte, ok bool, err error) {
 	}
 	p := l.partLocked(l.mu.segs[findSegment(l.mu.segs, off)], l.mu.hw)
 	l.mu.Unlock()
-	defer p.s.release()
+	defer p.done()
+	if err := p.open(); err != nil {
+		return nil, false, err
+	}
 	pos, h, found, err := l.seek(p, off)
 	if !found || err != nil {
 		return nil, false, err

@@ -37,15 +37,16 @@ type FileRead struct {
 	HighWatermark  int64
 	LogStartOffset int64
 
-	segs []*segment
+	parts []readPart // their files are pinned: open until Release
 }
 
-// Release drops the segment references the read holds.
+// Release unpins the files and drops the segment references the read
+// holds.
 func (r *FileRead) Release() {
-	for _, s := range r.segs {
-		s.release()
+	for i := range r.parts {
+		r.parts[i].done()
 	}
-	r.segs = nil
+	r.parts = nil
 }
 
 // ReadFile is Read without reading: it returns the file ranges of the
@@ -64,9 +65,10 @@ func (l *Log) ReadFile(offset int64, maxBytes int, minOne bool, upTo int64) (Fil
 	if err != nil || len(parts) == 0 {
 		return fr, err
 	}
-	fr.segs = make([]*segment, len(parts))
-	for i, p := range parts {
-		fr.segs[i] = p.s
+	fr.parts = parts
+	if err := openParts(parts); err != nil {
+		fr.Release()
+		return FileRead{HighWatermark: res.HighWatermark, LogStartOffset: res.LogStartOffset}, err
 	}
 	if err := l.fillFileRead(&fr, parts, offset, int64(maxBytes), minOne, upTo); err != nil {
 		fr.Release()
@@ -111,7 +113,7 @@ func (l *Log) fillFileRead(fr *FileRead, parts []readPart, offset, budget int64,
 			started = true
 			if size := int64(h.Size()); size > budget {
 				if minOne {
-					fr.add(p.s.f, pos, size)
+					fr.add(p.f, pos, size)
 					fr.NextOffset = min(h.LastOffset()+1, upTo)
 				}
 				return nil
@@ -122,7 +124,7 @@ func (l *Log) fillFileRead(fr *FileRead, parts []readPart, offset, budget int64,
 			return err
 		}
 		if end > pos {
-			fr.add(p.s.f, pos, end-pos)
+			fr.add(p.f, pos, end-pos)
 			budget -= end - pos
 			fr.NextOffset = min(next, upTo)
 		}
@@ -151,7 +153,7 @@ func (l *Log) batchEnd(p readPart, from, upToPos, upTo int64) (end, next int64, 
 	}
 	end = max(from, lookupPosition(idx, upToPos))
 	next = p.next // the bound if the scan reaches the limit
-	sc := newHeaderScanner(p.s.f, p.limit)
+	sc := newHeaderScanner(p.f, p.limit)
 	defer sc.free()
 	for {
 		h, ok, err := sc.header(end)

@@ -44,6 +44,9 @@ type logEnv struct {
 	onDurableRoll func()
 	// observer receives flush events; nil: none.
 	observer *Observer
+	// files is the budget of open sealed-segment files (nil: a budget of
+	// the log's own, DefaultSegmentFiles).
+	files *fileBudget
 }
 
 // openLog opens (creating if needed) the log in dir. After an unclean stop
@@ -69,7 +72,10 @@ func openLog(dir, name string, cfg Config, env logEnv, logger zerolog.Logger) (*
 	if env.now == nil {
 		env.now = time.Now
 	}
-	l := &Log{dir: dir, name: name, fs: env.fs, logger: logger, now: env.now, onDurableRoll: env.onDurableRoll}
+	if env.files == nil {
+		env.files = newFileBudget(0)
+	}
+	l := &Log{dir: dir, name: name, fs: env.fs, files: env.files, logger: logger, now: env.now, onDurableRoll: env.onDurableRoll}
 	if env.observer != nil {
 		l.onFlushRound = env.observer.FlushRound
 	}
@@ -174,11 +180,8 @@ func (l *Log) loadSegments(bases []int64, clean bool, recoveryPoint int64) error
 		}
 	}
 	for i, base := range bases {
-		f, err := l.fs.OpenFile(filepath.Join(l.dir, segmentName(base)+logExt), os.O_RDWR, 0)
-		if err != nil {
-			return fmt.Errorf("storage: %w", err)
-		}
-		s := newSegment(l.fs, l.dir, base, f, now)
+		// loadSegment opens the file only if it must read it.
+		s := l.newSegment(base, nil, now)
 		l.mu.segs = append(l.mu.segs, s)
 		last := i == len(bases)-1
 		nextBase := int64(-1)
@@ -199,7 +202,7 @@ func (l *Log) loadSegments(bases []int64, clean bool, recoveryPoint int64) error
 		}
 	}
 	if len(l.mu.segs) == 0 {
-		s, err := createSegment(l.fs, l.dir, max(ckpt, 0), now)
+		s, err := l.createSegment(max(ckpt, 0), now)
 		if err != nil {
 			return err
 		}
@@ -222,7 +225,7 @@ func (l *Log) loadSegments(bases []int64, clean bool, recoveryPoint int64) error
 			}
 			s.release()
 		}
-		s, err := createSegment(l.fs, l.dir, l.mu.logStart, now)
+		s, err := l.createSegment(l.mu.logStart, now)
 		l.mu.segs = nil
 		if err != nil {
 			return err
@@ -296,7 +299,7 @@ func findBase(bases []int64, offset int64) int {
 // s is truncated, so a crash in between redoes both at the next start
 // instead of leaving them after a hole.
 func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool, later []int64) (truncated bool, err error) {
-	st, err := s.f.Stat()
+	st, err := l.fs.Stat(s.path + logExt)
 	if err != nil {
 		return false, fmt.Errorf("storage: %w", err)
 	}
@@ -304,11 +307,19 @@ func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool, later
 	s.modified = st.ModTime().UnixMilli()
 	if (clean || flushed) && nextBase >= 0 {
 		if l.loadLazy(s, fileSize, nextBase) {
+			// Sealed and durable: no pin, no open file until a reader
+			// asks for it.
+			s.pins, s.logPin = 0, false
 			return false, nil
 		}
 		l.logger.Warn().Str("dir", l.dir).Str("segment", filepath.Base(s.path)+logExt).
 			Msg("storage: index files missing or damaged; rebuilding them from the segment")
 	}
+	f, err := l.fs.OpenFile(s.path+logExt, os.O_RDWR, 0)
+	if err != nil {
+		return false, fmt.Errorf("storage: %w", err)
+	}
+	s.f = f // under the log's pin, which a sealed segment drops below
 	maxRel := int64(maxRelOffset)
 	if nextBase >= 0 {
 		maxRel = nextBase - s.base - 1
@@ -323,7 +334,7 @@ func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool, later
 	}
 	s.offIdx = decodeOffsetIndex(offB, fileSize)
 	s.timeIdx = decodeTimeIndex(timeB, maxRel)
-	offBefore, timeBefore := len(s.offIdx), len(s.timeIdx)
+	diskOff, diskTime := s.offIdx, s.timeIdx // appends below never change these elements
 	interval := l.mu.cfg.IndexIntervalBytes
 
 	validEnd, resumed := int64(-1), false
@@ -391,10 +402,23 @@ func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool, later
 	}
 	// Rewrite the index files when they no longer match, so that every
 	// index file on disk describes a prefix of its log file, and those of
-	// inactive segments all of it.
-	changed := len(s.offIdx) != offBefore || len(s.timeIdx) != timeBefore || !offOK || !timeOK ||
-		len(offB)%offsetEntrySize != 0 || len(timeB)%timeEntrySize != 0 // cut mid-entry
-	if truncated || !resumed || (s.rolled && changed) {
+	// inactive segments all of it. Files that already do are left alone:
+	// a clean open of an idle partition (an active segment smaller than an
+	// index interval, so with no entry to resume from) must not cost
+	// fsyncs and renames, a thousand partitions times.
+	whole := len(offB) == len(diskOff)*offsetEntrySize && len(timeB) == len(diskTime)*timeEntrySize // nothing dropped or cut mid-entry
+	var current bool
+	if s.rolled {
+		current = whole && offOK && timeOK && slices.Equal(diskOff, s.offIdx) && slices.Equal(diskTime, s.timeIdx)
+	} else {
+		// Roll and Close write the active segment's files whole. The time
+		// index Close wrote may end with the segment's maximum, which the
+		// scan adds only at an index point.
+		final := withMaxTime(slices.Clip(s.timeIdx), s.base, s.maxTs, s.maxTsOffset)
+		current = whole && offOK == timeOK && hasPrefix(s.offIdx, diskOff) &&
+			(hasPrefix(s.timeIdx, diskTime) || hasPrefix(final, diskTime))
+	}
+	if truncated || !current {
 		if err := s.writeIndexFiles(); err != nil {
 			return false, err
 		}
@@ -405,6 +429,9 @@ func (l *Log) loadSegment(s *segment, nextBase int64, clean, flushed bool, later
 		// Read again on first use, like after a clean start.
 		s.lazy = &lazyIndex{fs: l.fs, path: s.path, base: s.base, logSize: s.size, maxRel: nextBase - s.base - 1}
 		s.offIdx, s.timeIdx = nil, nil
+		// Durable now: the file joins the budget (and may be closed).
+		s.logPin = false
+		s.unpinLog()
 	}
 	return truncated, nil
 }
@@ -455,4 +482,9 @@ func (l *Log) readFirstTimestamp(s *segment) error {
 	}
 	s.firstTs = h.MaxTimestamp
 	return nil
+}
+
+// hasPrefix reports whether s begins with prefix.
+func hasPrefix[E comparable](s, prefix []E) bool {
+	return len(s) >= len(prefix) && slices.Equal(s[:len(prefix)], prefix)
 }

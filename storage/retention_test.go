@@ -236,9 +236,12 @@ func TestReadOfDeletedSegmentInFlight(t *testing.T) {
 	if _, err := os.Stat(p.s.path + logExt); !os.IsNotExist(err) {
 		t.Fatal("segment file not removed")
 	}
+	if err := p.open(); err != nil { // a reader opens its file after taking the segment
+		t.Fatal(err)
+	}
 	pos, h, found, err := l.seek(p, 0)
 	if err != nil || !found || pos != 0 || h.Size() != 3000 {
 		t.Fatalf("read of deleted segment: %v %v", found, err)
 	}
-	p.s.release()
+	p.done()
 }

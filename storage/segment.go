@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"io"
@@ -33,14 +34,25 @@ func segmentName(base int64) string { return fmt.Sprintf("%020d", base) }
 // while the log is open), so readers pread them without holding the log's
 // lock. A segment is shared by reference count: the log holds one reference,
 // and every reader or flusher that uses the file outside the lock holds
-// another, so a segment deleted by retention stays open until its last reader
-// is done.
+// another, so a segment deleted by retention stays readable until its last
+// reader is done. Its file is opened on demand and may be closed while idle
+// (see segfiles.go): a user of the file pins it.
 type segment struct {
-	base int64
-	path string // file path without extension
-	f    File
-	fs   FS
-	refs atomic.Int32
+	base  int64
+	path  string // file path without extension
+	fs    FS
+	files *fileBudget
+	refs  atomic.Int32
+
+	// fmu guards the file and its pins. It is per segment, and the file is
+	// opened and closed under it; fileBudget.mu is taken inside it.
+	fmu      sync.Mutex
+	f        File          // nil: closed until the next pin. Constant while pinned, so a pinner uses it without fmu.
+	pins     int           // users of f, the log's own pin included (active, or rolled and not yet durable)
+	counted  bool          // f counts against the budget: opened on demand, or the log's pin is gone
+	keep     bool          // never close before the last reference: the path no longer names this data
+	released bool          // the last reference is gone; never open again
+	lruElem  *list.Element // guarded by files.mu; non-nil: idle in the LRU
 
 	// deleted is set when retention or DeleteRecordsBefore removes the
 	// segment; the flusher checks it so as not to recreate its index files.
@@ -64,14 +76,20 @@ type segment struct {
 	indexSaved  bool       // the index files on disk hold exactly offIdx/timeIdx
 	rolled      bool       // no longer the active segment
 	compacting  bool       // pinned by a cleaning, which will replace it; retention leaves it alone
+	logPin      bool       // the log's pin on f is held; the flush that makes the rolled segment durable drops it
 }
 
-func newSegment(fsys FS, dir string, base int64, f File, now int64) *segment {
+// newSegment makes a segment of the open file f, which holds the log's pin
+// (see unpinLog) until the segment is sealed and durable.
+func (l *Log) newSegment(base int64, f File, now int64) *segment {
 	s := &segment{
 		base:        base,
-		path:        filepath.Join(dir, segmentName(base)),
+		path:        filepath.Join(l.dir, segmentName(base)),
 		f:           f,
-		fs:          fsys,
+		pins:        1,
+		logPin:      true,
+		fs:          l.fs,
+		files:       l.files,
 		next:        base,
 		maxTs:       -1,
 		maxTsOffset: -1,
@@ -86,8 +104,9 @@ func newSegment(fsys FS, dir string, base int64, f File, now int64) *segment {
 // createSegment starts a new, empty segment at base. Stale index files with
 // the same name (left by an earlier life of this offset range) are removed so
 // that recovery never pairs them with the new log file.
-func createSegment(fsys FS, dir string, base int64, now int64) (*segment, error) {
-	stem := filepath.Join(dir, segmentName(base))
+func (l *Log) createSegment(base int64, now int64) (*segment, error) {
+	fsys := l.fs
+	stem := filepath.Join(l.dir, segmentName(base))
 	for _, ext := range []string{indexExt, timeIndexExt} {
 		if err := fsys.Remove(stem + ext); err != nil && !isNotExist(err) {
 			return nil, fmt.Errorf("storage: %w", err)
@@ -97,7 +116,7 @@ func createSegment(fsys FS, dir string, base int64, now int64) (*segment, error)
 	if err != nil {
 		return nil, fmt.Errorf("storage: create segment: %w", err)
 	}
-	return newSegment(fsys, dir, base, f, now), nil
+	return l.newSegment(base, f, now), nil
 }
 
 // acquire takes a reference for use outside Log.mu. Call with Log.mu held so
@@ -107,14 +126,19 @@ func (s *segment) acquire() { s.refs.Add(1) }
 // release drops a reference and closes the file with the last one.
 func (s *segment) release() {
 	if s.refs.Add(-1) == 0 {
-		_ = s.f.Close()
+		s.closeFile()
 	}
 }
 
-// removeFiles unlinks the segment's files. Open descriptors held by readers
-// keep working until they release the segment.
+// removeFiles unlinks the segment's files. Readers that hold a reference
+// keep reading through the descriptor, which is opened first if the budget
+// had closed it, until they release the segment. The segment must be out
+// of its log already, so that no new reference can be taken.
 func (s *segment) removeFiles() error {
 	var first error
+	if s.refs.Load() > 1 {
+		first = s.holdOpen()
+	}
 	// The index files go first: a crash (or an unsynced directory) can keep
 	// any prefix of these removals, and a log file without its indexes is
 	// rebuilt at open, where indexes without their log file look like a
@@ -150,13 +174,19 @@ func (s *segment) indexBatch(pos int64, size int, last, maxTs int64, interval in
 // if it is newer than the last entry. Called at index points and when the
 // segment stops being active, so the last entry is the segment's maximum.
 func (s *segment) maybeAppendTimeEntry() {
-	if s.maxTs < 0 {
-		return
+	s.timeIdx = withMaxTime(s.timeIdx, s.base, s.maxTs, s.maxTsOffset)
+}
+
+// withMaxTime returns idx with an entry for the largest timestamp maxTs
+// (first reached at offset maxTsOffset) appended, unless it has one.
+func withMaxTime(idx []timeEntry, base, maxTs, maxTsOffset int64) []timeEntry {
+	if maxTs < 0 {
+		return idx
 	}
-	if n := len(s.timeIdx); n > 0 && s.timeIdx[n-1].ts >= s.maxTs {
-		return
+	if n := len(idx); n > 0 && idx[n-1].ts >= maxTs {
+		return idx
 	}
-	s.timeIdx = append(s.timeIdx, timeEntry{ts: s.maxTs, rel: uint32(s.maxTsOffset - s.base)})
+	return append(idx, timeEntry{ts: maxTs, rel: uint32(maxTsOffset - base)})
 }
 
 // writeIndexFiles persists both indexes atomically (temp file, fsync,

@@ -47,6 +47,11 @@ type StoreOptions struct {
 	Observer *Observer
 	// Cleaner configures log compaction (see cleaner.go).
 	Cleaner CleanerOptions
+	// SegmentFiles is the budget of open sealed-segment files, across
+	// every log of the store (see segfiles.go); 0: DefaultSegmentFiles.
+	// Active segments and files being read are open besides, and files
+	// in use over the budget are closed once their readers are done.
+	SegmentFiles int
 }
 
 func (o StoreOptions) withDefaults() StoreOptions {
@@ -66,6 +71,9 @@ func (o StoreOptions) withDefaults() StoreOptions {
 		o.FS = OSFS
 	}
 	o.Cleaner = o.Cleaner.withDefaults()
+	if o.SegmentFiles <= 0 {
+		o.SegmentFiles = DefaultSegmentFiles()
+	}
 	return o
 }
 
@@ -85,6 +93,7 @@ type Store struct {
 	fs     FS
 	lock   io.Closer
 	opts   StoreOptions
+	files  *fileBudget // open sealed-segment files, shared by every log
 
 	ckptMu   sync.Mutex    // serializes writes of the recovery point checkpoint
 	ckptKick chan struct{} // requestCheckpoint -> background loop
@@ -122,7 +131,7 @@ func OpenStoreWith(dir string, logger zerolog.Logger, opts StoreOptions) (*Store
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dir: dir, logger: logger, fs: fsys, lock: lock, opts: opts,
+	s := &Store{dir: dir, logger: logger, fs: fsys, lock: lock, opts: opts, files: newFileBudget(opts.SegmentFiles),
 		ckptKick: make(chan struct{}, 1), quit: make(chan struct{})}
 	s.mu.logs = map[string]*Log{}
 	fail := func(err error) (*Store, error) {
@@ -245,6 +254,10 @@ func (s *Store) ExpireProducers() {
 // was new).
 func (s *Store) CleanStart() bool { return s.clean }
 
+// OpenSegmentFiles is the number of sealed-segment files open now, which
+// StoreOptions.SegmentFiles bounds while they are idle.
+func (s *Store) OpenSegmentFiles() int { return s.files.Open() }
+
 // FS is the filesystem the store's data directory lives on.
 func (s *Store) FS() FS { return s.fs }
 
@@ -294,6 +307,7 @@ func (s *Store) OpenLog(name string, cfg Config) (*Log, error) {
 		producerExpiration: s.opts.ProducerIDExpiration.Milliseconds(),
 		onDurableRoll:      s.requestCheckpoint,
 		observer:           s.opts.Observer,
+		files:              s.files,
 	}
 	l, err := openLog(filepath.Join(s.dir, name), name, cfg, env, s.logger.With().Str("log", name).Logger())
 	s.mu.Lock()
