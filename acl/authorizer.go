@@ -106,3 +106,58 @@ func impliesDescribe(op Operation) bool {
 	}
 	return false
 }
+
+// AuthorizeAny reports whether principal at host may do op on at least
+// one resource of type typ, as Kafka's Authorizer.authorizeByResourceType
+// decides it (KIP-679: an idempotent producer needs IDEMPOTENT_WRITE on
+// the cluster or WRITE on some topic): a super user, or op allowed on a
+// resource no binding names (allow.everyone.if.no.acl.found), or an
+// ALLOW binding for op (or ALL) whose pattern no DENY binding for op
+// covers (a LITERAL "*" DENY covers all; a PREFIXED DENY covers the
+// names it prefixes).
+func (a *Authorizer) AuthorizeAny(principal, host string, op Operation, typ ResourceType) bool {
+	// A made-up name, as Kafka's default implementation does: it finds
+	// super users and the "no acl" default without matching real names.
+	if a.Authorize(principal, host, op, typ, "hardcode") {
+		return true
+	}
+	applies := func(b Binding) bool {
+		return b.ResourceType == typ && (b.Principal == principal || b.Principal == WildcardPrincipal) &&
+			(b.Host == WildcardHost || b.Host == host) && (b.Operation == op || b.Operation == OpAll)
+	}
+	set := a.acls()
+	var denyPrefixes []string
+	denyLiterals := map[string]bool{}
+	for _, b := range set.Bindings() {
+		if b.Permission != PermDeny || !applies(b) {
+			continue
+		}
+		if b.PatternType == PatternLiteral {
+			if b.Name == WildcardResource {
+				return false
+			}
+			denyLiterals[b.Name] = true
+		} else {
+			denyPrefixes = append(denyPrefixes, b.Name)
+		}
+	}
+	for _, b := range set.Bindings() {
+		if b.Permission != PermAllow || !applies(b) {
+			continue
+		}
+		if b.PatternType == PatternLiteral && denyLiterals[b.Name] {
+			continue
+		}
+		covered := false
+		for _, p := range denyPrefixes {
+			if strings.HasPrefix(b.Name, p) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			return true
+		}
+	}
+	return false
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/skiffmq/skiff/acl"
 	"github.com/skiffmq/skiff/coordinator"
 	"github.com/skiffmq/skiff/coordinator/share"
 	"github.com/skiffmq/skiff/coordinator/txn"
@@ -35,6 +36,7 @@ type Server struct {
 	txn    *txn.Coordinator   // transactions and producer ids; see txn.go
 	shares *share.Coordinator // share groups (KIP-932); see share.go
 	quotas *quotaManager      // client quota enforcement; see quota.go
+	authz  *acl.Authorizer    // nil: no authorizer.class.name; see authz.go
 
 	lns []net.Listener // one per listener, in Config order
 	// quitCtx ends when Close begins; requests in progress then finish
@@ -127,6 +129,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.meta = meta
 	s.quotas = newQuotaManager(meta)
+	s.authz = newAuthorizer(&s.cfg, meta)
 	if s.groups, err = s.newGroups(); err != nil {
 		store.Close()
 		s.stopHTTP()
