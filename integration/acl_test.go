@@ -352,4 +352,3 @@ func TestACLEnforcement(t *testing.T) {
 		}
 	})
 }
-
