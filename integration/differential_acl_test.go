@@ -1,0 +1,412 @@
+package integration
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"net"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// The ACL matrix: Apache Kafka with its StandardAuthorizer and Skiff with
+// authorizer.class.name set get the same ACLs; then, for each API family,
+// a principal (alice, over SASL_PLAINTEXT PLAIN) without the ACL the API
+// needs sends the same request to both, and every error code of the two
+// responses must be the same. Only codes are compared, keyed by what
+// they answer (topic, group, resource), not whole responses: the general
+// differential test compares the rest.
+
+// aclDiffJAAS are the PLAIN users of both brokers' SASL listener.
+const aclDiffJAAS = `org.apache.kafka.common.security.plain.PlainLoginModule required ` +
+	`username="admin" password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";`
+
+// aclDiffSettings turn the authorizer on. ANONYMOUS, the principal of
+// the PLAINTEXT listeners (Kafka's inter-broker and controller traffic,
+// the test's admin clients), is a super user.
+var aclDiffSettings = map[string]string{
+	"authorizer.class.name":            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+	"super.users":                      "User:admin;User:ANONYMOUS",
+	"group.initial.rebalance.delay.ms": "0",
+}
+
+// aclDiffTarget is one broker of the ACL matrix.
+type aclDiffTarget struct {
+	name     string
+	saslAddr string
+	admin    *kadm.Client
+	cl       *kgo.Client // the admin's client
+	versions map[int16]int16
+}
+
+// aclScenario builds one request for a target (topic ids differ).
+type aclScenario struct {
+	name  string
+	build func(tg *aclDiffTarget, t *testing.T) kmsg.Request
+}
+
+func TestDifferentialACL(t *testing.T) {
+	kafka := startKafka(t, kafkaOptions{settings: aclDiffSettings, plainJAAS: aclDiffJAAS})
+	settings := map[string]string{
+		"listeners":               "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+		"sasl.enabled.mechanisms": "PLAIN",
+		"listener.name.sasl_plaintext.plain.sasl.jaas.config": aclDiffJAAS,
+	}
+	for k, v := range aclDiffSettings {
+		settings[k] = v
+	}
+	skiff := startBroker(t, settings)
+	targets := []*aclDiffTarget{
+		{name: "kafka", saslAddr: kafka.saslAddr, cl: newClient(t, kafka.addr)},
+		{name: "skiff", saslAddr: skiff.ListenerAddr("SASL_PLAINTEXT"), cl: newClient(t, skiff.ListenerAddr("PLAINTEXT"))},
+	}
+	for _, tg := range targets {
+		tg.admin = kadm.NewClient(tg.cl)
+	}
+	dts := []*diffTarget{{name: "kafka", addr: kafka.addr}, {name: "skiff", addr: skiff.ListenerAddr("PLAINTEXT")}}
+	pinVersions(t, dts)
+	for i, tg := range targets {
+		tg.versions = dts[i].versions
+		warmCoordinators(t, dts[i])
+		setUpACLMatrix(t, tg)
+	}
+	for _, s := range aclScenarios {
+		t.Run(s.name, func(t *testing.T) {
+			var codes [2][]string
+			for i, tg := range targets {
+				t.Logf("sending to %s", tg.name)
+				codes[i] = aclErrorCodes(aclSend(t, tg, s.build(tg, t)))
+			}
+			if !slices.Equal(codes[0], codes[1]) {
+				t.Errorf("error codes differ:\n  kafka: %v\n  skiff: %v", codes[0], codes[1])
+			} else {
+				t.Logf("both: %v", codes[0])
+			}
+		})
+	}
+}
+
+// setUpACLMatrix creates the topics and ACLs, then waits until the
+// broker's authorizer has them (Kafka applies them from its metadata log
+// a moment after CreateAcls answers).
+func setUpACLMatrix(t *testing.T, tg *aclDiffTarget) {
+	ctx := testContext(t)
+	for _, name := range []string{"acl-r", "acl-r-denied", "acl-w", "acl-none"} {
+		createTopic(t, tg.admin, name, 1, nil)
+	}
+	b := []*kadm.ACLBuilder{
+		kadm.NewACLs().Allow("User:alice").Topics("acl-r").ResourcePatternType(kadm.ACLPatternPrefixed).Operations(kadm.OpRead),
+		kadm.NewACLs().Deny("User:alice").Topics("acl-r-denied").Operations(kadm.OpRead),
+		kadm.NewACLs().Allow("User:alice").Topics("acl-w").Operations(kadm.OpWrite),
+		kadm.NewACLs().Allow("User:alice").Groups("acl-g").ResourcePatternType(kadm.ACLPatternPrefixed).Operations(kadm.OpRead),
+		kadm.NewACLs().Allow("User:alice").TransactionalIDs("acl-tx-d").Operations(kadm.OpDescribe),
+	}
+	for _, ab := range b {
+		mustCreateACLs(t, tg.admin, ab.AllowHosts().DenyHosts())
+	}
+	eventually(t, 30*time.Second, tg.name+" to apply the ACLs", func() bool {
+		req := kmsg.NewPtrDescribeACLsRequest()
+		req.ResourceType, req.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
+		req.Operation, req.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+		resp, err := req.RequestWith(ctx, tg.cl)
+		if err != nil || resp.ErrorCode != 0 {
+			return false
+		}
+		n := 0
+		for _, r := range resp.Resources {
+			n += len(r.ACLs)
+		}
+		return n == len(b)
+	})
+}
+
+// aclSend sends req as alice on a fresh, authenticated connection, at the
+// version pinned for both brokers.
+func aclSend(t *testing.T, tg *aclDiffTarget, req kmsg.Request) kmsg.Response {
+	t.Helper()
+	c := dialRaw(t, tg.saslAddr)
+	defer c.Close()
+	saslPlainRaw(t, c, "alice", "alice-secret")
+	v, ok := tg.versions[req.Key()]
+	if !ok {
+		t.Fatalf("%s is not advertised by both brokers", kmsg.NameForKey(req.Key()))
+	}
+	req.SetVersion(v)
+	return roundTrip(t, c, req, 3)
+}
+
+// saslPlainRaw authenticates a raw connection with SaslHandshake v1 and
+// SaslAuthenticate v2 (PLAIN).
+func saslPlainRaw(t *testing.T, c net.Conn, user, pass string) {
+	t.Helper()
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.Version, hs.Mechanism = 1, "PLAIN"
+	if r := roundTrip(t, c, hs, 1).(*kmsg.SASLHandshakeResponse); r.ErrorCode != 0 {
+		t.Fatalf("SaslHandshake: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	au := kmsg.NewPtrSASLAuthenticateRequest()
+	au.Version, au.SASLAuthBytes = 2, []byte("\x00"+user+"\x00"+pass)
+	if r := roundTrip(t, c, au, 2).(*kmsg.SASLAuthenticateResponse); r.ErrorCode != 0 {
+		t.Fatalf("SaslAuthenticate: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+}
+
+// aclKeyFields name a response element by what it answers.
+var aclKeyFields = []string{"Topic", "Name", "Group", "GroupID", "Key", "ResourceName", "TransactionalID", "User", "Partition"}
+
+// aclErrorCodes lists every error code of resp as path=CODE, the path
+// made of the key fields of the elements above it, sorted.
+func aclErrorCodes(resp kmsg.Response) []string {
+	var out []string
+	var walk func(v reflect.Value, path string)
+	walk = func(v reflect.Value, path string) {
+		t := v.Type()
+		for _, k := range aclKeyFields {
+			f := v.FieldByName(k)
+			switch {
+			case !f.IsValid():
+			case f.Kind() == reflect.String && f.String() != "":
+				path += "/" + f.String()
+			case f.Kind() == reflect.Pointer && !f.IsNil() && f.Elem().Kind() == reflect.String:
+				path += "/" + f.Elem().String()
+			case f.Kind() == reflect.Int32 && k == "Partition":
+				path += fmt.Sprintf("/%d", f.Int())
+			}
+		}
+		for i := 0; i < t.NumField(); i++ {
+			f := v.Field(i)
+			switch {
+			case t.Field(i).Name == "ErrorCode" && f.Kind() == reflect.Int16:
+				name := "NONE"
+				if e := kerr.ErrorForCode(int16(f.Int())); e != nil {
+					name = e.(*kerr.Error).Message
+				}
+				out = append(out, strings.TrimPrefix(path, "/")+"="+name)
+			case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.Struct:
+				for j := 0; j < f.Len(); j++ {
+					walk(f.Index(j), path)
+				}
+			}
+		}
+	}
+	walk(reflect.ValueOf(resp).Elem(), "")
+	slices.Sort(out)
+	return out
+}
+
+func (tg *aclDiffTarget) topicID(t *testing.T, topic string) [16]byte {
+	td, err := tg.admin.ListTopics(testContext(t), topic)
+	if err != nil || td[topic].Err != nil {
+		t.Fatalf("%s: metadata for %s: %v", tg.name, topic, err)
+	}
+	return td[topic].ID
+}
+
+// aclScenarios: per family, what alice may not do.
+var aclScenarios = []aclScenario{
+	{"produce/no-acl", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis = -1, 5000
+		for _, n := range []string{"acl-none", "acl-r"} {
+			rt := kmsg.NewProduceRequestTopic()
+			rt.Topic, rt.TopicID = n, tg.topicID(t, n)
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+		}
+		return req
+	}},
+	{"produce/transactional", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis, req.TransactionID = -1, 5000, kmsg.StringPtr("acl-tx-d")
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic, rt.TopicID = "acl-w", tg.topicID(t, "acl-w")
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = transactionalBatch()
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return req
+	}},
+	{"fetch/denied-and-no-acl", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrFetchRequest()
+		req.MaxWaitMillis, req.MaxBytes, req.SessionEpoch = 10, 1<<20, -1
+		for _, n := range []string{"acl-r-denied", "acl-none", "acl-w"} {
+			ft := kmsg.NewFetchRequestTopic()
+			ft.Topic, ft.TopicID = n, tg.topicID(t, n)
+			fp := kmsg.NewFetchRequestTopicPartition()
+			fp.PartitionMaxBytes = 1 << 20
+			ft.Partitions = append(ft.Partitions, fp)
+			req.Topics = append(req.Topics, ft)
+		}
+		return req
+	}},
+	{"list-offsets/no-describe", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.ReplicaID = -1
+		lt := kmsg.NewListOffsetsRequestTopic()
+		lt.Topic = "acl-none"
+		lp := kmsg.NewListOffsetsRequestTopicPartition()
+		lp.Timestamp = -1
+		lt.Partitions = append(lt.Partitions, lp)
+		req.Topics = append(req.Topics, lt)
+		return req
+	}},
+	{"metadata/named", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrMetadataRequest()
+		for _, n := range []string{"acl-none", "acl-r", "acl-r-new", "acl-missing"} {
+			mt := kmsg.NewMetadataRequestTopic()
+			mt.Topic = kmsg.StringPtr(n)
+			req.Topics = append(req.Topics, mt)
+		}
+		req.AllowAutoTopicCreation = true
+		return req
+	}},
+	{"group/join", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrJoinGroupRequest()
+		req.Group, req.ProtocolType, req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = "other-group", "consumer", 10000, 10000
+		req.Protocols = append(req.Protocols, kmsg.JoinGroupRequestProtocol{Name: "range"})
+		return req
+	}},
+	{"group/find-coordinator", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrFindCoordinatorRequest()
+		req.CoordinatorKeys = []string{"other-group", "acl-g1"}
+		return req
+	}},
+	{"group/offset-commit", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Group, req.Generation = "acl-g1", -1
+		for _, n := range []string{"acl-r", "acl-none"} {
+			ot := kmsg.NewOffsetCommitRequestTopic()
+			ot.Topic, ot.TopicID = n, tg.topicID(t, n)
+			op := kmsg.NewOffsetCommitRequestTopicPartition()
+			op.Offset = 0
+			ot.Partitions = append(ot.Partitions, op)
+			req.Topics = append(req.Topics, ot)
+		}
+		return req
+	}},
+	{"group/describe-delete", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrDeleteGroupsRequest()
+		req.Groups = []string{"other-group", "acl-g2"}
+		return req
+	}},
+	{"txn/init-producer-id", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.TransactionalID, req.TransactionTimeoutMillis, req.ProducerID, req.ProducerEpoch = kmsg.StringPtr("acl-tx-d"), 10000, -1, -1
+		return req
+	}},
+	{"txn/end-txn", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrEndTxnRequest()
+		req.TransactionalID, req.ProducerID, req.ProducerEpoch = "acl-tx-d", 1, 0
+		return req
+	}},
+	{"txn/add-offsets", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrAddOffsetsToTxnRequest()
+		req.TransactionalID, req.ProducerID, req.Group = "acl-tx-d", 1, "acl-g1"
+		return req
+	}},
+	{"admin/create-topics", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrCreateTopicsRequest()
+		ct := kmsg.NewCreateTopicsRequestTopic()
+		ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "acl-made", 1, 1
+		req.Topics, req.TimeoutMillis = append(req.Topics, ct), 5000
+		return req
+	}},
+	{"admin/delete-topics", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrDeleteTopicsRequest()
+		dt := kmsg.NewDeleteTopicsRequestTopic()
+		dt.Topic = kmsg.StringPtr("acl-r")
+		req.Topics, req.TopicNames, req.TimeoutMillis = append(req.Topics, dt), []string{"acl-r"}, 5000
+		return req
+	}},
+	{"admin/create-partitions", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrCreatePartitionsRequest()
+		ct := kmsg.NewCreatePartitionsRequestTopic()
+		ct.Topic, ct.Count = "acl-r", 2
+		req.Topics, req.TimeoutMillis = append(req.Topics, ct), 5000
+		return req
+	}},
+	{"admin/describe-configs", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		for _, r := range []struct {
+			typ  kmsg.ConfigResourceType
+			name string
+		}{{kmsg.ConfigResourceTypeTopic, "acl-r"}, {kmsg.ConfigResourceTypeBroker, "1"}} {
+			rr := kmsg.NewDescribeConfigsRequestResource()
+			rr.ResourceType, rr.ResourceName = r.typ, r.name
+			req.Resources = append(req.Resources, rr)
+		}
+		return req
+	}},
+	{"admin/incremental-alter-configs", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, "acl-r"
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Value = "retention.ms", kmsg.StringPtr("1000")
+		rr.Configs = append(rr.Configs, c)
+		req.Resources = append(req.Resources, rr)
+		return req
+	}},
+	{"admin/describe-client-quotas", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		return kmsg.NewPtrDescribeClientQuotasRequest()
+	}},
+	{"admin/describe-user-scram", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		// Users named: Kafka 4.1 never answers a refused request for all
+		// users (null), whose error response it fails to build.
+		req := kmsg.NewPtrDescribeUserSCRAMCredentialsRequest()
+		u := kmsg.NewDescribeUserSCRAMCredentialsRequestUser()
+		u.Name = "alice"
+		req.Users = append(req.Users, u)
+		return req
+	}},
+	{"admin/delete-records", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrDeleteRecordsRequest()
+		dt := kmsg.NewDeleteRecordsRequestTopic()
+		dt.Topic = "acl-r"
+		dp := kmsg.NewDeleteRecordsRequestTopicPartition()
+		dt.Partitions = append(dt.Partitions, dp)
+		req.Topics, req.TimeoutMillis = append(req.Topics, dt), 5000
+		return req
+	}},
+	{"acls/describe", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrDescribeACLsRequest()
+		req.ResourceType, req.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
+		req.Operation, req.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+		return req
+	}},
+	{"acls/create", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+		req := kmsg.NewPtrCreateACLsRequest()
+		c := kmsg.NewCreateACLsRequestCreation()
+		c.ResourceType, c.ResourceName, c.ResourcePatternType = kmsg.ACLResourceTypeTopic, "x", kmsg.ACLResourcePatternTypeLiteral
+		c.Principal, c.Host, c.Operation, c.PermissionType = "User:alice", "*", kmsg.ACLOperationAll, kmsg.ACLPermissionTypeAllow
+		req.Creations = append(req.Creations, c)
+		return req
+	}},
+}
+
+// transactionalBatch is one empty-valued record in a batch marked
+// transactional (attributes bit 4), producer id 1, epoch 0.
+func transactionalBatch() []byte {
+	var b kmsg.RecordBatch
+	b.Magic = 2
+	b.Attributes = 0x10
+	b.ProducerID, b.ProducerEpoch = 1, 0
+	b.LastOffsetDelta, b.NumRecords = 0, 1
+	b.FirstTimestamp, b.MaxTimestamp = diffBaseTimestamp, diffBaseTimestamp
+	// One record: length, attributes, timestamp delta, offset delta, key
+	// length -1, value length 1, "v", no headers (varints, zigzag).
+	b.Records = []byte{0x0e, 0x00, 0x00, 0x00, 0x01, 0x02, 'v', 0x00}
+	raw := b.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[8:12], uint32(len(raw)-12))
+	binary.BigEndian.PutUint32(raw[17:21], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return raw
+}
