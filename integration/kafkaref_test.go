@@ -50,7 +50,7 @@ var kafkaScriptJVM = []string{"-Xmx1G", "-Xms1G", "-server", "-XX:+UseG1GC", "-X
 // kafkaBroker is one running Apache Kafka.
 type kafkaBroker struct {
 	addr      string
-	saslAddr  string // with kafkaOptions.plainJAAS
+	saslAddr  string        // with kafkaOptions.plainJAAS
 	startTime time.Duration // from format to answering Metadata with a controller
 }
 
