@@ -51,6 +51,9 @@ type aclDiffTarget struct {
 type aclScenario struct {
 	name  string
 	build func(tg *aclDiffTarget, t *testing.T) kmsg.Request
+	// extract, if set, adds what else must match (names a filtered
+	// list keeps, authorized-operation bits).
+	extract func(kmsg.Response) []string
 }
 
 func TestDifferentialACL(t *testing.T) {
@@ -83,7 +86,11 @@ func TestDifferentialACL(t *testing.T) {
 			var codes [2][]string
 			for i, tg := range targets {
 				t.Logf("sending to %s", tg.name)
-				codes[i] = aclErrorCodes(aclSend(t, tg, s.build(tg, t)))
+				resp := aclSend(t, tg, s.build(tg, t))
+				codes[i] = aclErrorCodes(resp)
+				if s.extract != nil {
+					codes[i] = append(codes[i], s.extract(resp)...)
+				}
 			}
 			if !slices.Equal(codes[0], codes[1]) {
 				t.Errorf("error codes differ:\n  kafka: %v\n  skiff: %v", codes[0], codes[1])
@@ -212,7 +219,7 @@ func (tg *aclDiffTarget) topicID(t *testing.T, topic string) [16]byte {
 
 // aclScenarios: per family, what alice may not do.
 var aclScenarios = []aclScenario{
-	{"produce/no-acl", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "produce/no-acl", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrProduceRequest()
 		req.Acks, req.TimeoutMillis = -1, 5000
 		for _, n := range []string{"acl-none", "acl-r"} {
@@ -224,7 +231,7 @@ var aclScenarios = []aclScenario{
 		}
 		return req
 	}},
-	{"produce/transactional", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "produce/transactional", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrProduceRequest()
 		req.Acks, req.TimeoutMillis, req.TransactionID = -1, 5000, kmsg.StringPtr("acl-tx-d")
 		rt := kmsg.NewProduceRequestTopic()
@@ -235,7 +242,7 @@ var aclScenarios = []aclScenario{
 		req.Topics = append(req.Topics, rt)
 		return req
 	}},
-	{"fetch/denied-and-no-acl", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "fetch/denied-and-no-acl", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrFetchRequest()
 		req.MaxWaitMillis, req.MaxBytes, req.SessionEpoch = 10, 1<<20, -1
 		for _, n := range []string{"acl-r-denied", "acl-none", "acl-w"} {
@@ -248,7 +255,7 @@ var aclScenarios = []aclScenario{
 		}
 		return req
 	}},
-	{"list-offsets/no-describe", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "list-offsets/no-describe", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrListOffsetsRequest()
 		req.ReplicaID = -1
 		lt := kmsg.NewListOffsetsRequestTopic()
@@ -259,7 +266,7 @@ var aclScenarios = []aclScenario{
 		req.Topics = append(req.Topics, lt)
 		return req
 	}},
-	{"metadata/named", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "metadata/named", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrMetadataRequest()
 		for _, n := range []string{"acl-none", "acl-r", "acl-r-new", "acl-missing"} {
 			mt := kmsg.NewMetadataRequestTopic()
@@ -269,18 +276,18 @@ var aclScenarios = []aclScenario{
 		req.AllowAutoTopicCreation = true
 		return req
 	}},
-	{"group/join", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "group/join", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrJoinGroupRequest()
 		req.Group, req.ProtocolType, req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = "other-group", "consumer", 10000, 10000
 		req.Protocols = append(req.Protocols, kmsg.JoinGroupRequestProtocol{Name: "range"})
 		return req
 	}},
-	{"group/find-coordinator", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "group/find-coordinator", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrFindCoordinatorRequest()
 		req.CoordinatorKeys = []string{"other-group", "acl-g1"}
 		return req
 	}},
-	{"group/offset-commit", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "group/offset-commit", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrOffsetCommitRequest()
 		req.Group, req.Generation = "acl-g1", -1
 		for _, n := range []string{"acl-r", "acl-none"} {
@@ -293,48 +300,48 @@ var aclScenarios = []aclScenario{
 		}
 		return req
 	}},
-	{"group/describe-delete", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "group/describe-delete", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrDeleteGroupsRequest()
 		req.Groups = []string{"other-group", "acl-g2"}
 		return req
 	}},
-	{"txn/init-producer-id", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "txn/init-producer-id", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrInitProducerIDRequest()
 		req.TransactionalID, req.TransactionTimeoutMillis, req.ProducerID, req.ProducerEpoch = kmsg.StringPtr("acl-tx-d"), 10000, -1, -1
 		return req
 	}},
-	{"txn/end-txn", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "txn/end-txn", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrEndTxnRequest()
 		req.TransactionalID, req.ProducerID, req.ProducerEpoch = "acl-tx-d", 1, 0
 		return req
 	}},
-	{"txn/add-offsets", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "txn/add-offsets", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrAddOffsetsToTxnRequest()
 		req.TransactionalID, req.ProducerID, req.Group = "acl-tx-d", 1, "acl-g1"
 		return req
 	}},
-	{"admin/create-topics", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "admin/create-topics", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrCreateTopicsRequest()
 		ct := kmsg.NewCreateTopicsRequestTopic()
 		ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "acl-made", 1, 1
 		req.Topics, req.TimeoutMillis = append(req.Topics, ct), 5000
 		return req
 	}},
-	{"admin/delete-topics", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "admin/delete-topics", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrDeleteTopicsRequest()
 		dt := kmsg.NewDeleteTopicsRequestTopic()
 		dt.Topic = kmsg.StringPtr("acl-r")
 		req.Topics, req.TopicNames, req.TimeoutMillis = append(req.Topics, dt), []string{"acl-r"}, 5000
 		return req
 	}},
-	{"admin/create-partitions", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "admin/create-partitions", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrCreatePartitionsRequest()
 		ct := kmsg.NewCreatePartitionsRequestTopic()
 		ct.Topic, ct.Count = "acl-r", 2
 		req.Topics, req.TimeoutMillis = append(req.Topics, ct), 5000
 		return req
 	}},
-	{"admin/describe-configs", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "admin/describe-configs", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrDescribeConfigsRequest()
 		for _, r := range []struct {
 			typ  kmsg.ConfigResourceType
@@ -346,7 +353,7 @@ var aclScenarios = []aclScenario{
 		}
 		return req
 	}},
-	{"admin/incremental-alter-configs", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "admin/incremental-alter-configs", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
 		rr := kmsg.NewIncrementalAlterConfigsRequestResource()
 		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, "acl-r"
@@ -356,10 +363,10 @@ var aclScenarios = []aclScenario{
 		req.Resources = append(req.Resources, rr)
 		return req
 	}},
-	{"admin/describe-client-quotas", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "admin/describe-client-quotas", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		return kmsg.NewPtrDescribeClientQuotasRequest()
 	}},
-	{"admin/describe-user-scram", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "admin/describe-user-scram", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		// Users named: Kafka 4.1 never answers a refused request for all
 		// users (null), whose error response it fails to build.
 		req := kmsg.NewPtrDescribeUserSCRAMCredentialsRequest()
@@ -368,7 +375,7 @@ var aclScenarios = []aclScenario{
 		req.Users = append(req.Users, u)
 		return req
 	}},
-	{"admin/delete-records", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "admin/delete-records", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrDeleteRecordsRequest()
 		dt := kmsg.NewDeleteRecordsRequestTopic()
 		dt.Topic = "acl-r"
@@ -377,13 +384,13 @@ var aclScenarios = []aclScenario{
 		req.Topics, req.TimeoutMillis = append(req.Topics, dt), 5000
 		return req
 	}},
-	{"acls/describe", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "acls/describe", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrDescribeACLsRequest()
 		req.ResourceType, req.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
 		req.Operation, req.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
 		return req
 	}},
-	{"acls/create", func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+	{name: "acls/create", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 		req := kmsg.NewPtrCreateACLsRequest()
 		c := kmsg.NewCreateACLsRequestCreation()
 		c.ResourceType, c.ResourceName, c.ResourcePatternType = kmsg.ACLResourceTypeTopic, "x", kmsg.ACLResourcePatternTypeLiteral
@@ -391,6 +398,178 @@ var aclScenarios = []aclScenario{
 		req.Creations = append(req.Creations, c)
 		return req
 	}},
+}
+
+func init() {
+	aclScenarios = append(aclScenarios,
+		aclScenario{name: "metadata/all-topics-hidden", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrMetadataRequest()
+			req.IncludeTopicAuthorizedOperations = true
+			return req
+		}, extract: func(r kmsg.Response) []string {
+			var out []string
+			for _, tp := range r.(*kmsg.MetadataResponse).Topics {
+				if tp.Topic != nil && strings.HasPrefix(*tp.Topic, "acl-") {
+					out = append(out, fmt.Sprintf("%s ops=%b", *tp.Topic, tp.AuthorizedOperations))
+				}
+			}
+			slices.Sort(out)
+			return out
+		}},
+		aclScenario{name: "metadata/describe-cluster-ops", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrDescribeClusterRequest()
+			req.IncludeClusterAuthorizedOperations = true
+			return req
+		}, extract: func(r kmsg.Response) []string {
+			return []string{fmt.Sprintf("cluster ops=%b", r.(*kmsg.DescribeClusterResponse).ClusterAuthorizedOperations)}
+		}},
+		aclScenario{name: "metadata/describe-topic-partitions", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrDescribeTopicPartitionsRequest()
+			for _, n := range []string{"acl-none", "acl-r"} {
+				rt := kmsg.NewDescribeTopicPartitionsRequestTopic()
+				rt.Topic = n
+				req.Topics = append(req.Topics, rt)
+			}
+			req.ResponsePartitionLimit = 100
+			return req
+		}},
+		aclScenario{name: "offsets/offset-for-leader-epoch", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+			req.ReplicaID = -1
+			rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+			rt.Topic = "acl-none"
+			rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+			rp.CurrentLeaderEpoch, rp.LeaderEpoch = -1, 0
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+			return req
+		}},
+		aclScenario{name: "group/offset-fetch", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrOffsetFetchRequest()
+			for _, g := range []string{"other-group", "acl-g1"} {
+				rg := kmsg.NewOffsetFetchRequestGroup()
+				rg.Group = g
+				for _, n := range []string{"acl-r", "acl-none"} {
+					rt := kmsg.NewOffsetFetchRequestGroupTopic()
+					rt.Topic, rt.TopicID = n, tg.topicID(t, n)
+					rt.Partitions = []int32{0}
+					rg.Topics = append(rg.Topics, rt)
+				}
+				req.Groups = append(req.Groups, rg)
+			}
+			return req
+		}},
+		aclScenario{name: "group/describe-groups", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrDescribeGroupsRequest()
+			req.Groups, req.IncludeAuthorizedOperations = []string{"other-group", "acl-g1"}, true
+			return req
+		}, extract: func(r kmsg.Response) []string {
+			var out []string
+			for _, g := range r.(*kmsg.DescribeGroupsResponse).Groups {
+				out = append(out, fmt.Sprintf("%s ops=%b", g.Group, g.AuthorizedOperations))
+			}
+			slices.Sort(out)
+			return out
+		}},
+		aclScenario{name: "group/heartbeat", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrHeartbeatRequest()
+			req.Group, req.MemberID = "other-group", "m"
+			return req
+		}},
+		aclScenario{name: "group/offset-delete", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrOffsetDeleteRequest()
+			req.Group = "acl-g1"
+			rt := kmsg.NewOffsetDeleteRequestTopic()
+			rt.Topic = "acl-r"
+			rt.Partitions = append(rt.Partitions, kmsg.NewOffsetDeleteRequestTopicPartition())
+			req.Topics = append(req.Topics, rt)
+			return req
+		}},
+		aclScenario{name: "group/consumer-group-heartbeat", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+			req.Group, req.MemberID, req.MemberEpoch, req.RebalanceTimeoutMillis = "other-group", "m1234567890123456789", 0, 10000
+			req.SubscribedTopicNames, req.Topics = []string{"acl-r"}, []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+			return req
+		}},
+		aclScenario{name: "group/consumer-group-describe", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrConsumerGroupDescribeRequest()
+			req.Groups = []string{"other-group"}
+			return req
+		}},
+		aclScenario{name: "txn/idempotent-init-producer-id", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrInitProducerIDRequest()
+			req.TransactionTimeoutMillis, req.ProducerID, req.ProducerEpoch = -1, -1, -1
+			return req
+		}},
+		aclScenario{name: "txn/txn-offset-commit", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrTxnOffsetCommitRequest()
+			req.TransactionalID, req.Group, req.ProducerID = "acl-tx-d", "acl-g1", 1
+			rt := kmsg.NewTxnOffsetCommitRequestTopic()
+			rt.Topic = "acl-r"
+			rt.Partitions = append(rt.Partitions, kmsg.NewTxnOffsetCommitRequestTopicPartition())
+			req.Topics = append(req.Topics, rt)
+			return req
+		}},
+		aclScenario{name: "txn/describe-transactions", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrDescribeTransactionsRequest()
+			req.TransactionalIDs = []string{"other-tx"}
+			return req
+		}},
+		aclScenario{name: "admin/alter-configs-broker", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrAlterConfigsRequest()
+			rr := kmsg.NewAlterConfigsRequestResource()
+			rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeBroker, "1"
+			req.Resources = append(req.Resources, rr)
+			return req
+		}},
+		aclScenario{name: "admin/alter-client-quotas", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrAlterClientQuotasRequest()
+			e := kmsg.NewAlterClientQuotasRequestEntry()
+			ee := kmsg.NewAlterClientQuotasRequestEntryEntity()
+			ee.Type, ee.Name = "user", kmsg.StringPtr("alice")
+			e.Entity = append(e.Entity, ee)
+			op := kmsg.NewAlterClientQuotasRequestEntryOp()
+			op.Key, op.Value = "producer_byte_rate", 1000
+			e.Ops = append(e.Ops, op)
+			req.Entries = append(req.Entries, e)
+			return req
+		}},
+		aclScenario{name: "admin/alter-user-scram", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+			d := kmsg.NewAlterUserSCRAMCredentialsRequestDeletion()
+			d.Name, d.Mechanism = "bob", 1
+			req.Deletions = append(req.Deletions, d)
+			return req
+		}},
+		aclScenario{name: "admin/describe-log-dirs", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			return kmsg.NewPtrDescribeLogDirsRequest()
+		}},
+		aclScenario{name: "admin/list-partition-reassignments", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			return kmsg.NewPtrListPartitionReassignmentsRequest()
+		}},
+		aclScenario{name: "admin/elect-leaders", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrElectLeadersRequest()
+			rt := kmsg.NewElectLeadersRequestTopic()
+			rt.Topic, rt.Partitions = "acl-r", []int32{0}
+			req.Topics, req.TimeoutMillis = append(req.Topics, rt), 5000
+			return req
+		}},
+		aclScenario{name: "admin/describe-producers", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrDescribeProducersRequest()
+			rt := kmsg.NewDescribeProducersRequestTopic()
+			rt.Topic, rt.Partitions = "acl-none", []int32{0}
+			req.Topics = append(req.Topics, rt)
+			return req
+		}},
+		aclScenario{name: "acls/delete", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrDeleteACLsRequest()
+			f := kmsg.NewDeleteACLsRequestFilter()
+			f.ResourceType, f.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
+			f.Operation, f.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+			req.Filters = append(req.Filters, f)
+			return req
+		}},
+	)
 }
 
 // transactionalBatch is one empty-valued record in a batch marked

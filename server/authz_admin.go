@@ -50,10 +50,19 @@ func init() {
 		return resp, nil
 	})
 	authzRegister(kmsg.DescribeUserSCRAMCredentials, func(s *Server, r *request) (kmsg.Response, func(kmsg.Response)) {
-		if !s.allowedCluster(r, acl.OpDescribe) {
-			return topLevelError(r, clusterAuthFailed)
+		if s.allowedCluster(r, acl.OpDescribe) {
+			return nil, nil
 		}
-		return nil, nil
+		// The top level and a result per user named answer the refusal;
+		// Kafka leaves the results' user names empty.
+		resp, _ := topLevelError(r, clusterAuthFailed)
+		dr := resp.(*kmsg.DescribeUserSCRAMCredentialsResponse)
+		for range r.kreq.(*kmsg.DescribeUserSCRAMCredentialsRequest).Users {
+			res := kmsg.NewDescribeUserSCRAMCredentialsResponseResult()
+			res.ErrorCode = clusterAuthFailed
+			dr.Results = append(dr.Results, res)
+		}
+		return resp, nil
 	})
 	authzRegister(kmsg.AlterUserSCRAMCredentials, func(s *Server, r *request) (kmsg.Response, func(kmsg.Response)) {
 		if s.allowedCluster(r, acl.OpAlter) {
@@ -80,7 +89,15 @@ func init() {
 	})
 	authzRegister(kmsg.UpdateFeatures, clusterTopLevelRule(acl.OpAlter))
 	authzRegister(kmsg.DescribeLogDirs, clusterTopLevelRule(acl.OpDescribe))
-	authzRegister(kmsg.ElectLeaders, clusterTopLevelRule(acl.OpAlter))
+	authzRegister(kmsg.ElectLeaders, func(s *Server, r *request) (kmsg.Response, func(kmsg.Response)) {
+		if s.allowedCluster(r, acl.OpAlter) {
+			return nil, nil
+		}
+		// The top level and each partition named answer the refusal.
+		resp := errorResponse(r.kreq, r.version, clusterAuthFailed)
+		resp.(*kmsg.ElectLeadersResponse).ErrorCode = clusterAuthFailed
+		return resp, nil
+	})
 	authzRegister(kmsg.AlterPartitionAssignments, clusterTopLevelRule(acl.OpAlter))
 	authzRegister(kmsg.ListPartitionReassignments, clusterTopLevelRule(acl.OpDescribe))
 	authzRegister(kmsg.DescribeQuorum, clusterTopLevelRule(acl.OpDescribe))

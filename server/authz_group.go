@@ -191,12 +191,26 @@ func authorizeOffsetFetch(s *Server, r *request) (kmsg.Response, func(kmsg.Respo
 			return topLevelError(r, groupAuthFailed)
 		}
 	}
-	deniedGroups := splitElems(r, "Groups", "Groups", func(e reflect.Value) int16 {
-		if !s.allowed(r, acl.OpDescribe, acl.ResourceGroup, e.FieldByName("Group").String()) {
-			return groupAuthFailed
+	// A group denied answers at the group level, without its topics.
+	var denied []kmsg.OffsetFetchResponseGroup
+	kept := req.Groups[:0]
+	for _, g := range req.Groups {
+		if s.allowed(r, acl.OpDescribe, acl.ResourceGroup, g.Group) {
+			kept = append(kept, g)
+			continue
 		}
-		return 0
-	})
+		rg := kmsg.NewOffsetFetchResponseGroup()
+		rg.Group, rg.ErrorCode = g.Group, groupAuthFailed
+		denied = append(denied, rg)
+	}
+	req.Groups = kept
+	var deniedGroups func(kmsg.Response)
+	if len(denied) > 0 {
+		deniedGroups = func(resp kmsg.Response) {
+			or := resp.(*kmsg.OffsetFetchResponse)
+			or.Groups = append(or.Groups, denied...)
+		}
+	}
 	return nil, then(deniedGroups, func(resp kmsg.Response) {
 		or := resp.(*kmsg.OffsetFetchResponse)
 		or.Topics = filterOffsetTopics(s, r, or.Topics, req.Topics == nil, func(t kmsg.OffsetFetchResponseTopic) string { return t.Topic },

@@ -65,7 +65,22 @@ func init() {
 	authzRegister(kmsg.DescribeTopicPartitions, func(s *Server, r *request) (kmsg.Response, func(kmsg.Response)) {
 		req := r.kreq.(*kmsg.DescribeTopicPartitionsRequest)
 		all := len(req.Topics) == 0
-		denied := s.topicRule(r, "Topics", acl.OpDescribe)
+		var deniedTopics []kmsg.DescribeTopicPartitionsResponseTopic
+		kept := req.Topics[:0]
+		for _, rt := range req.Topics {
+			if s.allowed(r, acl.OpDescribe, acl.ResourceTopic, rt.Topic) {
+				kept = append(kept, rt)
+				continue
+			}
+			mt := kmsg.NewDescribeTopicPartitionsResponseTopic()
+			mt.Topic, mt.ErrorCode = kmsg.StringPtr(rt.Topic), topicAuthFailed
+			deniedTopics = append(deniedTopics, mt)
+		}
+		req.Topics = kept
+		denied := func(resp kmsg.Response) {
+			dr := resp.(*kmsg.DescribeTopicPartitionsResponse)
+			dr.Topics = append(dr.Topics, deniedTopics...)
+		}
 		if !all && len(req.Topics) == 0 {
 			// Every topic named was denied: the handler must not take
 			// the empty list for "all topics".
