@@ -70,6 +70,7 @@ var authzNone = map[int16]bool{
 // with neither a rule nor an authzNone entry is refused wholesale: an
 // unreviewed API must not become a way around the ACLs.
 func (s *Server) handleAuthorized(e apiEntry, r *request) (kmsg.Response, error) {
+	r.who, r.from = r.principal(), r.host()
 	rule, ok := authzRules[e.key]
 	if !ok {
 		if authzNone[e.key] {
@@ -141,7 +142,7 @@ func (r *request) host() string {
 // allowed reports whether r's principal may do op on the resource. It is
 // only called with the authorizer on.
 func (s *Server) allowed(r *request, op acl.Operation, typ acl.ResourceType, name string) bool {
-	return s.authz.Authorize(r.principal(), r.host(), op, typ, name)
+	return s.authz.Authorize(r.who, r.from, op, typ, name)
 }
 
 func (s *Server) allowedCluster(r *request, op acl.Operation) bool {

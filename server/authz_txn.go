@@ -23,7 +23,7 @@ func init() {
 		// KIP-679: an idempotent producer needs IDEMPOTENT_WRITE on the
 		// cluster or WRITE on any topic.
 		if !s.allowedCluster(r, acl.OpIdempotentWrite) &&
-			!s.authz.AuthorizeAny(r.principal(), r.host(), acl.OpWrite, acl.ResourceTopic) {
+			!s.authz.AuthorizeAny(r.who, r.from, acl.OpWrite, acl.ResourceTopic) {
 			return topLevelError(r, clusterAuthFailed)
 		}
 		return nil, nil
