@@ -174,10 +174,21 @@ func splitElems(r *request, field, respField string, code func(elem reflect.Valu
 	if !f.IsValid() || f.Kind() != reflect.Slice {
 		panic(fmt.Sprintf("server: %T has no slice %s", r.kreq, field))
 	}
+	// The common case, nothing denied, allocates nothing.
+	first := -1
+	for i := 0; i < f.Len() && first < 0; i++ {
+		if code(f.Index(i)) != 0 {
+			first = i
+		}
+	}
+	if first < 0 {
+		return nil
+	}
 	kept := reflect.MakeSlice(f.Type(), 0, f.Len())
+	kept = reflect.AppendSlice(kept, f.Slice(0, first))
 	removed := map[int16]reflect.Value{}
 	var codes []int16
-	for i := 0; i < f.Len(); i++ {
+	for i := first; i < f.Len(); i++ {
 		e := f.Index(i)
 		c := code(e)
 		if c == 0 {
