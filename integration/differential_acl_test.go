@@ -115,6 +115,7 @@ func setUpACLMatrix(t *testing.T, tg *aclDiffTarget) {
 		kadm.NewACLs().Allow("User:alice").Topics("acl-w").Operations(kadm.OpWrite),
 		kadm.NewACLs().Allow("User:alice").Groups("acl-g").ResourcePatternType(kadm.ACLPatternPrefixed).Operations(kadm.OpRead),
 		kadm.NewACLs().Allow("User:alice").TransactionalIDs("acl-tx-d").Operations(kadm.OpDescribe),
+		kadm.NewACLs().Allow("User:alice").Topics("acl-c").ResourcePatternType(kadm.ACLPatternPrefixed).Operations(kadm.OpCreate),
 	}
 	for _, ab := range b {
 		mustCreateACLs(t, tg.admin, ab.AllowHosts().DenyHosts())
@@ -514,6 +515,20 @@ func init() {
 			req := kmsg.NewPtrDescribeTransactionsRequest()
 			req.TransactionalIDs = []string{"other-tx"}
 			return req
+		}},
+		aclScenario{name: "admin/create-topics-without-describe-configs", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrCreateTopicsRequest()
+			ct := kmsg.NewCreateTopicsRequestTopic()
+			ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "acl-c1", 1, 1
+			req.Topics, req.TimeoutMillis, req.ValidateOnly = append(req.Topics, ct), 5000, true
+			return req
+		}, extract: func(r kmsg.Response) []string {
+			var out []string
+			for _, tp := range r.(*kmsg.CreateTopicsResponse).Topics {
+				out = append(out, fmt.Sprintf("%s config-error=%d configs=%d partitions=%d rf=%d",
+					tp.Topic, tp.ConfigErrorCode, len(tp.Configs), tp.NumPartitions, tp.ReplicationFactor))
+			}
+			return out
 		}},
 		aclScenario{name: "admin/alter-configs-broker", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 			req := kmsg.NewPtrAlterConfigsRequest()

@@ -15,10 +15,27 @@ import (
 // reassignments and the quorum their operation on the cluster.
 func init() {
 	authzRegister(kmsg.CreateTopics, func(s *Server, r *request) (kmsg.Response, func(kmsg.Response)) {
-		if s.allowedCluster(r, acl.OpCreate) {
-			return nil, nil
+		var denied func(kmsg.Response)
+		if !s.allowedCluster(r, acl.OpCreate) {
+			denied = s.topicRule(r, "Topics", acl.OpCreate)
 		}
-		return nil, s.topicRule(r, "Topics", acl.OpCreate)
+		// A topic created (v5+ returns its configs) by a principal
+		// without DESCRIBE_CONFIGS on it comes back without its configs
+		// and with partitions and replication factor -1, its config
+		// error TOPIC_AUTHORIZATION_FAILED.
+		return nil, then(denied, func(resp kmsg.Response) {
+			cr := resp.(*kmsg.CreateTopicsResponse)
+			if cr.Version < 5 {
+				return
+			}
+			for i := range cr.Topics {
+				t := &cr.Topics[i]
+				if t.ErrorCode == 0 && !s.allowed(r, acl.OpDescribeConfigs, acl.ResourceTopic, t.Topic) {
+					t.ConfigErrorCode, t.Configs = topicAuthFailed, nil
+					t.NumPartitions, t.ReplicationFactor = -1, -1
+				}
+			}
+		})
 	})
 	authzRegister(kmsg.DeleteTopics, authorizeDeleteTopics)
 	authzRegister(kmsg.CreatePartitions, topicsRule(acl.OpAlter))
