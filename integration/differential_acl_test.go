@@ -54,6 +54,8 @@ type aclScenario struct {
 	// extract, if set, adds what else must match (names a filtered
 	// list keeps, authorized-operation bits).
 	extract func(kmsg.Response) []string
+	// version, if set, replaces the version pinned for both brokers.
+	version *int16
 }
 
 func TestDifferentialACL(t *testing.T) {
@@ -86,7 +88,7 @@ func TestDifferentialACL(t *testing.T) {
 			var codes [2][]string
 			for i, tg := range targets {
 				t.Logf("sending to %s", tg.name)
-				resp := aclSend(t, tg, s.build(tg, t))
+				resp := aclSend(t, tg, s.build(tg, t), s.version)
 				codes[i] = aclErrorCodes(resp)
 				if s.extract != nil {
 					codes[i] = append(codes[i], s.extract(resp)...)
@@ -138,7 +140,7 @@ func setUpACLMatrix(t *testing.T, tg *aclDiffTarget) {
 
 // aclSend sends req as alice on a fresh, authenticated connection, at the
 // version pinned for both brokers.
-func aclSend(t *testing.T, tg *aclDiffTarget, req kmsg.Request) kmsg.Response {
+func aclSend(t *testing.T, tg *aclDiffTarget, req kmsg.Request, version *int16) kmsg.Response {
 	t.Helper()
 	c := dialRaw(t, tg.saslAddr)
 	defer c.Close()
@@ -146,6 +148,9 @@ func aclSend(t *testing.T, tg *aclDiffTarget, req kmsg.Request) kmsg.Response {
 	v, ok := tg.versions[req.Key()]
 	if !ok {
 		t.Fatalf("%s is not advertised by both brokers", kmsg.NameForKey(req.Key()))
+	}
+	if version != nil {
+		v = *version
 	}
 	req.SetVersion(v)
 	return roundTrip(t, c, req, 3)
@@ -574,6 +579,90 @@ func init() {
 			rt := kmsg.NewDescribeProducersRequestTopic()
 			rt.Topic, rt.Partitions = "acl-none", []int32{0}
 			req.Topics = append(req.Topics, rt)
+			return req
+		}},
+		aclScenario{name: "txn/add-partitions-v3", version: new(int16(3)), build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrAddPartitionsToTxnRequest()
+			req.TransactionalID, req.ProducerID = "acl-tx-d", 1
+			for _, n := range []string{"acl-w", "acl-none"} {
+				rt := kmsg.NewAddPartitionsToTxnRequestTopic()
+				rt.Topic, rt.Partitions = n, []int32{0}
+				req.Topics = append(req.Topics, rt)
+			}
+			return req
+		}},
+		aclScenario{name: "txn/add-partitions-batched", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrAddPartitionsToTxnRequest()
+			tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
+			tx.TransactionalID, tx.ProducerID, tx.VerifyOnly = "acl-tx-d", 1, true
+			rt := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
+			rt.Topic, rt.Partitions = "acl-w", []int32{0}
+			tx.Topics = append(tx.Topics, rt)
+			req.Transactions = append(req.Transactions, tx)
+			return req
+		}},
+		aclScenario{name: "txn/list-transactions", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			return kmsg.NewPtrListTransactionsRequest()
+		}, extract: func(r kmsg.Response) []string {
+			var out []string
+			for _, st := range r.(*kmsg.ListTransactionsResponse).TransactionStates {
+				out = append(out, st.TransactionalID)
+			}
+			return out
+		}},
+		aclScenario{name: "group/list-groups", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			return kmsg.NewPtrListGroupsRequest()
+		}, extract: func(r kmsg.Response) []string {
+			var out []string
+			for _, g := range r.(*kmsg.ListGroupsResponse).Groups {
+				if !strings.HasPrefix(g.Group, "diff-warm") {
+					out = append(out, g.Group)
+				}
+			}
+			slices.Sort(out)
+			return out
+		}},
+		aclScenario{name: "group/sync-leave", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrLeaveGroupRequest()
+			req.Group = "other-group"
+			m := kmsg.NewLeaveGroupRequestMember()
+			m.MemberID = "m"
+			req.Members = append(req.Members, m)
+			return req
+		}},
+		aclScenario{name: "fetch/as-follower", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrFetchRequest()
+			req.ReplicaID, req.ReplicaState.ID, req.ReplicaState.Epoch = -1, 5, 1
+			req.MaxWaitMillis, req.MaxBytes, req.SessionEpoch = 10, 1<<20, -1
+			ft := kmsg.NewFetchRequestTopic()
+			ft.Topic, ft.TopicID = "acl-r", tg.topicID(t, "acl-r")
+			fp := kmsg.NewFetchRequestTopicPartition()
+			fp.PartitionMaxBytes = 1 << 20
+			ft.Partitions = append(ft.Partitions, fp)
+			req.Topics = append(req.Topics, ft)
+			return req
+		}},
+		aclScenario{name: "admin/describe-configs-group", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrDescribeConfigsRequest()
+			rr := kmsg.NewDescribeConfigsRequestResource()
+			rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceType(32), "other-group" // GROUP
+			req.Resources = append(req.Resources, rr)
+			return req
+		}},
+		aclScenario{name: "admin/update-features", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrUpdateFeaturesRequest()
+			fu := kmsg.NewUpdateFeaturesRequestFeatureUpdate()
+			fu.Feature, fu.MaxVersionLevel, fu.UpgradeType = "group.version", 1, 1
+			req.FeatureUpdates, req.TimeoutMillis, req.ValidateOnly = append(req.FeatureUpdates, fu), 5000, true
+			return req
+		}},
+		aclScenario{name: "admin/alter-partition-reassignments", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+			rt := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+			rt.Topic = "acl-r"
+			rp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics, req.TimeoutMillis = append(req.Topics, rt), 5000
 			return req
 		}},
 		aclScenario{name: "acls/delete", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {

@@ -106,16 +106,8 @@ func init() {
 	})
 	authzRegister(kmsg.UpdateFeatures, clusterTopLevelRule(acl.OpAlter))
 	authzRegister(kmsg.DescribeLogDirs, clusterTopLevelRule(acl.OpDescribe))
-	authzRegister(kmsg.ElectLeaders, func(s *Server, r *request) (kmsg.Response, func(kmsg.Response)) {
-		if s.allowedCluster(r, acl.OpAlter) {
-			return nil, nil
-		}
-		// The top level and each partition named answer the refusal.
-		resp := errorResponse(r.kreq, r.version, clusterAuthFailed)
-		resp.(*kmsg.ElectLeadersResponse).ErrorCode = clusterAuthFailed
-		return resp, nil
-	})
-	authzRegister(kmsg.AlterPartitionAssignments, clusterTopLevelRule(acl.OpAlter))
+	authzRegister(kmsg.ElectLeaders, clusterEverywhereRule(acl.OpAlter))
+	authzRegister(kmsg.AlterPartitionAssignments, clusterEverywhereRule(acl.OpAlter))
 	authzRegister(kmsg.ListPartitionReassignments, clusterTopLevelRule(acl.OpDescribe))
 	authzRegister(kmsg.DescribeQuorum, clusterTopLevelRule(acl.OpDescribe))
 }
@@ -128,6 +120,20 @@ func clusterTopLevelRule(op acl.Operation) authzRule {
 			return topLevelError(r, clusterAuthFailed)
 		}
 		return nil, nil
+	}
+}
+
+// clusterEverywhereRule is a rule for APIs needing op on the cluster
+// whose refusal Kafka puts both in the top-level ErrorCode and on each
+// partition named.
+func clusterEverywhereRule(op acl.Operation) authzRule {
+	return func(s *Server, r *request) (kmsg.Response, func(kmsg.Response)) {
+		if s.allowedCluster(r, op) {
+			return nil, nil
+		}
+		resp := errorResponse(r.kreq, r.version, clusterAuthFailed)
+		reflect.ValueOf(resp).Elem().FieldByName("ErrorCode").SetInt(int64(clusterAuthFailed))
+		return resp, nil
 	}
 }
 
