@@ -81,6 +81,9 @@ func TestDifferentialACL(t *testing.T) {
 	for i, tg := range targets {
 		tg.versions = dts[i].versions
 		warmCoordinators(t, dts[i])
+		if tg.name == "kafka" {
+			(&diffConn{t: t, tgt: dts[i]}).enableShareGroups()
+		}
 		setUpACLMatrix(t, tg)
 	}
 	for _, s := range aclScenarios {
@@ -663,6 +666,46 @@ func init() {
 			rp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
 			rt.Partitions = append(rt.Partitions, rp)
 			req.Topics, req.TimeoutMillis = append(req.Topics, rt), 5000
+			return req
+		}},
+		aclScenario{name: "share/heartbeat-group", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrShareGroupHeartbeatRequest()
+			req.GroupID, req.MemberID, req.SubscribedTopicNames = "other-share", "m1234567890123456789a", []string{"acl-r"}
+			return req
+		}},
+		aclScenario{name: "share/heartbeat-topic", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrShareGroupHeartbeatRequest()
+			req.GroupID, req.MemberID, req.SubscribedTopicNames = "acl-gs", "m1234567890123456789b", []string{"acl-none"}
+			return req
+		}},
+		aclScenario{name: "share/describe", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrShareGroupDescribeRequest()
+			req.GroupIDs = []string{"other-share"}
+			return req
+		}},
+		aclScenario{name: "share/fetch-group", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrShareFetchRequest()
+			req.GroupID, req.MemberID, req.ShareSessionEpoch = kmsg.StringPtr("other-share"), kmsg.StringPtr("m1234567890123456789c"), 0
+			req.MaxWaitMillis, req.MaxBytes, req.MaxRecords, req.BatchSize = 10, 1<<20, 100, 100
+			ft := kmsg.NewShareFetchRequestTopic()
+			ft.TopicID = tg.topicID(t, "acl-r")
+			ft.Partitions = append(ft.Partitions, kmsg.NewShareFetchRequestTopicPartition())
+			req.Topics = append(req.Topics, ft)
+			return req
+		}},
+		aclScenario{name: "share/describe-offsets", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrDescribeShareGroupOffsetsRequest()
+			g := kmsg.NewDescribeShareGroupOffsetsRequestGroup()
+			g.GroupID = "other-share"
+			req.Groups = append(req.Groups, g)
+			return req
+		}},
+		aclScenario{name: "share/delete-offsets", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrDeleteShareGroupOffsetsRequest()
+			req.GroupID = "other-share"
+			rt := kmsg.NewDeleteShareGroupOffsetsRequestTopic()
+			rt.Topic = "acl-r"
+			req.Topics = append(req.Topics, rt)
 			return req
 		}},
 		aclScenario{name: "acls/delete", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {

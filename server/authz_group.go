@@ -119,12 +119,27 @@ func init() {
 	authzRegister(kmsg.AlterShareGroupOffsets, groupRule("GroupID", acl.OpRead, readTopics))
 	authzRegister(kmsg.DeleteShareGroupOffsets, groupRule("GroupID", acl.OpDelete, readTopics))
 	authzRegister(kmsg.DescribeShareGroupOffsets, func(s *Server, r *request) (kmsg.Response, func(kmsg.Response)) {
-		return nil, splitElems(r, "Groups", "Groups", func(e reflect.Value) int16 {
-			if !s.allowed(r, acl.OpDescribe, acl.ResourceGroup, e.FieldByName("GroupID").String()) {
-				return groupAuthFailed
+		// A group denied answers at the group level, without its topics.
+		req := r.kreq.(*kmsg.DescribeShareGroupOffsetsRequest)
+		var denied []kmsg.DescribeShareGroupOffsetsResponseGroup
+		kept := req.Groups[:0]
+		for _, g := range req.Groups {
+			if s.allowed(r, acl.OpDescribe, acl.ResourceGroup, g.GroupID) {
+				kept = append(kept, g)
+				continue
 			}
-			return 0
-		})
+			rg := kmsg.NewDescribeShareGroupOffsetsResponseGroup()
+			rg.GroupID, rg.ErrorCode = g.GroupID, groupAuthFailed
+			denied = append(denied, rg)
+		}
+		req.Groups = kept
+		if len(denied) == 0 {
+			return nil, nil
+		}
+		return nil, func(resp kmsg.Response) {
+			dr := resp.(*kmsg.DescribeShareGroupOffsetsResponse)
+			dr.Groups = append(dr.Groups, denied...)
+		}
 	})
 }
 
