@@ -708,6 +708,54 @@ func init() {
 			req.Topics = append(req.Topics, rt)
 			return req
 		}},
+		aclScenario{name: "share/acknowledge-group", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrShareAcknowledgeRequest()
+			req.GroupID, req.MemberID, req.ShareSessionEpoch = kmsg.StringPtr("other-share"), kmsg.StringPtr("m1234567890123456789d"), 1
+			at := kmsg.NewShareAcknowledgeRequestTopic()
+			at.TopicID = tg.topicID(t, "acl-r")
+			at.Partitions = append(at.Partitions, kmsg.NewShareAcknowledgeRequestTopicPartition())
+			req.Topics = append(req.Topics, at)
+			return req
+		}},
+		aclScenario{name: "share/alter-offsets", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrAlterShareGroupOffsetsRequest()
+			req.GroupID = "other-share"
+			rt := kmsg.NewAlterShareGroupOffsetsRequestTopic()
+			rt.Topic = "acl-r"
+			rt.Partitions = append(rt.Partitions, kmsg.NewAlterShareGroupOffsetsRequestTopicPartition())
+			req.Topics = append(req.Topics, rt)
+			return req
+		}},
+		aclScenario{name: "group/sync-group", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrSyncGroupRequest()
+			req.Group, req.MemberID, req.ProtocolType, req.Protocol = "other-group", "m", kmsg.StringPtr("consumer"), kmsg.StringPtr("range")
+			return req
+		}},
+		aclScenario{name: "txn/write-txn-markers", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrWriteTxnMarkersRequest()
+			m := kmsg.NewWriteTxnMarkersRequestMarker()
+			m.ProducerID, m.Committed = 1, true
+			mt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
+			mt.Topic, mt.Partitions = "acl-w", []int32{0}
+			m.Topics = append(m.Topics, mt)
+			req.Markers = append(req.Markers, m)
+			return req
+		}},
+		aclScenario{name: "admin/describe-quorum", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrDescribeQuorumRequest()
+			rt := kmsg.NewDescribeQuorumRequestTopic()
+			rt.Topic = "__cluster_metadata"
+			rt.Partitions = append(rt.Partitions, kmsg.NewDescribeQuorumRequestTopicPartition())
+			req.Topics = append(req.Topics, rt)
+			return req
+		}},
+		aclScenario{name: "admin/alter-configs-topic", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrAlterConfigsRequest()
+			rr := kmsg.NewAlterConfigsRequestResource()
+			rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, "acl-r"
+			req.Resources = append(req.Resources, rr)
+			return req
+		}},
 		aclScenario{name: "acls/delete", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 			req := kmsg.NewPtrDeleteACLsRequest()
 			f := kmsg.NewDeleteACLsRequestFilter()
