@@ -127,13 +127,22 @@ func TestACLAPIs(t *testing.T) {
 	if got := describe(kmsg.ACLResourceTypeTopic, kmsg.StringPtr("team-x"), kmsg.ACLResourcePatternTypeLiteral); got != 0 {
 		t.Errorf("LITERAL team-x: %d bindings, want none", got)
 	}
+	// UNKNOWN elements: Kafka cannot parse the request and closes the
+	// connection.
 	bad1 := kmsg.NewPtrDescribeACLsRequest()
+	bad1.Version = 3
 	bad1.ResourceType, bad1.ResourcePatternType, bad1.Operation, bad1.PermissionType = kmsg.ACLResourceTypeAny, 0, kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
-	wantCode(t, "DescribeAcls UNKNOWN pattern", toBroker(t, admCl, bad1).(*kmsg.DescribeACLsResponse).ErrorCode, kerr.InvalidRequest)
+	raw := dialRaw(t, b.ListenerAddr("SASL_PLAINTEXT"))
+	saslPlainRaw(t, raw, "admin", "admin-secret")
+	sendRaw(t, raw, encodeRequest(bad1, 3))
+	expectClosed(t, raw)
 
 	// Not a super user, no ALTER/DESCRIBE on the cluster.
 	alice := userClient(t, b, "alice")
-	dresp := toBroker(t, alice, kmsg.NewPtrDescribeACLsRequest()).(*kmsg.DescribeACLsResponse)
+	anyFilter := kmsg.NewPtrDescribeACLsRequest()
+	anyFilter.ResourceType, anyFilter.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
+	anyFilter.Operation, anyFilter.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+	dresp := toBroker(t, alice, anyFilter).(*kmsg.DescribeACLsResponse)
 	wantCode(t, "alice DescribeAcls", dresp.ErrorCode, kerr.ClusterAuthorizationFailed)
 	cr := kmsg.NewPtrCreateACLsRequest()
 	cr.Creations = bad.Creations[:1]

@@ -56,6 +56,9 @@ type aclScenario struct {
 	extract func(kmsg.Response) []string
 	// version, if set, replaces the version pinned for both brokers.
 	version *int16
+	// closes: both brokers must close the connection instead of
+	// answering (a request Kafka cannot parse).
+	closes bool
 }
 
 func TestDifferentialACL(t *testing.T) {
@@ -89,6 +92,17 @@ func TestDifferentialACL(t *testing.T) {
 	for _, s := range aclScenarios {
 		t.Run(s.name, func(t *testing.T) {
 			var codes [2][]string
+			if s.closes {
+				for _, tg := range targets {
+					c := dialRaw(t, tg.saslAddr)
+					saslPlainRaw(t, c, "alice", "alice-secret")
+					req := s.build(tg, t)
+					req.SetVersion(tg.versions[req.Key()])
+					sendRaw(t, c, encodeRequest(req, 3))
+					expectClosed(t, c)
+				}
+				return
+			}
 			for i, tg := range targets {
 				t.Logf("sending to %s", tg.name)
 				resp := aclSend(t, tg, s.build(tg, t), s.version)
@@ -754,6 +768,28 @@ func init() {
 			rr := kmsg.NewAlterConfigsRequestResource()
 			rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, "acl-r"
 			req.Resources = append(req.Resources, rr)
+			return req
+		}},
+		aclScenario{name: "acls/describe-unknown-pattern", closes: true, build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrDescribeACLsRequest()
+			req.ResourceType, req.ResourcePatternType = kmsg.ACLResourceTypeAny, 0
+			req.Operation, req.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+			return req
+		}},
+		aclScenario{name: "acls/create-unknown-operation", closes: true, build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrCreateACLsRequest()
+			c := kmsg.NewCreateACLsRequestCreation()
+			c.ResourceType, c.ResourceName, c.ResourcePatternType = kmsg.ACLResourceTypeTopic, "x", kmsg.ACLResourcePatternTypeLiteral
+			c.Principal, c.Host, c.Operation, c.PermissionType = "User:alice", "*", 0, kmsg.ACLPermissionTypeAllow
+			req.Creations = append(req.Creations, c)
+			return req
+		}},
+		aclScenario{name: "acls/delete-unknown-resource", closes: true, build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrDeleteACLsRequest()
+			f := kmsg.NewDeleteACLsRequestFilter()
+			f.ResourceType, f.ResourcePatternType = 0, kmsg.ACLResourcePatternTypeAny
+			f.Operation, f.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+			req.Filters = append(req.Filters, f)
 			return req
 		}},
 		aclScenario{name: "acls/delete", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {

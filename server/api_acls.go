@@ -16,37 +16,26 @@ func init() {
 	register(kmsg.DescribeACLs, 1, 3, (*Server).handleDescribeACLs)
 	register(kmsg.CreateACLs, 1, 3, (*Server).handleCreateACLs)
 	register(kmsg.DeleteACLs, 1, 3, (*Server).handleDeleteACLs)
-	// Describing needs DESCRIBE on the cluster, changing ALTER (AclApis).
-	authzRegister(kmsg.DescribeACLs, clusterRule(acl.OpDescribe))
-	authzRegister(kmsg.CreateACLs, func(s *Server, r *request) (kmsg.Response, func(kmsg.Response)) {
-		if s.allowedCluster(r, acl.OpAlter) {
-			return nil, nil
-		}
-		req := r.kreq.(*kmsg.CreateACLsRequest)
-		resp := req.ResponseKind().(*kmsg.CreateACLsResponse)
-		for range req.Creations {
-			res := kmsg.NewCreateACLsResponseResult()
-			res.ErrorCode = kerr.ClusterAuthorizationFailed.Code
-			resp.Results = append(resp.Results, res)
-		}
-		return resp, nil
-	})
-	authzRegister(kmsg.DeleteACLs, func(s *Server, r *request) (kmsg.Response, func(kmsg.Response)) {
-		if s.allowedCluster(r, acl.OpAlter) {
-			return nil, nil
-		}
-		req := r.kreq.(*kmsg.DeleteACLsRequest)
-		resp := req.ResponseKind().(*kmsg.DeleteACLsResponse)
-		for range req.Filters {
-			res := kmsg.NewDeleteACLsResponseResult()
-			res.ErrorCode = kerr.ClusterAuthorizationFailed.Code
-			resp.Results = append(resp.Results, res)
-		}
-		return resp, nil
-	})
+	// Their authorization (DESCRIBE on the cluster to describe, ALTER
+	// to change, as AclApis checks) is in the handlers, after the check
+	// for UNKNOWN elements that Kafka makes while parsing.
+	for _, k := range []kmsg.Key{kmsg.DescribeACLs, kmsg.CreateACLs, kmsg.DeleteACLs} {
+		authzNone[int16(k)] = true
+	}
 }
 
 const noAuthorizerMessage = "No Authorizer is configured on the broker"
+
+// errUnknownACLElement closes the connection of an ACL request with an
+// UNKNOWN (or undefined) resource type, pattern type, operation or
+// permission: Kafka's request classes refuse to parse them
+// (CreateAclsRequest.validate and its siblings), which closes it.
+var errUnknownACLElement = errors.New("server: ACL request with UNKNOWN elements")
+
+func unknownACLElement(rt, pt, op, perm int8) bool {
+	return !acl.ResourceType(rt).Known() || !acl.PatternType(pt).Known() ||
+		!acl.Operation(op).Known() || !acl.Permission(perm).Known()
+}
 
 func (s *Server) handleDescribeACLs(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.DescribeACLsRequest)
@@ -54,6 +43,13 @@ func (s *Server) handleDescribeACLs(r *request) (kmsg.Response, error) {
 	if s.authz == nil {
 		resp.ErrorCode = kerr.SecurityDisabled.Code
 		resp.ErrorMessage = kmsg.StringPtr(noAuthorizerMessage)
+		return resp, nil
+	}
+	if unknownACLElement(int8(req.ResourceType), int8(req.ResourcePatternType), int8(req.Operation), int8(req.PermissionType)) {
+		return nil, errUnknownACLElement
+	}
+	if !s.allowedCluster(r, acl.OpDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 		return resp, nil
 	}
 	f := acl.Filter{
@@ -106,6 +102,17 @@ func (s *Server) handleCreateACLs(r *request) (kmsg.Response, error) {
 		}
 		return resp, nil
 	}
+	for _, c := range req.Creations {
+		if unknownACLElement(int8(c.ResourceType), int8(c.ResourcePatternType), int8(c.Operation), int8(c.PermissionType)) {
+			return nil, errUnknownACLElement
+		}
+	}
+	if !s.allowedCluster(r, acl.OpAlter) {
+		for i := range resp.Results {
+			resp.Results[i].ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		}
+		return resp, nil
+	}
 	var valid []acl.Binding
 	var validIdx []int
 	for i, c := range req.Creations {
@@ -153,6 +160,17 @@ func (s *Server) handleDeleteACLs(r *request) (kmsg.Response, error) {
 		}
 		return resp, nil
 	}
+	for _, f := range req.Filters {
+		if unknownACLElement(int8(f.ResourceType), int8(f.ResourcePatternType), int8(f.Operation), int8(f.PermissionType)) {
+			return nil, errUnknownACLElement
+		}
+	}
+	if !s.allowedCluster(r, acl.OpAlter) {
+		for i := range resp.Results {
+			resp.Results[i].ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		}
+		return resp, nil
+	}
 	var filters []acl.Filter
 	var idx []int
 	for i, f := range req.Filters {
@@ -179,13 +197,8 @@ func (s *Server) handleDeleteACLs(r *request) (kmsg.Response, error) {
 	deleted, err := s.meta.DeleteACLs(filters)
 	if err != nil {
 		s.log.Error().Err(err).Msg("saving acls")
-		var inv *acl.InvalidError
-		code := kerr.UnknownServerError.Code
-		if errors.As(err, &inv) {
-			code = kerr.InvalidRequest.Code
-		}
 		for _, i := range idx {
-			resp.Results[i].ErrorCode = code
+			resp.Results[i].ErrorCode = kerr.UnknownServerError.Code
 			resp.Results[i].ErrorMessage = kmsg.StringPtr(err.Error())
 		}
 		return resp, nil
