@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -92,8 +93,6 @@ func TestACLAPIs(t *testing.T) {
 		{kmsg.ACLResourceTypeCluster, "not-kafka-cluster", "User:a", kmsg.ACLResourcePatternTypeLiteral},
 		{kmsg.ACLResourceTypeTopic, "", "User:a", kmsg.ACLResourcePatternTypeLiteral},
 		{kmsg.ACLResourceTypeTopic, "t", "nocolon", kmsg.ACLResourcePatternTypeLiteral},
-		{kmsg.ACLResourceTypeTopic, "t", "User:a", kmsg.ACLResourcePatternTypeMatch},
-		{kmsg.ACLResourceTypeAny, "t", "User:a", kmsg.ACLResourcePatternTypeLiteral},
 	} {
 		cr := kmsg.NewCreateACLsRequestCreation()
 		cr.ResourceType, cr.ResourceName, cr.ResourcePatternType = c.typ, c.name, c.pattern
@@ -103,6 +102,15 @@ func TestACLAPIs(t *testing.T) {
 	cresp := toBroker(t, admCl, bad).(*kmsg.CreateACLsResponse)
 	for i, r := range cresp.Results {
 		wantCode(t, "invalid creation "+string(rune('0'+i)), r.ErrorCode, kerr.InvalidRequest)
+	}
+	// A filter value (MATCH) in one creation fails them all, as Kafka's
+	// conversion to AclBindings throws.
+	withMatch := *bad
+	match := bad.Creations[0]
+	match.ResourceType, match.ResourceName, match.ResourcePatternType = kmsg.ACLResourceTypeTopic, "t", kmsg.ACLResourcePatternTypeMatch
+	withMatch.Creations = append(slices.Clone(bad.Creations), match)
+	for i, r := range toBroker(t, admCl, &withMatch).(*kmsg.CreateACLsResponse).Results {
+		wantCode(t, "creation with MATCH "+string(rune('0'+i)), r.ErrorCode, kerr.UnknownServerError)
 	}
 
 	// MATCH finds the literal, wildcard and prefixed bindings that apply.

@@ -59,6 +59,8 @@ type aclScenario struct {
 	// closes: both brokers must close the connection instead of
 	// answering (a request Kafka cannot parse).
 	closes bool
+	// admin sends as the super user admin instead of alice.
+	admin bool
 }
 
 func TestDifferentialACL(t *testing.T) {
@@ -105,7 +107,11 @@ func TestDifferentialACL(t *testing.T) {
 			}
 			for i, tg := range targets {
 				t.Logf("sending to %s", tg.name)
-				resp := aclSend(t, tg, s.build(tg, t), s.version)
+				user := "alice"
+				if s.admin {
+					user = "admin"
+				}
+				resp := aclSend(t, tg, user, s.build(tg, t), s.version)
 				codes[i] = aclErrorCodes(resp)
 				if s.extract != nil {
 					codes[i] = append(codes[i], s.extract(resp)...)
@@ -155,13 +161,13 @@ func setUpACLMatrix(t *testing.T, tg *aclDiffTarget) {
 	})
 }
 
-// aclSend sends req as alice on a fresh, authenticated connection, at the
+// aclSend sends req as user on a fresh, authenticated connection, at the
 // version pinned for both brokers.
-func aclSend(t *testing.T, tg *aclDiffTarget, req kmsg.Request, version *int16) kmsg.Response {
+func aclSend(t *testing.T, tg *aclDiffTarget, user string, req kmsg.Request, version *int16) kmsg.Response {
 	t.Helper()
 	c := dialRaw(t, tg.saslAddr)
 	defer c.Close()
-	saslPlainRaw(t, c, "alice", "alice-secret")
+	saslPlainRaw(t, c, user, user+"-secret")
 	v, ok := tg.versions[req.Key()]
 	if !ok {
 		t.Fatalf("%s is not advertised by both brokers", kmsg.NameForKey(req.Key()))
@@ -792,6 +798,18 @@ func init() {
 			req.Filters = append(req.Filters, f)
 			return req
 		}},
+		aclScenario{name: "acls/admin-describe-match", admin: true, build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrDescribeACLsRequest()
+			req.ResourceType, req.ResourceName, req.ResourcePatternType = kmsg.ACLResourceTypeTopic, kmsg.StringPtr("acl-r-denied"), kmsg.ACLResourcePatternTypeMatch
+			req.Operation, req.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+			return req
+		}, extract: describedACLs},
+		aclScenario{name: "acls/admin-describe-prefixed-exact", admin: true, build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+			req := kmsg.NewPtrDescribeACLsRequest()
+			req.ResourceType, req.ResourceName, req.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.StringPtr("acl-r"), kmsg.ACLResourcePatternTypeAny
+			req.Principal, req.Operation, req.PermissionType = kmsg.StringPtr("User:alice"), kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAny
+			return req
+		}, extract: describedACLs},
 		aclScenario{name: "acls/delete", build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
 			req := kmsg.NewPtrDeleteACLsRequest()
 			f := kmsg.NewDeleteACLsRequestFilter()
@@ -801,6 +819,53 @@ func init() {
 			return req
 		}},
 	)
+}
+
+// invalidCreations are ACLs Kafka refuses to create, each sent alone by
+// the super user.
+var invalidCreations = []struct {
+	name     string
+	typ      kmsg.ACLResourceType
+	res, who string
+	pattern  kmsg.ACLResourcePatternType
+	op       kmsg.ACLOperation
+	perm     kmsg.ACLPermissionType
+}{
+	{"cluster-name", kmsg.ACLResourceTypeCluster, "not-kafka-cluster", "User:a", kmsg.ACLResourcePatternTypeLiteral, kmsg.ACLOperationAlter, kmsg.ACLPermissionTypeAllow},
+	{"empty-name", kmsg.ACLResourceTypeTopic, "", "User:a", kmsg.ACLResourcePatternTypeLiteral, kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAllow},
+	{"principal-without-colon", kmsg.ACLResourceTypeTopic, "t", "nocolon", kmsg.ACLResourcePatternTypeLiteral, kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAllow},
+	{"pattern-match", kmsg.ACLResourceTypeTopic, "t", "User:a", kmsg.ACLResourcePatternTypeMatch, kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAllow},
+	{"pattern-any", kmsg.ACLResourceTypeTopic, "t", "User:a", kmsg.ACLResourcePatternTypeAny, kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAllow},
+	{"resource-any", kmsg.ACLResourceTypeAny, "t", "User:a", kmsg.ACLResourcePatternTypeLiteral, kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAllow},
+	{"operation-any", kmsg.ACLResourceTypeTopic, "t", "User:a", kmsg.ACLResourcePatternTypeLiteral, kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAllow},
+	{"permission-any", kmsg.ACLResourceTypeTopic, "t", "User:a", kmsg.ACLResourcePatternTypeLiteral, kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAny},
+}
+
+func init() {
+	for _, c := range invalidCreations {
+		aclScenarios = append(aclScenarios, aclScenario{name: "acls/admin-invalid-" + c.name, admin: true,
+			build: func(tg *aclDiffTarget, t *testing.T) kmsg.Request {
+				req := kmsg.NewPtrCreateACLsRequest()
+				cr := kmsg.NewCreateACLsRequestCreation()
+				cr.ResourceType, cr.ResourceName, cr.ResourcePatternType = c.typ, c.res, c.pattern
+				cr.Principal, cr.Host, cr.Operation, cr.PermissionType = c.who, "*", c.op, c.perm
+				req.Creations = append(req.Creations, cr)
+				return req
+			}})
+	}
+}
+
+// describedACLs lists a DescribeAcls answer's bindings, sorted.
+func describedACLs(r kmsg.Response) []string {
+	var out []string
+	for _, res := range r.(*kmsg.DescribeACLsResponse).Resources {
+		for _, a := range res.ACLs {
+			out = append(out, fmt.Sprintf("%s:%s:%s %s@%s %s %s", res.ResourceType, res.ResourcePatternType, res.ResourceName,
+				a.Principal, a.Host, a.Operation, a.PermissionType))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // transactionalBatch is one empty-valued record in a batch marked

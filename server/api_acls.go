@@ -113,6 +113,23 @@ func (s *Server) handleCreateACLs(r *request) (kmsg.Response, error) {
 		}
 		return resp, nil
 	}
+	// A filter value (ANY, MATCH) where a binding needs a concrete one
+	// makes Kafka's conversion of the request to AclBindings throw, and
+	// every creation answers UNKNOWN_SERVER_ERROR.
+	for _, c := range req.Creations {
+		if c.ResourceType == kmsg.ACLResourceTypeAny || c.Operation == kmsg.ACLOperationAny ||
+			c.PermissionType == kmsg.ACLPermissionTypeAny ||
+			c.ResourcePatternType == kmsg.ACLResourcePatternTypeAny || c.ResourcePatternType == kmsg.ACLResourcePatternTypeMatch {
+			for i := range resp.Results {
+				resp.Results[i].ErrorCode = kerr.UnknownServerError.Code
+				resp.Results[i].ErrorMessage = kmsg.StringPtr("creation with a filter value (ANY or MATCH): " + acl.Binding{
+					ResourceType: acl.ResourceType(c.ResourceType), PatternType: acl.PatternType(c.ResourcePatternType),
+					Operation: acl.Operation(c.Operation), Permission: acl.Permission(c.PermissionType),
+				}.String())
+			}
+			return resp, nil
+		}
+	}
 	var valid []acl.Binding
 	var validIdx []int
 	for i, c := range req.Creations {
