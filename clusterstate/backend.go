@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync/atomic"
 
+	"github.com/skiffmq/skiff/acl"
 	"github.com/skiffmq/skiff/storage"
 )
 
@@ -23,6 +24,8 @@ type Image struct {
 	// Features is absent in a meta.json written before feature levels;
 	// such a cluster loads with the initial levels.
 	Features *Features `json:"features,omitempty"`
+	// ACLs are the authorizer's bindings (acl package), sorted.
+	ACLs []acl.Binding `json:"acls,omitempty"`
 }
 
 // ImageTopic is one topic in an Image.

@@ -2,7 +2,7 @@
 // topic with its id, config overrides and the typed configuration parsed
 // from them once, its partitions with their assignments (replicas, leader,
 // epochs) and this broker's logs, the client quotas, the finalized
-// feature levels (KIP-584, features.go), and the internal
+// feature levels (KIP-584, features.go), the ACLs (acls.go), and the internal
 // topics (__consumer_offsets and __transaction_state: their creation, the
 // produce guard that refuses client writes, and the log adapter both
 // coordinators use). The server and the coordinators ask it; none of them

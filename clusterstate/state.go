@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/skiffmq/skiff/acl"
 	"github.com/skiffmq/skiff/storage"
 )
 
@@ -44,7 +45,7 @@ type Options struct {
 
 // State owns the cluster metadata: the cluster id, the topics with their
 // ids, typed configs, partition assignments and logs, the client quotas
-// and the finalized feature levels.
+// the finalized feature levels and the ACLs.
 //
 // Readers never lock: the topics, the quotas and the feature levels are
 // published as immutable snapshots behind atomic pointers, replaced whole
@@ -71,6 +72,10 @@ type State struct {
 	groupCfgs atomic.Pointer[map[string]map[string]string]
 	// savedGroupCfgs is what the next save writes; guarded by changeMu.
 	savedGroupCfgs map[string]map[string]string
+	// acls are the published ACLs, never nil; savedACLs is what the next
+	// save writes, guarded by changeMu.
+	acls      atomic.Pointer[acl.Set]
+	savedACLs *acl.Set
 }
 
 // topicSet is one published snapshot of the topics; never modified.
@@ -143,6 +148,8 @@ func Open(opts Options) (*State, error) {
 	s.savedGroupCfgs = img.GroupConfigs
 	s.groupCfgs.Store(&s.savedGroupCfgs)
 	s.features.Store(loadFeatures(img.Features))
+	s.savedACLs = acl.NewSet(img.ACLs)
+	s.acls.Store(s.savedACLs)
 
 	topics := make(map[string]*Topic, len(img.Topics))
 	for _, it := range img.Topics {
@@ -243,6 +250,9 @@ func (s *State) image(ts *topicSet, qs *quotaSet, fs *Features) Image {
 	}
 	if len(s.savedGroupCfgs) > 0 {
 		img.GroupConfigs = s.savedGroupCfgs
+	}
+	if s.savedACLs.Len() > 0 {
+		img.ACLs = s.savedACLs.Bindings()
 	}
 	return img
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -476,5 +477,48 @@ func checkComposeMonitoring(t *testing.T, httpListen string, service func(string
 	}
 	if !dashboard {
 		t.Errorf("grafana mounts no dashboard: %v", graf)
+	}
+}
+
+// TestKafdropACLPage: Kafdrop's ACL page (KafkaHighLevelAdminClient.listAcls)
+// calls describeAcls(AclBindingFilter.ANY) through the Java 3.9 client. With
+// the authorizer on, it lists every ACL created, with the fields the page
+// shows. Kafdrop connects without credentials, as User:ANONYMOUS, which is
+// a super user here (else the page needs DESCRIBE on the cluster).
+func TestKafdropACLPage(t *testing.T) {
+	b := startBroker(t, map[string]string{
+		"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+		"super.users":           "User:ANONYMOUS",
+	})
+	ctx := testContext(t)
+	cl := javaClient39(t, b.Addr(), nil)
+	adm := kadm.NewClient(cl)
+	mustCreateACLs(t, adm, kadm.NewACLs().Allow("User:alice").Topics("orders").Operations(kadm.OpRead))
+	mustCreateACLs(t, adm, kadm.NewACLs().Deny("User:bob").Groups("team-").ResourcePatternType(kadm.ACLPatternPrefixed).
+		Operations(kadm.OpAll).DenyHosts("10.0.0.1"))
+	mustCreateACLs(t, adm, kadm.NewACLs().Allow("User:ops").Clusters().Operations(kadm.OpDescribe))
+
+	req := kmsg.NewPtrDescribeACLsRequest() // AclBindingFilter.ANY
+	req.ResourceType, req.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
+	req.Operation, req.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+	resp := request[*kmsg.DescribeACLsResponse](t, ctx, cl, req)
+	if resp.Version != 3 || resp.ErrorCode != 0 {
+		t.Fatalf("DescribeAcls v%d: %v", resp.Version, kerr.ErrorForCode(resp.ErrorCode))
+	}
+	var got []string
+	for _, r := range resp.Resources {
+		for _, a := range r.ACLs {
+			got = append(got, fmt.Sprintf("%s:%s:%s %s@%s %s %s", r.ResourceType, r.ResourcePatternType, r.ResourceName,
+				a.Principal, a.Host, a.Operation, a.PermissionType))
+		}
+	}
+	slices.Sort(got)
+	want := []string{
+		"CLUSTER:LITERAL:kafka-cluster User:ops@* DESCRIBE ALLOW",
+		"GROUP:PREFIXED:team- User:bob@10.0.0.1 ALL DENY",
+		"TOPIC:LITERAL:orders User:alice@* READ ALLOW",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Kafdrop's ACL page would list\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 }

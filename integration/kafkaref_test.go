@@ -35,6 +35,9 @@ type kafkaOptions struct {
 	// kafka.version property); "" runs the pom's, the release the
 	// differential test compares with.
 	version string
+	// plainJAAS, if set, adds a SASL_PLAINTEXT listener with PLAIN and
+	// this JAAS config (its users); kafkaBroker.saslAddr is its address.
+	plainJAAS string
 }
 
 // kafkaFastStartJVM favours start-up time on a small machine over peak
@@ -51,6 +54,7 @@ var kafkaScriptJVM = []string{"-Xmx1G", "-Xms1G", "-server", "-XX:+UseG1GC", "-X
 // kafkaBroker is one running Apache Kafka.
 type kafkaBroker struct {
 	addr      string
+	saslAddr  string        // with kafkaOptions.plainJAAS
 	startTime time.Duration // from format to answering Metadata with a controller
 }
 
@@ -68,7 +72,7 @@ func startKafka(t testing.TB, opts kafkaOptions) *kafkaBroker {
 	java := javaBin(t)
 	begin := time.Now()
 	dir := t.TempDir()
-	ports := freePorts(t, 2)
+	ports := freePorts(t, 3)
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	controller := fmt.Sprintf("127.0.0.1:%d", ports[1])
 	props := map[string]string{
@@ -86,6 +90,15 @@ func startKafka(t testing.TB, opts kafkaOptions) *kafkaBroker {
 		"transaction.state.log.min.isr":                    "1",
 		"share.coordinator.state.topic.replication.factor": "1",
 		"share.coordinator.state.topic.min.isr":            "1",
+	}
+	saslAddr := ""
+	if opts.plainJAAS != "" {
+		saslAddr = fmt.Sprintf("127.0.0.1:%d", ports[2])
+		props["listeners"] += ",SASL_PLAINTEXT://" + saslAddr
+		props["advertised.listeners"] += ",SASL_PLAINTEXT://" + saslAddr
+		props["listener.security.protocol.map"] += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+		props["sasl.enabled.mechanisms"] = "PLAIN"
+		props["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = opts.plainJAAS
 	}
 	maps.Copy(props, opts.settings)
 	var sb strings.Builder
@@ -147,7 +160,7 @@ func startKafka(t testing.TB, opts kafkaOptions) *kafkaBroker {
 		return kafkaReady(addr)
 	}
 	eventually(t, 3*time.Minute, "Apache Kafka to answer Metadata with a controller", ready)
-	k := &kafkaBroker{addr: addr, startTime: time.Since(begin)}
+	k := &kafkaBroker{addr: addr, saslAddr: saslAddr, startTime: time.Since(begin)}
 	t.Logf("Apache Kafka on %s ready in %v (format included)", addr, k.startTime.Round(time.Millisecond))
 	return k
 }

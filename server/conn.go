@@ -291,7 +291,12 @@ func (c *conn) handle(f inflight) (resp kmsg.Response) {
 	r := &request{ctx: c.reqCtx, connCtx: c.ctx, kreq: f.req, version: f.hdr.APIVersion, clientID: f.hdr.ClientID, remote: c.nc.RemoteAddr(), local: c.nc.LocalAddr(),
 		auth: &c.auth, size: int(f.mem)}
 	start := time.Now()
-	resp, err := entry.handle(c.s, r)
+	var err error
+	if c.s.authz == nil {
+		resp, err = entry.handle(c.s, r)
+	} else {
+		resp, err = c.s.handleAuthorized(entry, r) // authz.go
+	}
 	if err == nil {
 		c.applyQuotas(f.hdr.APIKey, r, resp, start)
 	}

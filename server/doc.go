@@ -20,6 +20,13 @@
 // conn.go reads frames, runs a bounded pipeline of requests per connection
 // and writes responses strictly in request order.
 //
+// With authorizer.class.name set, each API's authorization rule runs
+// before its handler (authz.go; the rules in authz_*.go by API family,
+// registered like the handlers). A rule refuses the request or removes
+// what the principal may not touch and adds it back to the response with
+// Kafka's *_AUTHORIZATION_FAILED code, so handlers know nothing of ACLs;
+// the decisions come from package acl over the ACLs clusterstate keeps.
+//
 // Cluster metadata (topics, typed configs, quotas, internal topics) belongs
 // to package clusterstate; cluster.go is a thin wrapper that keeps the
 // method names the handlers call. The partition logs come from package

@@ -26,6 +26,10 @@ type request struct {
 	// throttle is how long a quota says the client must wait; the
 	// connection puts it in the response and mutes itself for it.
 	throttle time.Duration
+	// who and from are the principal and client address authorization
+	// decides for, fixed when the request arrives (a re-authentication
+	// may change auth while a deferred response completes); see authz.go.
+	who, from string
 }
 
 // A handler answers one request. A nil response means no response is sent

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/skiffmq/skiff/acl"
 	"github.com/skiffmq/skiff/clusterstate"
 	"github.com/skiffmq/skiff/coordinator"
 	"github.com/skiffmq/skiff/coordinator/share"
@@ -36,6 +37,7 @@ type Server struct {
 	txn    *txn.Coordinator   // transactions and producer ids; see txn.go
 	shares *share.Coordinator // share groups (KIP-932); see share.go
 	quotas *quotaManager      // client quota enforcement; see quota.go
+	authz  *acl.Authorizer    // nil: no authorizer.class.name; see authz.go
 
 	lns []net.Listener // one per listener, in Config order
 	// quitCtx ends when Close begins; requests in progress then finish
@@ -131,6 +133,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.meta = meta
 	s.quotas = newQuotaManager(meta)
+	s.authz = newAuthorizer(&s.cfg, meta)
 	if s.groups, err = s.newGroups(); err != nil {
 		store.Close()
 		s.stopHTTP()
