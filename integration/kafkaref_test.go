@@ -110,10 +110,15 @@ func startKafka(t testing.TB, opts kafkaOptions) *kafkaBroker {
 		t.Fatal(err)
 	}
 
-	// A KRaft cluster id is 16 random bytes in unpadded URL-safe base64.
-	var id [16]byte
-	rand.Read(id[:])
-	clusterID := base64.RawURLEncoding.EncodeToString(id[:])
+	// A KRaft cluster id is 16 random bytes in unpadded URL-safe base64;
+	// one starting with '-' would be read as an option, so, as Kafka's
+	// Uuid.randomUuid does, draw again.
+	var clusterID string
+	for clusterID == "" || clusterID[0] == '-' {
+		var id [16]byte
+		rand.Read(id[:])
+		clusterID = base64.RawURLEncoding.EncodeToString(id[:])
+	}
 	format := exec.Command(java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", cp,
 		"kafka.tools.StorageTool", "format", "-t", clusterID, "-c", propsFile, "--standalone")
 	if out, err := format.CombinedOutput(); err != nil {
