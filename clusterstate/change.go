@@ -3,6 +3,7 @@ package clusterstate
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -12,6 +13,9 @@ type NewTopic struct {
 	Name       string
 	Partitions int32
 	Configs    map[string]string
+	// ReplicationFactor is the replicas of each partition in a cluster;
+	// 0 is default.replication.factor. A single node ignores it.
+	ReplicationFactor int16
 }
 
 // CreateResult is the outcome of creating one NewTopic.
@@ -65,7 +69,13 @@ func (s *State) CreateTopics(specs []NewTopic) []CreateResult {
 	var kept []*Topic
 	var keptIdx []int
 	for j, t := range created {
-		ps, err := s.openPartitions(t, 0, specs[idx[j]].Partitions)
+		sp := specs[idx[j]]
+		assigns, err := s.placeLocked(t.Name, 0, sp.Partitions, sp.ReplicationFactor)
+		if err != nil {
+			res[idx[j]].Err = err
+			continue
+		}
+		ps, err := s.openPartitions(t, 0, sp.Partitions, assigns)
 		if err != nil {
 			s.dropLogs(ps)
 			res[idx[j]].Err = err
@@ -125,18 +135,47 @@ func (s *State) newTopicIDLocked(cur *topicSet, creating []*Topic) TopicID {
 	}
 }
 
+// placeLocked returns the assignments of count new partitions of a topic
+// from the Placer: every replica in the ISR, the first one leading. It
+// returns nil on a single node (openPartitions then places locally).
+// Callers hold changeMu.
+func (s *State) placeLocked(topic string, from, count int32, rf int16) ([]Assignment, error) {
+	if s.opts.Placer == nil {
+		return nil, nil
+	}
+	replicas, err := s.opts.Placer.Place(topic, from, count, rf)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Assignment, len(replicas))
+	for i, r := range replicas {
+		out[i] = Assignment{Replicas: r, ISR: slices.Clone(r), Leader: r[0]}
+	}
+	return out, nil
+}
+
 // openPartitions opens (creating if needed) the logs of partitions
-// [from, to) of t. On error it returns the logs it did open, for the
-// caller to drop. It takes no lock: t is not published, or its new
-// partitions are reserved by the caller holding changeMu.
-func (s *State) openPartitions(t *Topic, from, to int32) ([]*Partition, error) {
+// [from, to) of t, with assigns[i-from] as partition i's assignment (this
+// node alone where assigns has none). On error it returns the logs it did
+// open, for the caller to drop. It takes no lock: t is not published, or
+// its new partitions are reserved by the caller holding changeMu.
+//
+// In a cluster every broker opens a log for every partition, replica or
+// not: the request paths may then rely on Partition.Log, and a broker
+// that is not the leader answers NOT_LEADER_OR_FOLLOWER before touching
+// it.
+func (s *State) openPartitions(t *Topic, from, to int32, assigns []Assignment) ([]*Partition, error) {
 	ps := make([]*Partition, 0, max(to-from, 0))
 	for i := from; i < to; i++ {
 		l, err := s.opts.Logs.OpenLog(t.Name+"-"+strconv.Itoa(int(i)), t.Config.Storage)
 		if err != nil {
 			return ps, fmt.Errorf("clusterstate: opening %s-%d: %w", t.Name, i, err)
 		}
-		ps = append(ps, &Partition{Topic: t.Name, Index: i, Assignment: s.localAssignment(), Log: l, Stats: t.Stats})
+		a := s.localAssignment()
+		if j := int(i - from); j < len(assigns) {
+			a = assigns[j]
+		}
+		ps = append(ps, &Partition{Topic: t.Name, Index: i, Assignment: a, Log: l, Stats: t.Stats})
 	}
 	return ps, nil
 }
@@ -247,7 +286,15 @@ func (s *State) AddPartitions(name string, total int32) error {
 	if total <= from {
 		return fmt.Errorf("clusterstate: topic %s already has %d partitions", name, from)
 	}
-	ps, err := s.openPartitions(old, from, total)
+	var rf int16
+	if len(old.Partitions) > 0 {
+		rf = int16(len(old.Partitions[0].Replicas))
+	}
+	assigns, err := s.placeLocked(name, from, total-from, rf)
+	if err != nil {
+		return err
+	}
+	ps, err := s.openPartitions(old, from, total, assigns)
 	if err != nil {
 		s.dropLogs(ps)
 		return err
