@@ -45,22 +45,10 @@ var testDefaults = clusterstate.ConfigDefaults{Values: map[string]string{
 // openState opens a State on its own store over an etcd backend.
 func openState(t testing.TB, cli *clientv3.Client, node int32, placer clusterstate.Placer) *clusterstate.State {
 	t.Helper()
-	store, err := storage.OpenStore(t.TempDir(), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := clusterstate.Open(clusterstate.Options{Backend: NewBackend(cli, "/skiff-test/", zerolog.Nop()),
-		Logs: store, Defaults: testDefaults, NodeID: node, Placer: placer, Logger: zerolog.Nop()})
-	if err != nil {
-		store.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		st.Close()
-		store.Close()
-	})
-	return st
+	return openStateOn(t, NewBackend(cli, "/skiff-test/", zerolog.Nop()), node, placer)
 }
+
+func openStore(t testing.TB) (*storage.Store, error) { return storage.OpenStore(t.TempDir(), zerolog.Nop()) }
 
 // fixedPlacer puts every partition on the same replicas.
 type fixedPlacer []int32
