@@ -48,7 +48,9 @@ func openState(t testing.TB, cli *clientv3.Client, node int32, placer clustersta
 	return openStateOn(t, NewBackend(cli, "/skiff-test/", zerolog.Nop()), node, placer)
 }
 
-func openStore(t testing.TB) (*storage.Store, error) { return storage.OpenStore(t.TempDir(), zerolog.Nop()) }
+func openStore(t testing.TB) (*storage.Store, error) {
+	return storage.OpenStore(t.TempDir(), zerolog.Nop())
+}
 
 // fixedPlacer puts every partition on the same replicas.
 type fixedPlacer []int32
