@@ -16,6 +16,10 @@ type NewTopic struct {
 	// ReplicationFactor is the replicas of each partition in a cluster;
 	// 0 is default.replication.factor. A single node ignores it.
 	ReplicationFactor int16
+	// Replicas, if set, are the replicas of each partition as the
+	// request gave them (CreateTopics' manual assignment), validated by
+	// the caller; the Placer is not asked then.
+	Replicas [][]int32
 }
 
 // CreateResult is the outcome of creating one NewTopic.
@@ -70,7 +74,7 @@ func (s *State) CreateTopics(specs []NewTopic) []CreateResult {
 	var keptIdx []int
 	for j, t := range created {
 		sp := specs[idx[j]]
-		assigns, err := s.placeLocked(t.Name, 0, sp.Partitions, sp.ReplicationFactor)
+		assigns, err := s.placeLocked(t.Name, 0, sp.Partitions, sp.ReplicationFactor, sp.Replicas)
 		if err != nil {
 			res[idx[j]].Err = err
 			continue
@@ -135,17 +139,20 @@ func (s *State) newTopicIDLocked(cur *topicSet, creating []*Topic) TopicID {
 	}
 }
 
-// placeLocked returns the assignments of count new partitions of a topic
-// from the Placer: every replica in the ISR, the first one leading. It
+// placeLocked returns the assignments of count new partitions of a topic,
+// as given (manual) or from the Placer: every replica in the ISR, the first one leading. It
 // returns nil on a single node (openPartitions then places locally).
 // Callers hold changeMu.
-func (s *State) placeLocked(topic string, from, count int32, rf int16) ([]Assignment, error) {
+func (s *State) placeLocked(topic string, from, count int32, rf int16, manual [][]int32) ([]Assignment, error) {
 	if s.opts.Placer == nil {
 		return nil, nil
 	}
-	replicas, err := s.opts.Placer.Place(topic, from, count, rf)
-	if err != nil {
-		return nil, err
+	replicas := manual
+	if len(replicas) == 0 {
+		var err error
+		if replicas, err = s.opts.Placer.Place(topic, from, count, rf); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]Assignment, len(replicas))
 	for i, r := range replicas {
@@ -290,7 +297,7 @@ func (s *State) AddPartitions(name string, total int32) error {
 	if len(old.Partitions) > 0 {
 		rf = int16(len(old.Partitions[0].Replicas))
 	}
-	assigns, err := s.placeLocked(name, from, total-from, rf)
+	assigns, err := s.placeLocked(name, from, total-from, rf, nil)
 	if err != nil {
 		return err
 	}

@@ -106,16 +106,11 @@ func TestNodeFailoverAfterLeaseExpiry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		closed := false
-		t.Cleanup(func() {
-			if !closed {
-				n.Close()
-			}
-		})
+		t.Cleanup(func() { n.Close() })
 		nodes[i] = n
 		st := openStateOn(t, n.Backend(), int32(i+1), n)
 		states[i] = st
-		if err := n.Join(JoinOptions{Self: clusterstate.Broker{NodeID: int32(i + 1)}, State: st, DefaultReplicationFactor: 3}); err != nil {
+		if err := n.Join(clusterstate.Broker{NodeID: int32(i + 1)}, st, 3); err != nil {
 			t.Fatal(err)
 		}
 	}

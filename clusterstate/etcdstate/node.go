@@ -35,13 +35,12 @@ type NodeConfig struct {
 	Logger   zerolog.Logger
 }
 
-// JoinOptions are what a broker registers and how its controller acts;
+// joinOptions are what a broker registers and how its controller acts;
 // the server knows them only once its listeners are bound.
-type JoinOptions struct {
-	Self  clusterstate.Broker
-	State *clusterstate.State
-	// DefaultReplicationFactor is default.replication.factor.
-	DefaultReplicationFactor int16
+type joinOptions struct {
+	Self                     clusterstate.Broker
+	State                    *clusterstate.State
+	DefaultReplicationFactor int16 // default.replication.factor
 }
 
 // Node is one broker's membership of a cluster: its etcd client (and
@@ -54,8 +53,9 @@ type Node struct {
 	cli      *clientv3.Client
 	backend  *Backend
 
-	ctx    context.Context
-	cancel context.CancelFunc
+	ctx      context.Context
+	cancel   context.CancelFunc
+	stopOnce sync.Once
 	wg     sync.WaitGroup
 	// kick wakes the controller loop (brokers or metadata changed).
 	kick chan struct{}
@@ -65,7 +65,7 @@ type Node struct {
 		sync.Mutex
 		brokers    map[int32]clusterstate.Broker // live, by node id
 		controller int32
-		self       JoinOptions
+		self       joinOptions
 		session    *concurrency.Session
 		joined     bool
 	}
@@ -125,9 +125,9 @@ func (n *Node) brokerKey(id int32) string {
 // campaigns for the controller. A broker whose previous registration is
 // still alive (a restart within the lease TTL) waits for it to expire, as
 // a Kafka broker waits to be unfenced.
-func (n *Node) Join(opts JoinOptions) error {
+func (n *Node) Join(self clusterstate.Broker, st *clusterstate.State, defaultReplicationFactor int16) error {
 	n.mu.Lock()
-	n.mu.self = opts
+	n.mu.self = joinOptions{Self: self, State: st, DefaultReplicationFactor: defaultReplicationFactor}
 	n.mu.Unlock()
 	if err := n.register(); err != nil {
 		return err
@@ -347,33 +347,38 @@ func (n *Node) goTracked(f func()) {
 // see this one gone at once (its partitions get new leaders), and the
 // embedded member, if any, stops.
 func (n *Node) Close() error {
-	n.cancel()
-	n.wg.Wait()
-	n.mu.Lock()
-	s := n.mu.session
-	n.mu.Unlock()
-	if s != nil {
-		s.Close() // revokes the lease
-	}
-	err := n.cli.Close()
-	n.closeEmbedded()
+	var err error
+	n.stopOnce.Do(func() {
+		n.cancel()
+		n.wg.Wait()
+		n.mu.Lock()
+		s := n.mu.session
+		n.mu.Unlock()
+		if s != nil {
+			s.Close() // revokes the lease
+		}
+		err = n.cli.Close()
+		n.closeEmbedded()
+	})
 	return err
 }
 
 // Crash stops the node as a killed process would: the lease is neither
 // revoked nor kept alive, so the broker stays registered until its TTL
-// runs out. For tests of failover.
+// runs out. For tests of failover; a later Close does nothing.
 func (n *Node) Crash() {
-	n.mu.Lock()
-	s := n.mu.session
-	n.mu.Unlock()
-	if s != nil {
-		s.Orphan()
-	}
-	n.cancel()
-	n.wg.Wait()
-	n.cli.Close()
-	n.closeEmbedded()
+	n.stopOnce.Do(func() {
+		n.mu.Lock()
+		s := n.mu.session
+		n.mu.Unlock()
+		if s != nil {
+			s.Orphan()
+		}
+		n.cancel()
+		n.wg.Wait()
+		n.cli.Close()
+		n.closeEmbedded()
+	})
 }
 
 func (n *Node) closeEmbedded() {
@@ -381,3 +386,6 @@ func (n *Node) closeEmbedded() {
 		n.embedded.Close()
 	}
 }
+
+// A Node is what a broker of a cluster is given (server.ClusterNode).
+var _ clusterstate.Placer = (*Node)(nil)

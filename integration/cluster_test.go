@@ -1,0 +1,246 @@
+package integration
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/skiffmq/skiff/clusterstate/etcdstate"
+	"github.com/skiffmq/skiff/server"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// clusterLeaseTTL is the brokers' lease in cluster tests: short, so that
+// a killed broker's partitions move quickly (etcd's minimum is about 2s).
+const clusterLeaseTTL = 2 * time.Second
+
+// clusterBroker is one in-process broker of a test cluster.
+type clusterBroker struct {
+	*server.Server
+	node *etcdstate.Node
+	id   int32
+}
+
+// startCluster starts n in-process brokers (node ids 1..n) on 127.0.0.1
+// port 0 sharing one embedded etcd member (port 0, in a temporary
+// directory), and returns them once every broker sees all n.
+func startCluster(t *testing.T, n int, settings map[string]string) []*clusterBroker {
+	t.Helper()
+	m, err := etcdstate.StartEmbedded(etcdstate.EmbedConfig{Dir: t.TempDir(), PeerURL: "http://127.0.0.1:0", ClientURL: "http://127.0.0.1:0", Quiet: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	var out []*clusterBroker
+	for i := 1; i <= n; i++ {
+		node, err := etcdstate.NewNode(etcdstate.NodeConfig{Endpoints: []string{m.ClientURL()}, Prefix: "/" + t.Name() + "/",
+			LeaseTTL: clusterLeaseTTL, Logger: zerolog.Nop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := server.New(server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), NodeID: int32(i), Settings: settings, Cluster: node})
+		if err != nil {
+			node.Close()
+			t.Fatal(err)
+		}
+		if err := srv.Start(); err != nil {
+			srv.Close()
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Close() })
+		out = append(out, &clusterBroker{Server: srv, node: node, id: int32(i)})
+	}
+	for _, b := range out {
+		eventually(t, 30*time.Second, "every broker to see the whole cluster", func() bool {
+			return len(b.node.Brokers()) == n && b.node.Controller() > 0
+		})
+	}
+	return out
+}
+
+func clusterSeeds(bs []*clusterBroker) []string {
+	var seeds []string
+	for _, b := range bs {
+		seeds = append(seeds, b.Addr())
+	}
+	return seeds
+}
+
+// TestClusterThreeBrokersLeadersAndFailover: three brokers sharing etcd
+// are one cluster to a franz-go client: Metadata and DescribeCluster list
+// all three and the same controller, an RF=3 topic has its leaders spread
+// over the brokers, FindCoordinator names the leader of the group's
+// __consumer_offsets partition, and a broker that does not lead a
+// partition refuses produce and fetch with NOT_LEADER_OR_FOLLOWER. When
+// a leader dies without leaving (its lease expires), the controller
+// makes an ISR member leader with the next leader epoch, and the
+// client's next produce goes there without any reconfiguration.
+func TestClusterThreeBrokersLeadersAndFailover(t *testing.T) {
+	bs := startCluster(t, 3, map[string]string{"default.replication.factor": "3"})
+	cl := newClient(t, bs[0].Addr(), kgo.SeedBrokers(clusterSeeds(bs)...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RetryTimeout(60*time.Second))
+	adm := kadm.NewClient(cl)
+	ctx := testContext(t)
+
+	meta, err := adm.BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := meta.Brokers.NodeIDs(); !slices.Equal(got, []int32{1, 2, 3}) {
+		t.Fatalf("Metadata lists brokers %v, want [1 2 3]", got)
+	}
+	dc, err := kmsg.NewPtrDescribeClusterRequest().RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dc.Brokers) != 3 || dc.ControllerID != meta.Controller || dc.ControllerID < 1 {
+		t.Fatalf("DescribeCluster: %d brokers, controller %d; Metadata controller %d", len(dc.Brokers), dc.ControllerID, meta.Controller)
+	}
+
+	// RF above the live brokers is refused as Kafka refuses it.
+	if r, _ := adm.CreateTopic(ctx, 1, 4, nil, "too-many"); !errors.Is(r.Err, kerr.InvalidReplicationFactor) {
+		t.Fatalf("RF 4 on 3 brokers: %v, want INVALID_REPLICATION_FACTOR", r.Err)
+	}
+	const topic = "spread"
+	if r, err := adm.CreateTopic(ctx, 6, 3, nil, topic); err != nil || r.Err != nil {
+		t.Fatalf("create %s: %v %v", topic, err, r.Err)
+	}
+	var parts kadm.PartitionDetails
+	var topicID [16]byte
+	eventually(t, 30*time.Second, "every broker to serve the topic's metadata", func() bool {
+		m, err := adm.Metadata(ctx, topic)
+		if err != nil || m.Topics[topic].Err != nil || len(m.Topics[topic].Partitions) != 6 {
+			return false
+		}
+		parts, topicID = m.Topics[topic].Partitions, m.Topics[topic].ID
+		return true
+	})
+	leaders := map[int32]int{}
+	for _, p := range parts {
+		if len(p.Replicas) != 3 || len(p.ISR) != 3 {
+			t.Fatalf("partition %d: replicas %v ISR %v, want 3 of each", p.Partition, p.Replicas, p.ISR)
+		}
+		leaders[p.Leader]++
+	}
+	if len(leaders) != 3 {
+		t.Fatalf("leaders %v: not spread over the 3 brokers", leaders)
+	}
+
+	// Produce to every partition through the leaders.
+	for p := int32(0); p < 6; p++ {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: p, Value: []byte("before")}).FirstErr(); err != nil {
+			t.Fatalf("produce to partition %d: %v", p, err)
+		}
+	}
+
+	// A broker that does not lead partition 0 refuses it.
+	p0 := parts[0]
+	var follower int32
+	for _, id := range p0.Replicas {
+		if id != p0.Leader {
+			follower = id
+			break
+		}
+	}
+	preq := kmsg.NewPtrProduceRequest()
+	preq.Acks, preq.TimeoutMillis = -1, 5000
+	pt := kmsg.NewProduceRequestTopic()
+	pt.Topic, pt.TopicID = topic, topicID // the name up to v12, the id from v13
+	pp := kmsg.NewProduceRequestTopicPartition()
+	pp.Partition = 0
+	pp.Records = recordBatch("x") // hostile_test.go
+	pt.Partitions = append(pt.Partitions, pp)
+	preq.Topics = append(preq.Topics, pt)
+	presp, err := preq.RequestWith(ctx, cl.Broker(int(follower)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := presp.Topics[0].Partitions[0].ErrorCode; code != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("produce to follower %d: error %d, want NOT_LEADER_OR_FOLLOWER", follower, code)
+	}
+	freq := kmsg.NewPtrFetchRequest()
+	freq.ReplicaID, freq.MaxBytes = -1, 1<<20
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic, ft.TopicID = topic, topicID
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.PartitionMaxBytes, fp.CurrentLeaderEpoch = 0, 1<<20, -1
+	ft.Partitions = append(ft.Partitions, fp)
+	freq.Topics = append(freq.Topics, ft)
+	fresp, err := freq.RequestWith(ctx, cl.Broker(int(follower)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := fresp.Topics[0].Partitions[0].ErrorCode; code != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("fetch from follower %d: error %d, want NOT_LEADER_OR_FOLLOWER", follower, code)
+	}
+
+	// FindCoordinator names the leader of the group's offsets partition.
+	const group = "g1"
+	var coord int32 = -1
+	eventually(t, 30*time.Second, "a coordinator for the group", func() bool {
+		resp := adm.FindGroupCoordinators(ctx, group)
+		if resp[group].Err != nil {
+			return false
+		}
+		coord = resp[group].NodeID
+		return true
+	})
+	var offParts kadm.PartitionDetails
+	eventually(t, 30*time.Second, "__consumer_offsets in the metadata", func() bool {
+		om, err := adm.Metadata(ctx, "__consumer_offsets")
+		if err != nil {
+			return false
+		}
+		offParts = om.Topics["__consumer_offsets"].Partitions
+		return len(offParts) > 0
+	})
+	if want := offParts[int32(offsetsPartition(group, len(offParts)))].Leader; coord != want {
+		t.Fatalf("FindCoordinator(%s) = %d, want %d, the leader of its __consumer_offsets partition", group, coord, want)
+	}
+
+	// Kill the leader of partition 0 without leaving the cluster.
+	victim := p0.Leader
+	killed := time.Now()
+	bs[victim-1].node.Crash()
+	bs[victim-1].Close()
+	var now kadm.PartitionDetail
+	eventually(t, 60*time.Second, "a new leader of partition 0 from its ISR", func() bool {
+		m, err := adm.Metadata(ctx, topic)
+		if err != nil {
+			return false
+		}
+		now = m.Topics[topic].Partitions[0]
+		return now.Leader != victim && now.Leader > 0 && now.LeaderEpoch == p0.LeaderEpoch+1
+	})
+	if !slices.Contains(p0.ISR, now.Leader) || slices.Contains(now.ISR, victim) {
+		t.Fatalf("new leader %d (ISR %v); the old ISR was %v and %d is dead", now.Leader, now.ISR, p0.ISR, victim)
+	}
+	t.Logf("partition 0 moved from broker %d to %d in %v (lease TTL %v)", victim, now.Leader, time.Since(killed).Round(10*time.Millisecond), clusterLeaseTTL)
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatalf("produce after failover: %v", err)
+	}
+	meta, err = adm.BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(meta.Brokers.NodeIDs(), victim) || meta.Controller == victim || meta.Controller < 1 {
+		t.Fatalf("after the kill Metadata lists brokers %v, controller %d", meta.Brokers.NodeIDs(), meta.Controller)
+	}
+}
+
+// offsetsPartition is Kafka's abs(hashCode(group)) % n.
+func offsetsPartition(group string, n int) int {
+	var h int32
+	for _, r := range group {
+		h = 31*h + int32(r)
+	}
+	if h < 0 {
+		h = -h
+	}
+	return int(h) % n
+}
