@@ -3,6 +3,8 @@ package integration
 import (
 	"errors"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -243,4 +245,82 @@ func offsetsPartition(group string, n int) int {
 		h = -h
 	}
 	return int(h) % n
+}
+
+// TestClusterThreeSkiffProcessesWithEmbeddedEtcd: three skiff binaries
+// with --embedded-etcd and nothing else installed form one cluster (like
+// KRaft's combined mode): a client seeded with any of them sees all
+// three, creates an RF=3 topic and produces to it; after the leader of a
+// partition is killed with SIGKILL, a surviving ISR member leads it once
+// the dead broker's lease expires, and the same client produces again.
+func TestClusterThreeSkiffProcessesWithEmbeddedEtcd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs three skiff processes")
+	}
+	bin := buildSkiff(t)
+	ports := freePorts(t, 6)
+	var initial []string
+	for i := range 3 {
+		initial = append(initial, "s"+strconv.Itoa(i+1)+"=http://127.0.0.1:"+strconv.Itoa(ports[i]))
+	}
+	var procs []*skiffProcess
+	for i := range 3 {
+		procs = append(procs, launchSkiff(t, bin, t.TempDir(),
+			"--node-id="+strconv.Itoa(i+1),
+			"--embedded-etcd", "--etcd-name=s"+strconv.Itoa(i+1),
+			"--etcd-initial-cluster="+strings.Join(initial, ","),
+			"--etcd-peer-url=http://127.0.0.1:"+strconv.Itoa(ports[i]),
+			"--etcd-client-url=http://127.0.0.1:"+strconv.Itoa(ports[3+i]),
+			"--etcd-lease-ttl="+clusterLeaseTTL.String(),
+			"default.replication.factor=3"))
+	}
+	var seeds []string
+	for _, p := range procs {
+		p.waitStarted(t)
+		seeds = append(seeds, p.addr)
+	}
+	// Every broker knows the others and the controller, asked directly
+	// (a client answers Metadata from its cache).
+	for _, addr := range seeds {
+		c := dialRaw(t, addr)
+		var last *kmsg.MetadataResponse
+		eventually(t, 30*time.Second, "three brokers and a controller in "+addr+"'s metadata", func() bool {
+			req := kmsg.NewPtrMetadataRequest()
+			req.Version = 12
+			last = roundTrip(t, c, req, 1).(*kmsg.MetadataResponse)
+			return len(last.Brokers) == 3 && last.ControllerID > 0
+		})
+		c.Close()
+	}
+	cl := newClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RetryTimeout(60*time.Second))
+	adm := kadm.NewClient(cl)
+	ctx := testContext(t)
+	const topic = "procs"
+	if r, err := adm.CreateTopic(ctx, 3, 3, nil, topic); err != nil || r.Err != nil {
+		t.Fatalf("create %s: %v %v", topic, err, r.Err)
+	}
+	var p0 kadm.PartitionDetail
+	eventually(t, 30*time.Second, "the topic's leaders", func() bool {
+		m, err := adm.Metadata(ctx, topic)
+		if err != nil || len(m.Topics[topic].Partitions) != 3 {
+			return false
+		}
+		p0 = m.Topics[topic].Partitions[0]
+		return p0.Leader > 0 && len(p0.ISR) == 3
+	})
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Value: []byte("before")}).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	procs[p0.Leader-1].kill9(t)
+	eventually(t, 60*time.Second, "a new leader of partition 0", func() bool {
+		m, err := adm.Metadata(ctx, topic)
+		if err != nil {
+			return false
+		}
+		p := m.Topics[topic].Partitions[0]
+		return p.Leader > 0 && p.Leader != p0.Leader && p.LeaderEpoch > p0.LeaderEpoch
+	})
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatalf("produce after the leader's kill: %v", err)
+	}
 }

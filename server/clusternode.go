@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"net"
-	"strconv"
 
 	"github.com/skiffmq/skiff/clusterstate"
 )
@@ -142,5 +141,3 @@ func (s *Server) liveBrokerCount() int {
 	}
 	return len(s.cfg.Cluster.Brokers())
 }
-
-func itoa32(v int32) string { return strconv.Itoa(int(v)) }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/skiffmq/skiff/clusterstate"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
@@ -33,19 +34,30 @@ func (n *Node) controllerLoop() {
 		n.mu.Lock()
 		id := n.mu.self.Self.NodeID
 		n.mu.Unlock()
-		if err := e.Campaign(ctx, strconv.Itoa(int(id))); err == nil {
+		err := e.Campaign(ctx, strconv.Itoa(int(id)))
+		if err == nil {
 			n.log.Info().Int32("node_id", id).Msg("elected controller")
 			n.lead(ctx)
 			rctx, rcancel := context.WithTimeout(context.Background(), opTimeout)
 			_ = e.Resign(rctx)
 			rcancel()
+		} else if ctx.Err() == nil {
+			// etcd failed the campaign (a member without a leader, a
+			// timeout); the session lives on, so campaign again.
+			n.log.Warn().Err(err).Msg("campaigning for the controller")
+			last = nil
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
 		}
 		cancel()
 	}
 }
 
 // currentSession waits for a session other than last (the membership
-// loop makes a new one when the lease is lost); nil once the node stops.
+// loop makes a new one when the lease is lost), or returns the current
+// one if last is nil; nil once the node stops.
 func (n *Node) currentSession(last *concurrency.Session) *concurrency.Session {
 	for {
 		n.mu.Lock()
@@ -75,19 +87,51 @@ func sessionContext(parent context.Context, s *concurrency.Session) (context.Con
 	return ctx, cancel
 }
 
-// observe follows who the controller is.
+// observe follows who the controller is: Election.Observe delivers each
+// new one, and a read of the election every second covers what a watch
+// can miss (Observe ends on any watch error, such as a member that has
+// lost its leader, and is then started again).
 func (n *Node) observe(ctx context.Context, e *concurrency.Election) {
-	for resp := range e.Observe(ctx) {
-		if len(resp.Kvs) == 0 {
-			continue
+	set := func(v []byte) {
+		if id, err := strconv.Atoi(string(v)); err == nil {
+			n.mu.Lock()
+			changed := n.mu.controller != int32(id)
+			n.mu.controller = int32(id)
+			n.mu.Unlock()
+			if changed {
+				n.log.Info().Int("controller", id).Msg("controller changed")
+			}
 		}
-		id, err := strconv.Atoi(string(resp.Kvs[0].Value))
-		if err != nil {
-			continue
+	}
+	ch := e.Observe(clientv3.WithRequireLeader(ctx))
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case resp, ok := <-ch:
+			if !ok {
+				ch = nil // started again at the next tick
+				continue
+			}
+			if len(resp.Kvs) > 0 {
+				set(resp.Kvs[0].Value)
+			}
+		case <-t.C:
+			if ch == nil {
+				ch = e.Observe(clientv3.WithRequireLeader(ctx))
+			}
+			rctx, cancel := context.WithTimeout(ctx, opTimeout)
+			resp, err := e.Leader(rctx)
+			cancel()
+			switch {
+			case err == nil && len(resp.Kvs) > 0:
+				set(resp.Kvs[0].Value)
+			case err != nil && !errors.Is(err, concurrency.ErrElectionNoLeader):
+				n.log.Warn().Err(err).Msg("reading the controller election")
+			}
 		}
-		n.mu.Lock()
-		n.mu.controller = int32(id)
-		n.mu.Unlock()
 	}
 }
 

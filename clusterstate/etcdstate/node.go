@@ -56,7 +56,7 @@ type Node struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	stopOnce sync.Once
-	wg     sync.WaitGroup
+	wg       sync.WaitGroup
 	// kick wakes the controller loop (brokers or metadata changed).
 	kick chan struct{}
 
@@ -314,10 +314,15 @@ func (n *Node) Broker(id int32) (clusterstate.Broker, bool) {
 	return b, ok
 }
 
-// Controller is the node id of the elected controller, -1 while none.
+// Controller is the node id of the elected controller, -1 while none (a
+// controller whose registration expired is none: its successor is being
+// elected).
 func (n *Node) Controller() int32 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if _, live := n.mu.brokers[n.mu.controller]; !live {
+		return -1
+	}
 	return n.mu.controller
 }
 
