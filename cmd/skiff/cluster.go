@@ -1,3 +1,5 @@
+//go:build !noetcd
+
 package main
 
 import (
@@ -51,7 +53,7 @@ func (c *clusterFlags) enabled() bool { return *c.embedded || strings.TrimSpace(
 
 // node starts the embedded member (if asked) and connects to etcd, for a
 // broker whose validated configuration is cfg.
-func (c *clusterFlags) node(cfg *server.Config, logger zerolog.Logger) (*etcdstate.Node, error) {
+func (c *clusterFlags) node(cfg *server.Config, logger zerolog.Logger) (server.ClusterNode, error) {
 	nc := etcdstate.NodeConfig{Prefix: *c.prefix, LeaseTTL: *c.leaseTTL, Logger: logger}
 	for _, e := range strings.Split(*c.endpoints, ",") {
 		if e = strings.TrimSpace(e); e != "" {
