@@ -104,6 +104,21 @@ func TestClusterThreeBrokersLeadersAndFailover(t *testing.T) {
 		t.Fatalf("DescribeCluster: %d brokers, controller %d; Metadata controller %d", len(dc.Brokers), dc.ControllerID, meta.Controller)
 	}
 
+	// DescribeQuorum describes the controller election: the controller
+	// leads and every live broker is a voter.
+	dq := kmsg.NewPtrDescribeQuorumRequest()
+	dqt := kmsg.NewDescribeQuorumRequestTopic()
+	dqt.Topic = "__cluster_metadata"
+	dqt.Partitions = []kmsg.DescribeQuorumRequestTopicPartition{kmsg.NewDescribeQuorumRequestTopicPartition()}
+	dq.Topics = append(dq.Topics, dqt)
+	dqr, err := dq.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if qp := dqr.Topics[0].Partitions[0]; qp.LeaderID != meta.Controller || len(qp.CurrentVoters) != 3 || len(dqr.Nodes) != 3 {
+		t.Fatalf("DescribeQuorum: leader %d, %d voters, %d nodes; want controller %d and 3 of each", qp.LeaderID, len(qp.CurrentVoters), len(dqr.Nodes), meta.Controller)
+	}
+
 	// RF above the live brokers is refused as Kafka refuses it.
 	if r, _ := adm.CreateTopic(ctx, 1, 4, nil, "too-many"); !errors.Is(r.Err, kerr.InvalidReplicationFactor) {
 		t.Fatalf("RF 4 on 3 brokers: %v, want INVALID_REPLICATION_FACTOR", r.Err)
