@@ -1,6 +1,7 @@
 package clusterstate
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -32,7 +33,53 @@ type CreateResult struct {
 // changeMu, their logs opened and the metadata saved once for all of them,
 // and then they are published. A request creating thousands of topics thus
 // costs one metadata write. Results are in specs' order.
+//
+// In a cluster another broker may change the metadata first: the save
+// then conflicts (ErrConflict), and the topics of that save are tried
+// again once this broker has applied the newer metadata, so that a topic
+// someone else created meanwhile is ErrTopicExists, as Kafka's controller
+// answers the second of two concurrent creations.
 func (s *State) CreateTopics(specs []NewTopic) []CreateResult {
+	res := s.createTopicsOnce(specs)
+	for attempt := 0; attempt < conflictRetries; attempt++ {
+		var again []int
+		for i, r := range res {
+			if errors.Is(r.Err, ErrConflict) {
+				again = append(again, i)
+			}
+		}
+		if len(again) == 0 {
+			break
+		}
+		s.awaitNewerThan(s.Revision())
+		retry := make([]NewTopic, len(again))
+		for j, i := range again {
+			retry[j] = specs[i]
+		}
+		for j, r := range s.createTopicsOnce(retry) {
+			res[again[j]] = r
+		}
+	}
+	return res
+}
+
+// conflictRetries bounds how often a conflicting change is tried again.
+const conflictRetries = 5
+
+// awaitNewerThan waits, briefly, until the watch has applied metadata
+// newer than rev. Without a watch (one node) nothing else writes and it
+// returns at once.
+func (s *State) awaitNewerThan(rev Revision) {
+	if s.stopWatch == nil {
+		return
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for s.Revision() <= rev && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (s *State) createTopicsOnce(specs []NewTopic) []CreateResult {
 	res := make([]CreateResult, len(specs))
 	s.changeMu.Lock()
 	defer s.changeMu.Unlock()

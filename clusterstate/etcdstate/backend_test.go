@@ -3,6 +3,8 @@ package etcdstate
 import (
 	"context"
 	"errors"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,5 +170,42 @@ func TestEtcdBackendGuardsConcurrentChanges(t *testing.T) {
 	}
 	if len(got.Topics) != 3 || got.Topics[0].Partitions != 2 {
 		t.Fatalf("stored %+v, want x with 2 partitions, y and z", got.Topics)
+	}
+}
+
+// Two brokers creating the same topic at once: one creates it, the other
+// is told it exists (not a storage error), and both end with the same
+// topic id.
+func TestEtcdConcurrentCreateOfOneTopicIsTopicExists(t *testing.T) {
+	_, cli := startEtcd(t)
+	p := fixedPlacer{1, 2}
+	a := openState(t, cli, 1, p)
+	b := openState(t, cli, 2, p)
+	for round := range 5 {
+		name := "same-" + strconv.Itoa(round)
+		var ra, rb []clusterstate.CreateResult
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); ra = a.CreateTopics([]clusterstate.NewTopic{{Name: name, Partitions: 1}}) }()
+		go func() { defer wg.Done(); rb = b.CreateTopics([]clusterstate.NewTopic{{Name: name, Partitions: 1}}) }()
+		wg.Wait()
+		ok := 0
+		for _, r := range []clusterstate.CreateResult{ra[0], rb[0]} {
+			switch {
+			case r.Err == nil:
+				ok++
+			case errors.Is(r.Err, clusterstate.ErrTopicExists):
+			default:
+				t.Fatalf("round %d: %v, want success or ErrTopicExists", round, r.Err)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("round %d: %d creations succeeded, want 1", round, ok)
+		}
+		eventually(t, "both brokers to agree on the topic id", func() bool {
+			ta, okA := a.Topic(name)
+			tb, okB := b.Topic(name)
+			return okA && okB && ta.ID == tb.ID
+		})
 	}
 }
