@@ -267,7 +267,8 @@ func offsetsPartition(group string, n int) int {
 // KRaft's combined mode): a client seeded with any of them sees all
 // three, creates an RF=3 topic and produces to it; after the leader of a
 // partition is killed with SIGKILL, a surviving ISR member leads it once
-// the dead broker's lease expires, and the same client produces again.
+// the dead broker's lease expires, and the same client produces again;
+// the killed broker restarted on its data joins again.
 func TestClusterThreeSkiffProcessesWithEmbeddedEtcd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs three skiff processes")
@@ -278,20 +279,29 @@ func TestClusterThreeSkiffProcessesWithEmbeddedEtcd(t *testing.T) {
 	for i := range 3 {
 		initial = append(initial, "s"+strconv.Itoa(i+1)+"=http://127.0.0.1:"+strconv.Itoa(ports[i]))
 	}
+	args := func(i int) []string {
+		return []string{"--node-id=" + strconv.Itoa(i+1),
+			"--embedded-etcd", "--etcd-name=s" + strconv.Itoa(i+1),
+			"--etcd-initial-cluster=" + strings.Join(initial, ","),
+			"--etcd-peer-url=http://127.0.0.1:" + strconv.Itoa(ports[i]),
+			"--etcd-client-url=http://127.0.0.1:" + strconv.Itoa(ports[3+i]),
+			"--etcd-lease-ttl=" + clusterLeaseTTL.String(),
+			"default.replication.factor=3"}
+	}
 	var procs []*skiffProcess
+	var dirs []string
 	for i := range 3 {
-		procs = append(procs, launchSkiff(t, bin, t.TempDir(),
-			"--node-id="+strconv.Itoa(i+1),
-			"--embedded-etcd", "--etcd-name=s"+strconv.Itoa(i+1),
-			"--etcd-initial-cluster="+strings.Join(initial, ","),
-			"--etcd-peer-url=http://127.0.0.1:"+strconv.Itoa(ports[i]),
-			"--etcd-client-url=http://127.0.0.1:"+strconv.Itoa(ports[3+i]),
-			"--etcd-lease-ttl="+clusterLeaseTTL.String(),
-			"default.replication.factor=3"))
+		dirs = append(dirs, t.TempDir())
+		procs = append(procs, launchSkiff(t, bin, dirs[i], args(i)...))
 	}
 	var seeds []string
 	for _, p := range procs {
 		p.waitStarted(t)
+		// The etcd member's directory is not taken for a partition log
+		// (which made a new broker report an unclean stop).
+		if !p.cleanStart {
+			t.Errorf("a broker on a new data dir reported an unclean previous stop")
+		}
 		seeds = append(seeds, p.addr)
 	}
 	// Every broker knows the others and the controller, asked directly
@@ -326,7 +336,8 @@ func TestClusterThreeSkiffProcessesWithEmbeddedEtcd(t *testing.T) {
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Value: []byte("before")}).FirstErr(); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
-	procs[p0.Leader-1].kill9(t)
+	victim := int(p0.Leader - 1)
+	procs[victim].kill9(t)
 	eventually(t, 60*time.Second, "a new leader of partition 0", func() bool {
 		m, err := adm.Metadata(ctx, topic)
 		if err != nil {
@@ -338,4 +349,16 @@ func TestClusterThreeSkiffProcessesWithEmbeddedEtcd(t *testing.T) {
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Value: []byte("after")}).FirstErr(); err != nil {
 		t.Fatalf("produce after the leader's kill: %v", err)
 	}
+
+	// The killed broker restarts on its data: its etcd member rejoins and
+	// it registers again once its old lease has expired.
+	back := startSkiff(t, bin, dirs[victim], args(victim)...)
+	c := dialRaw(t, back.addr)
+	defer c.Close()
+	eventually(t, 60*time.Second, "the restarted broker to see all three", func() bool {
+		req := kmsg.NewPtrMetadataRequest()
+		req.Version = 12
+		m := roundTrip(t, c, req, 2).(*kmsg.MetadataResponse)
+		return len(m.Brokers) == 3 && m.ControllerID > 0
+	})
 }

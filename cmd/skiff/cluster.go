@@ -35,7 +35,7 @@ type clusterFlags struct {
 func addClusterFlags(fs *flag.FlagSet) *clusterFlags {
 	return &clusterFlags{
 		endpoints: fs.String("etcd-endpoints", os.Getenv("SKIFF_ETCD_ENDPOINTS"), "etcd client URLs, comma-separated: join the cluster whose metadata is in this etcd (env SKIFF_ETCD_ENDPOINTS)"),
-		embedded:  fs.Bool("embedded-etcd", os.Getenv("SKIFF_EMBEDDED_ETCD") == "true", "run an etcd member inside the broker, data under <data-dir>/etcd (env SKIFF_EMBEDDED_ETCD=true)"),
+		embedded:  fs.Bool("embedded-etcd", os.Getenv("SKIFF_EMBEDDED_ETCD") == "true", "run an etcd member inside the broker, data under <data-dir>/.etcd (env SKIFF_EMBEDDED_ETCD=true)"),
 		name:      fs.String("etcd-name", os.Getenv("SKIFF_ETCD_NAME"), "this broker's etcd member name in --etcd-initial-cluster; default skiff-<node.id> (env SKIFF_ETCD_NAME)"),
 		initialCluster: fs.String("etcd-initial-cluster", os.Getenv("SKIFF_ETCD_INITIAL_CLUSTER"),
 			"the embedded etcd members, name=peerURL,...; default this member alone (env SKIFF_ETCD_INITIAL_CLUSTER)"),
@@ -67,7 +67,9 @@ func (c *clusterFlags) node(cfg *server.Config, logger zerolog.Logger) (server.C
 		}
 		nc.Embed = &etcdstate.EmbedConfig{
 			Name:           name,
-			Dir:            filepath.Join(cfg.DataDir, "etcd"),
+			// A dot directory: the store takes every other directory
+			// in the data dir for a partition log.
+			Dir:            filepath.Join(cfg.DataDir, ".etcd"),
 			InitialCluster: *c.initialCluster,
 			PeerURL:        *c.peerURL,
 			ClientURL:      *c.clientURL,
