@@ -66,7 +66,7 @@ func (c *clusterFlags) node(cfg *server.Config, logger zerolog.Logger) (server.C
 			name = "skiff-" + strconv.Itoa(int(cfg.NodeID))
 		}
 		nc.Embed = &etcdstate.EmbedConfig{
-			Name:           name,
+			Name: name,
 			// A dot directory: the store takes every other directory
 			// in the data dir for a partition log.
 			Dir:            filepath.Join(cfg.DataDir, ".etcd"),
