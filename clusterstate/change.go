@@ -329,6 +329,14 @@ func (s *State) SetTopicConfigs(name string, overrides map[string]string) error 
 // AddPartitions grows a topic to total partitions. The new logs are
 // opened and the metadata saved before the partitions are published.
 func (s *State) AddPartitions(name string, total int32) error {
+	return s.AddPartitionsWith(name, total, nil)
+}
+
+// AddPartitionsWith grows a topic to total partitions, with the new
+// partitions' replicas as given (CreatePartitions' manual assignment,
+// validated by the caller) or, for nil, placed by the Placer with the
+// topic's replication factor.
+func (s *State) AddPartitionsWith(name string, total int32, replicas [][]int32) error {
 	s.changeMu.Lock()
 	defer s.changeMu.Unlock()
 	cur := s.topics.Load()
@@ -344,7 +352,7 @@ func (s *State) AddPartitions(name string, total int32) error {
 	if len(old.Partitions) > 0 {
 		rf = int16(len(old.Partitions[0].Replicas))
 	}
-	assigns, err := s.placeLocked(name, from, total-from, rf, nil)
+	assigns, err := s.placeLocked(name, from, total-from, rf, replicas)
 	if err != nil {
 		return err
 	}

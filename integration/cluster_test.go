@@ -148,6 +148,31 @@ func TestClusterThreeBrokersLeadersAndFailover(t *testing.T) {
 		t.Fatalf("leaders %v: not spread over the 3 brokers", leaders)
 	}
 
+	// Partitions added later are placed with the topic's replication
+	// factor, or where the request puts them.
+	cp := kmsg.NewPtrCreatePartitionsRequest()
+	cpt := kmsg.NewCreatePartitionsRequestTopic()
+	cpt.Topic, cpt.Count = topic, 8
+	for _, r := range [][]int32{{3, 1, 2}, {2, 3, 1}} {
+		a := kmsg.NewCreatePartitionsRequestTopicAssignment()
+		a.Replicas = r
+		cpt.Assignment = append(cpt.Assignment, a)
+	}
+	cp.Topics = append(cp.Topics, cpt)
+	cp.TimeoutMillis = 10000
+	cpr, err := cp.RequestWith(ctx, cl)
+	if err != nil || cpr.Topics[0].ErrorCode != 0 {
+		t.Fatalf("CreatePartitions with an assignment: %v %+v", err, cpr)
+	}
+	eventually(t, 30*time.Second, "the added partitions with their assigned replicas", func() bool {
+		m, err := adm.Metadata(ctx, topic)
+		if err != nil || len(m.Topics[topic].Partitions) != 8 {
+			return false
+		}
+		p6, p7 := m.Topics[topic].Partitions[6], m.Topics[topic].Partitions[7]
+		return slices.Equal(p6.Replicas, []int32{3, 1, 2}) && p6.Leader == 3 && slices.Equal(p7.Replicas, []int32{2, 3, 1})
+	})
+
 	// Produce to every partition through the leaders.
 	for p := int32(0); p < 6; p++ {
 		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: p, Value: []byte("before")}).FirstErr(); err != nil {

@@ -171,6 +171,10 @@ func (c *cluster) setTopicConfigs(name string, overrides map[string]string) erro
 	return c.SetTopicConfigs(name, overrides)
 }
 
-func (c *cluster) addPartitions(name string, total int32) error { return c.AddPartitions(name, total) }
+// addPartitions grows a topic; replicas, in a cluster, are the request's
+// assignment of the new partitions (nil: placed on the live brokers).
+func (c *cluster) addPartitions(name string, total int32, replicas [][]int32) error {
+	return c.AddPartitionsWith(name, total, replicas)
+}
 
 func (c *cluster) enforceRetention(now time.Time) { c.EnforceRetention(now) }
