@@ -98,6 +98,13 @@ func TestPlaceRackAware(t *testing.T) {
 // controller moves leadership to an ISR member once the lease expires,
 // bumping the epochs.
 func TestNodeFailoverAfterLeaseExpiry(t *testing.T) {
+	t.Run("leader is not the controller", func(t *testing.T) { testNodeFailover(t, false) })
+	// The controller's own death: a new one is elected when its lease
+	// expires, and then moves the dead broker's leaderships.
+	t.Run("leader is the controller", func(t *testing.T) { testNodeFailover(t, true) })
+}
+
+func testNodeFailover(t *testing.T, killController bool) {
 	m, _ := startEtcd(t)
 	nodes := make([]*Node, 3)
 	states := make([]*clusterstate.State, 3)
@@ -127,22 +134,30 @@ func TestNodeFailoverAfterLeaseExpiry(t *testing.T) {
 	}
 	victim := p.Leader
 	controller := nodes[0].Controller()
-	if victim == controller {
-		// Crash a broker that is not the controller, so that the
-		// election does not also wait for a new controller.
-		for _, q := range res[0].Topic.Partitions {
-			if q.Leader != controller {
-				p, victim = q, q.Leader
-				break
-			}
+	for _, q := range res[0].Topic.Partitions {
+		if (q.Leader == controller) == killController {
+			p, victim = q, q.Leader
+			break
 		}
+	}
+	if (victim == controller) != killController {
+		t.Fatalf("no partition led by the right broker: %+v", res[0].Topic.Partitions)
 	}
 	crashed := time.Now()
 	nodes[victim-1].Crash()
-	survivor := states[controller-1]
+	var survivor *clusterstate.State
+	for i, st := range states {
+		if int32(i+1) != victim {
+			survivor = st
+			eventually(t, "a live controller", func() bool {
+				c := nodes[i].Controller()
+				return c > 0 && c != victim
+			})
+		}
+	}
 	eventually(t, "a new leader from the ISR", func() bool {
-		q := survivor.Partition("t", p.Index)
-		return q.Leader != victim && q.Leader != clusterstate.NoLeader && slices.Contains(p.ISR, q.Leader) &&
+		q := survivor.Partition("t", p.Index) // nil until its watch brings t
+		return q != nil && q.Leader != victim && q.Leader != clusterstate.NoLeader && slices.Contains(p.ISR, q.Leader) &&
 			q.LeaderEpoch == p.LeaderEpoch+1 && !slices.Contains(q.ISR, victim)
 	})
 	t.Logf("leader of t-%d moved %v after broker %d crashed (lease TTL 2s)", p.Index, time.Since(crashed).Round(10*time.Millisecond), victim)
