@@ -2,6 +2,7 @@ package integration
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,8 +31,9 @@ type clusterBroker struct {
 
 // startCluster starts n in-process brokers (node ids 1..n) on 127.0.0.1
 // port 0 sharing one embedded etcd member (port 0, in a temporary
-// directory), and returns them once every broker sees all n.
-func startCluster(t *testing.T, n int, settings map[string]string) []*clusterBroker {
+// directory), and returns them once every broker sees all n. racks, if
+// given, are the brokers' broker.rack in order.
+func startCluster(t *testing.T, n int, settings map[string]string, racks ...string) []*clusterBroker {
 	t.Helper()
 	m, err := etcdstate.StartEmbedded(etcdstate.EmbedConfig{Dir: t.TempDir(), PeerURL: "http://127.0.0.1:0", ClientURL: "http://127.0.0.1:0", Quiet: true})
 	if err != nil {
@@ -45,7 +47,14 @@ func startCluster(t *testing.T, n int, settings map[string]string) []*clusterBro
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv, err := server.New(server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), NodeID: int32(i), Settings: settings, Cluster: node})
+		own := maps.Clone(settings)
+		if own == nil {
+			own = map[string]string{}
+		}
+		if len(racks) >= i {
+			own["broker.rack"] = racks[i-1]
+		}
+		srv, err := server.New(server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), NodeID: int32(i), Settings: own, Cluster: node})
 		if err != nil {
 			node.Close()
 			t.Fatal(err)
@@ -83,7 +92,7 @@ func clusterSeeds(bs []*clusterBroker) []string {
 // makes an ISR member leader with the next leader epoch, and the
 // client's next produce goes there without any reconfiguration.
 func TestClusterThreeBrokersLeadersAndFailover(t *testing.T) {
-	bs := startCluster(t, 3, map[string]string{"default.replication.factor": "3"})
+	bs := startCluster(t, 3, map[string]string{"default.replication.factor": "3"}, "rack-a", "rack-b", "rack-c")
 	cl := newClient(t, bs[0].Addr(), kgo.SeedBrokers(clusterSeeds(bs)...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RetryTimeout(60*time.Second))
 	adm := kadm.NewClient(cl)
@@ -95,6 +104,11 @@ func TestClusterThreeBrokersLeadersAndFailover(t *testing.T) {
 	}
 	if got := meta.Brokers.NodeIDs(); !slices.Equal(got, []int32{1, 2, 3}) {
 		t.Fatalf("Metadata lists brokers %v, want [1 2 3]", got)
+	}
+	for _, b := range meta.Brokers {
+		if b.Rack == nil || *b.Rack != "rack-"+string(rune('a'+b.NodeID-1)) {
+			t.Fatalf("broker %d has rack %v, want its broker.rack", b.NodeID, b.Rack)
+		}
 	}
 	dc, err := kmsg.NewPtrDescribeClusterRequest().RequestWith(ctx, cl)
 	if err != nil {
