@@ -34,6 +34,11 @@ type ImageTopic struct {
 	ID         string            `json:"id"` // base64, as Kafka prints topic ids
 	Partitions int32             `json:"partitions"`
 	Configs    map[string]string `json:"configs,omitempty"`
+	// Assignments are the partitions' placements, one per partition, in
+	// a cluster (Options.Placer set). A single node does not store them
+	// (every partition is its own, at epoch 0), so meta.json keeps its
+	// format there.
+	Assignments []Assignment `json:"assignments,omitempty"`
 }
 
 // Revision orders the versions of the stored metadata. 0 means nothing is

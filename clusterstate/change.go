@@ -1,8 +1,10 @@
 package clusterstate
 
 import (
+	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -12,6 +14,13 @@ type NewTopic struct {
 	Name       string
 	Partitions int32
 	Configs    map[string]string
+	// ReplicationFactor is the replicas of each partition in a cluster;
+	// 0 is default.replication.factor. A single node ignores it.
+	ReplicationFactor int16
+	// Replicas, if set, are the replicas of each partition as the
+	// request gave them (CreateTopics' manual assignment), validated by
+	// the caller; the Placer is not asked then.
+	Replicas [][]int32
 }
 
 // CreateResult is the outcome of creating one NewTopic.
@@ -24,7 +33,53 @@ type CreateResult struct {
 // changeMu, their logs opened and the metadata saved once for all of them,
 // and then they are published. A request creating thousands of topics thus
 // costs one metadata write. Results are in specs' order.
+//
+// In a cluster another broker may change the metadata first: the save
+// then conflicts (ErrConflict), and the topics of that save are tried
+// again once this broker has applied the newer metadata, so that a topic
+// someone else created meanwhile is ErrTopicExists, as Kafka's controller
+// answers the second of two concurrent creations.
 func (s *State) CreateTopics(specs []NewTopic) []CreateResult {
+	res := s.createTopicsOnce(specs)
+	for attempt := 0; attempt < conflictRetries; attempt++ {
+		var again []int
+		for i, r := range res {
+			if errors.Is(r.Err, ErrConflict) {
+				again = append(again, i)
+			}
+		}
+		if len(again) == 0 {
+			break
+		}
+		s.awaitNewerThan(s.Revision())
+		retry := make([]NewTopic, len(again))
+		for j, i := range again {
+			retry[j] = specs[i]
+		}
+		for j, r := range s.createTopicsOnce(retry) {
+			res[again[j]] = r
+		}
+	}
+	return res
+}
+
+// conflictRetries bounds how often a conflicting change is tried again.
+const conflictRetries = 5
+
+// awaitNewerThan waits, briefly, until the watch has applied metadata
+// newer than rev. Without a watch (one node) nothing else writes and it
+// returns at once.
+func (s *State) awaitNewerThan(rev Revision) {
+	if s.stopWatch == nil {
+		return
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for s.Revision() <= rev && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (s *State) createTopicsOnce(specs []NewTopic) []CreateResult {
 	res := make([]CreateResult, len(specs))
 	s.changeMu.Lock()
 	defer s.changeMu.Unlock()
@@ -65,7 +120,13 @@ func (s *State) CreateTopics(specs []NewTopic) []CreateResult {
 	var kept []*Topic
 	var keptIdx []int
 	for j, t := range created {
-		ps, err := s.openPartitions(t, 0, specs[idx[j]].Partitions)
+		sp := specs[idx[j]]
+		assigns, err := s.placeLocked(t.Name, 0, sp.Partitions, sp.ReplicationFactor, sp.Replicas)
+		if err != nil {
+			res[idx[j]].Err = err
+			continue
+		}
+		ps, err := s.openPartitions(t, 0, sp.Partitions, assigns)
 		if err != nil {
 			s.dropLogs(ps)
 			res[idx[j]].Err = err
@@ -125,18 +186,50 @@ func (s *State) newTopicIDLocked(cur *topicSet, creating []*Topic) TopicID {
 	}
 }
 
+// placeLocked returns the assignments of count new partitions of a topic,
+// as given (manual) or from the Placer: every replica in the ISR, the first one leading. It
+// returns nil on a single node (openPartitions then places locally).
+// Callers hold changeMu.
+func (s *State) placeLocked(topic string, from, count int32, rf int16, manual [][]int32) ([]Assignment, error) {
+	if s.opts.Placer == nil {
+		return nil, nil
+	}
+	replicas := manual
+	if len(replicas) == 0 {
+		var err error
+		if replicas, err = s.opts.Placer.Place(topic, from, count, rf); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]Assignment, len(replicas))
+	for i, r := range replicas {
+		out[i] = Assignment{Replicas: r, ISR: slices.Clone(r), Leader: r[0]}
+	}
+	return out, nil
+}
+
 // openPartitions opens (creating if needed) the logs of partitions
-// [from, to) of t. On error it returns the logs it did open, for the
-// caller to drop. It takes no lock: t is not published, or its new
-// partitions are reserved by the caller holding changeMu.
-func (s *State) openPartitions(t *Topic, from, to int32) ([]*Partition, error) {
+// [from, to) of t, with assigns[i-from] as partition i's assignment (this
+// node alone where assigns has none). On error it returns the logs it did
+// open, for the caller to drop. It takes no lock: t is not published, or
+// its new partitions are reserved by the caller holding changeMu.
+//
+// In a cluster every broker opens a log for every partition, replica or
+// not: the request paths may then rely on Partition.Log, and a broker
+// that is not the leader answers NOT_LEADER_OR_FOLLOWER before touching
+// it.
+func (s *State) openPartitions(t *Topic, from, to int32, assigns []Assignment) ([]*Partition, error) {
 	ps := make([]*Partition, 0, max(to-from, 0))
 	for i := from; i < to; i++ {
 		l, err := s.opts.Logs.OpenLog(t.Name+"-"+strconv.Itoa(int(i)), t.Config.Storage)
 		if err != nil {
 			return ps, fmt.Errorf("clusterstate: opening %s-%d: %w", t.Name, i, err)
 		}
-		ps = append(ps, &Partition{Topic: t.Name, Index: i, Assignment: s.localAssignment(), Log: l, Stats: t.Stats})
+		a := s.localAssignment()
+		if j := int(i - from); j < len(assigns) {
+			a = assigns[j]
+		}
+		ps = append(ps, &Partition{Topic: t.Name, Index: i, Assignment: a, Log: l, Stats: t.Stats})
 	}
 	return ps, nil
 }
@@ -236,6 +329,14 @@ func (s *State) SetTopicConfigs(name string, overrides map[string]string) error 
 // AddPartitions grows a topic to total partitions. The new logs are
 // opened and the metadata saved before the partitions are published.
 func (s *State) AddPartitions(name string, total int32) error {
+	return s.AddPartitionsWith(name, total, nil)
+}
+
+// AddPartitionsWith grows a topic to total partitions, with the new
+// partitions' replicas as given (CreatePartitions' manual assignment,
+// validated by the caller) or, for nil, placed by the Placer with the
+// topic's replication factor.
+func (s *State) AddPartitionsWith(name string, total int32, replicas [][]int32) error {
 	s.changeMu.Lock()
 	defer s.changeMu.Unlock()
 	cur := s.topics.Load()
@@ -247,7 +348,15 @@ func (s *State) AddPartitions(name string, total int32) error {
 	if total <= from {
 		return fmt.Errorf("clusterstate: topic %s already has %d partitions", name, from)
 	}
-	ps, err := s.openPartitions(old, from, total)
+	var rf int16
+	if len(old.Partitions) > 0 {
+		rf = int16(len(old.Partitions[0].Replicas))
+	}
+	assigns, err := s.placeLocked(name, from, total-from, rf, replicas)
+	if err != nil {
+		return err
+	}
+	ps, err := s.openPartitions(old, from, total, assigns)
 	if err != nil {
 		s.dropLogs(ps)
 		return err

@@ -32,9 +32,22 @@
 // never rewritten from scratch, which would forget every topic and remove
 // its partition directories as strays. The interface carries what a shared
 // store needs: Save is guarded by the revision the change was based on
-// (ErrConflict otherwise) and Watch delivers others' changes, so an etcd
-// backend can map Save to a revision-guarded transaction. State does not
-// consume Watch yet: with one node nobody else writes.
+// (ErrConflict otherwise) and Watch delivers others' changes.
+// etcdstate.Backend stores the image in etcd, one key per topic, and maps
+// Save to a transaction guarded on the changed keys' revisions.
+//
+// # Clusters
+//
+// With Options.Placer set, State is one broker's view of a cluster: new
+// partitions are placed by the Placer, every partition's Assignment
+// (replicas, ISR, leader, epochs) is stored with its topic, and the
+// images Watch delivers are applied (watch.go): topics created elsewhere
+// get their logs opened, deleted ones lose theirs, and changed
+// assignments and configs are republished with the logs carried over.
+// UpdateAssignments is how the controller writes a leader election. Every
+// broker opens a log for every partition, replica or not, so that the
+// request paths may rely on Partition.Log; the server answers
+// NOT_LEADER_OR_FOLLOWER before using it on a broker that does not lead.
 //
 // # Concurrency
 //

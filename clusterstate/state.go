@@ -40,8 +40,27 @@ type Options struct {
 	// CountTraffic gives every topic TopicStats for its partitions to
 	// count into; without it Partition.Stats is nil.
 	CountTraffic bool
-	Logger       zerolog.Logger
+	// Placer places the replicas of new partitions on the cluster's
+	// brokers; nil is a single node, which places every partition on
+	// itself and does not store assignments.
+	Placer Placer
+	Logger zerolog.Logger
 }
+
+// Placer chooses the replicas of new partitions in a cluster. State calls
+// it under changeMu: it must answer from memory (the live brokers it
+// already knows), without I/O.
+type Placer interface {
+	// Place returns the replica lists of count new partitions of a topic,
+	// numbered from from, with rf replicas each (0: the cluster's
+	// default.replication.factor). An rf the live brokers cannot hold is
+	// ErrInvalidReplicationFactor.
+	Place(topic string, from, count int32, rf int16) ([][]int32, error)
+}
+
+// ErrInvalidReplicationFactor is a replication factor larger than the
+// number of live brokers, or below 1 (Kafka's INVALID_REPLICATION_FACTOR).
+var ErrInvalidReplicationFactor = errors.New("clusterstate: invalid replication factor")
 
 // State owns the cluster metadata: the cluster id, the topics with their
 // ids, typed configs, partition assignments and logs, the client quotas
@@ -76,6 +95,11 @@ type State struct {
 	// save writes, guarded by changeMu.
 	acls      atomic.Pointer[acl.Set]
 	savedACLs *acl.Set
+
+	// stopWatch ends the goroutine applying other brokers' changes
+	// (Backend.Watch); watchDone is closed when it has returned.
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
 }
 
 // topicSet is one published snapshot of the topics; never modified.
@@ -124,11 +148,27 @@ func newQuotaSet(byKey map[string]*Quota) *quotaSet {
 // Open loads the stored metadata, opens every partition log, removes the
 // directories of partitions that no topic owns (the remains of a deletion
 // interrupted by a crash) and saves the metadata back, so that a new
-// cluster id is durable before anyone sees it.
+// cluster id is durable before anyone sees it. With a shared backend
+// (etcd) another broker may save first; Open then loads again. It then
+// applies the changes that Backend.Watch delivers until Close.
 func Open(opts Options) (*State, error) {
 	if opts.Backend == nil || opts.Logs == nil {
 		return nil, errors.New("clusterstate: Backend and Logs are required")
 	}
+	for attempt := 0; ; attempt++ {
+		s, err := openOnce(opts)
+		if errors.Is(err, ErrConflict) && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.startWatch()
+		return s, nil
+	}
+}
+
+func openOnce(opts Options) (*State, error) {
 	s := &State{opts: opts, log: opts.Logger}
 	img, rev, err := opts.Backend.Load(context.Background())
 	if err != nil {
@@ -159,7 +199,7 @@ func Open(opts Options) (*State, error) {
 			return nil, fmt.Errorf("clusterstate: cluster metadata: topic %q: %w", it.Name, err)
 		}
 		t := s.newTopic(it.Name, id, it.Configs)
-		ps, err := s.openPartitions(t, 0, it.Partitions)
+		ps, err := s.openPartitions(t, 0, it.Partitions, it.Assignments)
 		t.Partitions = ps
 		topics[t.Name] = t
 		if err != nil {
@@ -238,12 +278,19 @@ func (s *State) image(ts *topicSet, qs *quotaSet, fs *Features) Image {
 	img := Image{ClusterID: s.clusterID, Topics: make([]ImageTopic, 0, len(ts.names)), Features: fs}
 	for _, name := range ts.names {
 		t := ts.byName[name]
-		img.Topics = append(img.Topics, ImageTopic{
+		it := ImageTopic{
 			Name:       t.Name,
 			ID:         t.ID.String(),
 			Partitions: int32(len(t.Partitions)),
 			Configs:    maps.Clone(t.Overrides),
-		})
+		}
+		if s.opts.Placer != nil {
+			it.Assignments = make([]Assignment, len(t.Partitions))
+			for i, p := range t.Partitions {
+				it.Assignments[i] = p.Assignment
+			}
+		}
+		img.Topics = append(img.Topics, it)
 	}
 	if len(qs.sorted) > 0 {
 		img.Quotas = qs.sorted

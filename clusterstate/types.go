@@ -3,6 +3,7 @@ package clusterstate
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/skiffmq/skiff/storage"
@@ -60,16 +61,26 @@ type Partition struct {
 	Stats *TopicStats
 }
 
-// Assignment is a partition's placement. One node owns every partition
-// today (Replicas and ISR hold only it, epochs are 0); the fields are here
-// so that replication can publish leaders and epochs through the same
-// types.
+// Assignment is a partition's placement. On a single node it owns every
+// partition (Replicas and ISR hold only it, epochs are 0). In a cluster
+// the assignment is stored with the topic and changed only through a
+// revision-guarded save (the controller's leader elections, replication's
+// ISR changes). Leader is NoLeader while no ISR member is alive.
 type Assignment struct {
-	Replicas       []int32
-	ISR            []int32
-	Leader         int32
-	LeaderEpoch    int32
-	PartitionEpoch int32
+	Replicas       []int32 `json:"replicas"`
+	ISR            []int32 `json:"isr"`
+	Leader         int32   `json:"leader"`
+	LeaderEpoch    int32   `json:"leader_epoch"`
+	PartitionEpoch int32   `json:"partition_epoch"`
+}
+
+// NoLeader is Assignment.Leader of a partition that has none (Kafka's -1).
+const NoLeader int32 = -1
+
+// Equal reports whether two assignments are the same.
+func (a Assignment) Equal(b Assignment) bool {
+	return a.Leader == b.Leader && a.LeaderEpoch == b.LeaderEpoch && a.PartitionEpoch == b.PartitionEpoch &&
+		slices.Equal(a.Replicas, b.Replicas) && slices.Equal(a.ISR, b.ISR)
 }
 
 // Quota is one entity's client quotas (KIP-546). An entity part with a

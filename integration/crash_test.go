@@ -59,7 +59,8 @@ type skiffProcess struct {
 	cleanStart bool   // likewise
 	httpAddr   string // likewise: /metrics, /healthz, /readyz
 	exited     chan struct{}
-	waitErr    error // set before exited is closed
+	waitErr    error               // set before exited is closed
+	started    chan map[string]any // the "skiff started" line's fields
 
 	mu   sync.Mutex
 	logs []string // stderr lines (JSON)
@@ -71,6 +72,16 @@ type skiffProcess struct {
 // the end of the test if it is still running.
 func startSkiff(t testing.TB, bin, dataDir string, overrides ...string) *skiffProcess {
 	t.Helper()
+	p := launchSkiff(t, bin, dataDir, overrides...)
+	p.waitStarted(t)
+	return p
+}
+
+// launchSkiff starts the binary as startSkiff does but does not wait for
+// it to be ready (waitStarted does): brokers that form a cluster with
+// embedded etcd become ready only once a quorum of them runs.
+func launchSkiff(t testing.TB, bin, dataDir string, overrides ...string) *skiffProcess {
+	t.Helper()
 	// Port 0 for the HTTP listener too: the binary's default (9644) would
 	// collide between tests and with other brokers on the machine.
 	args := []string{"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json", "--log-level", "info"}
@@ -81,7 +92,8 @@ func startSkiff(t testing.TB, bin, dataDir string, overrides ...string) *skiffPr
 		}
 		args = append(args, "--override", o)
 	}
-	p := &skiffProcess{cmd: exec.Command(bin, args...), exited: make(chan struct{})}
+	p := &skiffProcess{cmd: exec.Command(bin, args...), exited: make(chan struct{}), started: make(chan map[string]any, 1)}
+	started := p.started
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +101,6 @@ func startSkiff(t testing.TB, bin, dataDir string, overrides ...string) *skiffPr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting skiff: %v", err)
 	}
-	started := make(chan map[string]any, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 4<<20)
@@ -116,8 +127,14 @@ func startSkiff(t testing.TB, bin, dataDir string, overrides ...string) *skiffPr
 			t.Logf("skiff (data dir %s) stderr:\n%s", dataDir, p.logText())
 		}
 	})
+	return p
+}
+
+// waitStarted waits for the "skiff started" line, which tells the port.
+func (p *skiffProcess) waitStarted(t testing.TB) {
+	t.Helper()
 	select {
-	case m := <-started:
+	case m := <-p.started:
 		p.addr, _ = m["listen"].(string)
 		p.cleanStart, _ = m["clean_start"].(bool)
 		p.httpAddr, _ = m["http"].(string)
@@ -129,7 +146,6 @@ func startSkiff(t testing.TB, bin, dataDir string, overrides ...string) *skiffPr
 	case <-time.After(30 * time.Second):
 		t.Fatalf("skiff did not log \"skiff started\" within 30s:\n%s", p.logText())
 	}
-	return p
 }
 
 func (p *skiffProcess) logText() string {

@@ -1,16 +1,21 @@
 package server
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 
+	"github.com/skiffmq/skiff/clusterstate"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func init() { register(kmsg.CreatePartitions, 0, 3, (*Server).handleCreatePartitions) }
 
-// handleCreatePartitions grows topics; partitions can only be added, and on
-// a single node every new partition's replicas are exactly this node.
+// handleCreatePartitions grows topics; partitions can only be added. On a
+// single node every new partition's replicas are exactly this node; in a
+// cluster they are placed on the live brokers with the topic's
+// replication factor, or as the request assigns them.
 func (s *Server) handleCreatePartitions(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.CreatePartitionsRequest)
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
@@ -80,14 +85,30 @@ func (s *Server) createPartitions(rt *kmsg.CreatePartitionsRequestTopic, dup, va
 	case rt.Count == v.partitions:
 		return kerr.InvalidPartitions, fmt.Sprintf("Topic already has %d partitions.", v.partitions)
 	}
+	var manual [][]int32 // in a cluster: the request's replicas of each new partition
 	if rt.Assignment != nil {
 		if int32(len(rt.Assignment)) != rt.Count-v.partitions {
 			return kerr.InvalidReplicaAssignment, fmt.Sprintf("Increasing the number of partitions by %d but %d assignments provided.", rt.Count-v.partitions, len(rt.Assignment))
 		}
+		live := s.liveBrokers()
 		for _, a := range rt.Assignment {
-			if len(a.Replicas) != 1 || a.Replicas[0] != s.cfg.NodeID {
-				return kerr.InvalidReplicaAssignment, fmt.Sprintf("Replica assignment %v is invalid: this single-node cluster has only broker %d.", a.Replicas, s.cfg.NodeID)
+			if live == nil {
+				if len(a.Replicas) != 1 || a.Replicas[0] != s.cfg.NodeID {
+					return kerr.InvalidReplicaAssignment, fmt.Sprintf("Replica assignment %v is invalid: this single-node cluster has only broker %d.", a.Replicas, s.cfg.NodeID)
+				}
+				continue
 			}
+			if len(a.Replicas) == 0 {
+				return kerr.InvalidReplicaAssignment, "Replica assignment has no replicas."
+			}
+			seen := map[int32]bool{}
+			for _, id := range a.Replicas {
+				if seen[id] || !live[id] {
+					return kerr.InvalidReplicaAssignment, fmt.Sprintf("Replica assignment %v is invalid: each replica must be a distinct registered broker.", a.Replicas)
+				}
+				seen[id] = true
+			}
+			manual = append(manual, slices.Clone(a.Replicas))
 		}
 	}
 	if !quota.record(rt.Count - v.partitions) {
@@ -96,9 +117,12 @@ func (s *Server) createPartitions(rt *kmsg.CreatePartitionsRequestTopic, dup, va
 	if validateOnly {
 		return nil, ""
 	}
-	if err := s.meta.addPartitions(rt.Topic, rt.Count); err != nil {
+	if err := s.meta.addPartitions(rt.Topic, rt.Count, manual); err != nil {
 		if err == errUnknownTopic {
 			return kerr.UnknownTopicOrPartition, fmt.Sprintf("Topic '%s' does not exist.", rt.Topic)
+		}
+		if errors.Is(err, clusterstate.ErrInvalidReplicationFactor) {
+			return kerr.InvalidReplicationFactor, err.Error()
 		}
 		s.log.Error().Err(err).Str("topic", rt.Topic).Msg("adding partitions")
 		return kerr.UnknownServerError, err.Error()

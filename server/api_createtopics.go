@@ -3,8 +3,10 @@ package server
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
+	"github.com/skiffmq/skiff/clusterstate"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -69,7 +71,7 @@ func (s *Server) handleCreateTopics(r *request) (kmsg.Response, error) {
 			fail(kerr.PolicyViolation, errExcessivePartitions)
 			continue
 		}
-		partitions, repl, configs, kerrCode, msg := s.validateNewTopic(&rt)
+		partitions, repl, replicas, configs, kerrCode, msg := s.validateNewTopic(&rt)
 		if kerrCode != nil {
 			fail(kerrCode, msg)
 			continue
@@ -90,7 +92,7 @@ func (s *Server) handleCreateTopics(r *request) (kmsg.Response, error) {
 				continue
 			}
 		} else {
-			specs = append(specs, newTopic{name: rt.Topic, partitions: partitions, configs: configs})
+			specs = append(specs, newTopic{name: rt.Topic, partitions: partitions, configs: configs, replication: repl, replicas: replicas})
 			pending = append(pending, len(resp.Topics))
 		}
 		st.NumPartitions, st.ReplicationFactor = partitions, repl
@@ -113,6 +115,9 @@ func (s *Server) handleCreateTopics(r *request) (kmsg.Response, error) {
 			code, st.ErrorMessage = kerr.TopicAlreadyExists, kmsg.StringPtr(fmt.Sprintf("Topic '%s' already exists.", st.Topic))
 		case errors.Is(res.err, errTopicCollision):
 			code, st.ErrorMessage = kerr.InvalidTopicException, kmsg.StringPtr(res.err.Error())
+		case errors.Is(res.err, clusterstate.ErrInvalidReplicationFactor):
+			// A broker left between the check and the placement.
+			code, st.ErrorMessage = kerr.InvalidReplicationFactor, kmsg.StringPtr(res.err.Error())
 		default:
 			s.log.Error().Err(res.err).Str("topic", st.Topic).Msg("creating topic")
 			code, st.ErrorMessage = kerr.UnknownServerError, kmsg.StringPtr(res.err.Error())
@@ -138,7 +143,7 @@ func (s *Server) createTopicsRecords(req *kmsg.CreateTopicsRequest, seen map[str
 		if seen[rt.Topic] > 1 {
 			continue
 		}
-		partitions, _, configs, code, _ := s.validateNewTopic(rt)
+		partitions, _, _, configs, code, _ := s.validateNewTopic(rt)
 		if code != nil {
 			continue
 		}
@@ -172,27 +177,48 @@ func (s *Server) requestedPartitions(topics []kmsg.CreateTopicsRequestTopic, see
 
 // validateNewTopic applies Kafka's CreateTopics checks to one topic and
 // resolves -1 defaults.
-func (s *Server) validateNewTopic(rt *kmsg.CreateTopicsRequestTopic) (partitions int32, repl int16, configs map[string]string, code *kerr.Error, msg string) {
+func (s *Server) validateNewTopic(rt *kmsg.CreateTopicsRequestTopic) (partitions int32, repl int16, replicas [][]int32, configs map[string]string, code *kerr.Error, msg string) {
 	if err := validateTopicName(rt.Topic); err != nil {
-		return 0, 0, nil, kerr.InvalidTopicException, err.Error()
+		return 0, 0, nil, nil, kerr.InvalidTopicException, err.Error()
 	}
 	partitions, repl = rt.NumPartitions, rt.ReplicationFactor
 	if len(rt.ReplicaAssignment) > 0 {
 		if partitions != -1 || repl != -1 {
-			return 0, 0, nil, kerr.InvalidRequest, "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time."
+			return 0, 0, nil, nil, kerr.InvalidRequest, "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time."
 		}
 		sort.Slice(rt.ReplicaAssignment, func(i, j int) bool {
 			return rt.ReplicaAssignment[i].Partition < rt.ReplicaAssignment[j].Partition
 		})
+		live := s.liveBrokers()
 		for i, a := range rt.ReplicaAssignment {
 			if a.Partition != int32(i) {
-				return 0, 0, nil, kerr.InvalidReplicaAssignment, "Partitions should be a consecutive 0-based integer sequence"
+				return 0, 0, nil, nil, kerr.InvalidReplicaAssignment, "Partitions should be a consecutive 0-based integer sequence"
 			}
-			if len(a.Replicas) != 1 || a.Replicas[0] != s.cfg.NodeID {
-				return 0, 0, nil, kerr.InvalidReplicaAssignment, fmt.Sprintf("Replica assignment for partition %d must be exactly [%d] on this single-node cluster", a.Partition, s.cfg.NodeID)
+			if live == nil {
+				if len(a.Replicas) != 1 || a.Replicas[0] != s.cfg.NodeID {
+					return 0, 0, nil, nil, kerr.InvalidReplicaAssignment, fmt.Sprintf("Replica assignment for partition %d must be exactly [%d] on this single-node cluster", a.Partition, s.cfg.NodeID)
+				}
+				continue
 			}
+			// Kafka's controller (ReplicationControlManager) checks the
+			// same: replicas on registered brokers, none twice, and as
+			// many for every partition.
+			if len(a.Replicas) == 0 || len(a.Replicas) != len(rt.ReplicaAssignment[0].Replicas) {
+				return 0, 0, nil, nil, kerr.InvalidReplicaAssignment, fmt.Sprintf("The manual partition assignment includes a partition with %d replica(s), but this is not consistent with previous partitions, which have %d replica(s).", len(a.Replicas), len(rt.ReplicaAssignment[0].Replicas))
+			}
+			seenReplica := map[int32]bool{}
+			for _, id := range a.Replicas {
+				if seenReplica[id] {
+					return 0, 0, nil, nil, kerr.InvalidReplicaAssignment, fmt.Sprintf("The manual partition assignment includes the broker %d more than once.", id)
+				}
+				seenReplica[id] = true
+				if !live[id] {
+					return 0, 0, nil, nil, kerr.InvalidReplicaAssignment, fmt.Sprintf("The manual partition assignment includes broker %d, but no such broker is registered.", id)
+				}
+			}
+			replicas = append(replicas, slices.Clone(a.Replicas))
 		}
-		partitions, repl = int32(len(rt.ReplicaAssignment)), 1
+		partitions, repl = int32(len(rt.ReplicaAssignment)), int16(len(rt.ReplicaAssignment[0].Replicas))
 	}
 	if partitions == -1 {
 		partitions = s.cfg.numPartitions
@@ -201,32 +227,32 @@ func (s *Server) validateNewTopic(rt *kmsg.CreateTopicsRequestTopic) (partitions
 		repl = s.cfg.defaultReplication
 	}
 	if partitions <= 0 {
-		return 0, 0, nil, kerr.InvalidPartitions, "Number of partitions was set to an invalid non-positive value."
+		return 0, 0, nil, nil, kerr.InvalidPartitions, "Number of partitions was set to an invalid non-positive value."
 	}
 	if repl <= 0 {
-		return 0, 0, nil, kerr.InvalidReplicationFactor, "Replication factor must be larger than 0."
+		return 0, 0, nil, nil, kerr.InvalidReplicationFactor, "Replication factor must be larger than 0."
 	}
-	if repl > 1 {
-		return 0, 0, nil, kerr.InvalidReplicationFactor, fmt.Sprintf("Unable to replicate the partition %d time(s): The target replication factor of %d cannot be reached because only 1 broker(s) are registered.", repl, repl)
+	if n := s.liveBrokerCount(); int(repl) > n {
+		return 0, 0, nil, nil, kerr.InvalidReplicationFactor, fmt.Sprintf("Unable to replicate the partition %d time(s): The target replication factor of %d cannot be reached because only %d broker(s) are registered.", repl, repl, n)
 	}
 	configs = make(map[string]string, len(rt.Configs))
 	for _, c := range rt.Configs {
 		if c.Value == nil {
-			return 0, 0, nil, kerr.InvalidConfig, fmt.Sprintf("Null value not supported for topic configs: %s", c.Name)
+			return 0, 0, nil, nil, kerr.InvalidConfig, fmt.Sprintf("Null value not supported for topic configs: %s", c.Name)
 		}
 		d, ok := findTopicConfig(c.Name)
 		if !ok {
-			return 0, 0, nil, kerr.InvalidConfig, fmt.Sprintf("Unknown topic config name: %s", c.Name)
+			return 0, 0, nil, nil, kerr.InvalidConfig, fmt.Sprintf("Unknown topic config name: %s", c.Name)
 		}
 		if err := d.validateValue(*c.Value); err != nil {
-			return 0, 0, nil, kerr.InvalidConfig, err.Error()
+			return 0, 0, nil, nil, kerr.InvalidConfig, err.Error()
 		}
 		configs[c.Name] = *c.Value
 	}
 	if err := validateTopicConfigSet(configs, s.cfg.topicDefaults); err != nil {
-		return 0, 0, nil, kerr.InvalidConfig, err.Error()
+		return 0, 0, nil, nil, kerr.InvalidConfig, err.Error()
 	}
-	return partitions, repl, configs, nil, ""
+	return partitions, repl, replicas, configs, nil, ""
 }
 
 // createdTopicConfigs lists a new topic's effective configs (CreateTopics v5+).

@@ -37,8 +37,9 @@ func operationsBitfield(ops []kmsg.ACLOperation) int32 {
 	return bits
 }
 
-// handleDescribeCluster answers with this node as the only broker and the
-// controller, at the address of the listener the request came in on.
+// handleDescribeCluster answers with the live brokers (this node alone on
+// a single node) and the controller, at their addresses on the listener
+// the request came in on.
 func (s *Server) handleDescribeCluster(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.DescribeClusterRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
@@ -51,11 +52,12 @@ func (s *Server) handleDescribeCluster(r *request) (kmsg.Response, error) {
 		return resp, nil
 	}
 	resp.ClusterID = s.meta.clusterID()
-	resp.ControllerID = s.cfg.NodeID
-	b := kmsg.NewDescribeClusterResponseBroker()
-	b.NodeID = s.cfg.NodeID
-	b.Host, b.Port = s.advertisedFor(r)
-	resp.Brokers = append(resp.Brokers, b)
+	resp.ControllerID = s.controllerID()
+	for _, ba := range s.brokersFor(r) {
+		b := kmsg.NewDescribeClusterResponseBroker()
+		b.NodeID, b.Host, b.Port, b.Rack = ba.id, ba.host, ba.port, ba.rack
+		resp.Brokers = append(resp.Brokers, b)
+	}
 	if req.IncludeClusterAuthorizedOperations {
 		resp.ClusterAuthorizedOperations = operationsBitfield(clusterOperations)
 	}

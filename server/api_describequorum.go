@@ -64,13 +64,37 @@ func (s *Server) handleDescribeQuorum(r *request) (kmsg.Response, error) {
 	p.LeaderEpoch = quorumLeaderEpoch
 	p.HighWatermark = quorumOffsetUnknown
 	p.CurrentVoters = []kmsg.DescribeQuorumResponseTopicPartitionReplicaState{voter}
+	if s.cfg.Cluster != nil {
+		// A cluster's metadata quorum is etcd's, whose members are not
+		// Kafka nodes. What Kafka's tools mean by it is who may become
+		// controller and who is: every live broker campaigns, and the
+		// elected one leads.
+		p.LeaderID = s.controllerID()
+		p.CurrentVoters = p.CurrentVoters[:0]
+		for _, b := range s.cfg.Cluster.Brokers() {
+			v := voter
+			v.ReplicaID = b.NodeID
+			p.CurrentVoters = append(p.CurrentVoters, v)
+		}
+	}
 	p.Observers = []kmsg.DescribeQuorumResponseTopicPartitionReplicaState{}
 	t := kmsg.NewDescribeQuorumResponseTopic()
 	t.Topic = metadataTopicName
 	t.Partitions = []kmsg.DescribeQuorumResponseTopicPartition{p}
 	resp.Topics = []kmsg.DescribeQuorumResponseTopic{t}
 
-	if req.Version >= 2 {
+	if req.Version >= 2 && s.cfg.Cluster != nil {
+		for _, b := range s.cfg.Cluster.Brokers() {
+			node := kmsg.NewDescribeQuorumResponseNode()
+			node.NodeID = b.NodeID
+			for _, e := range b.Endpoints {
+				nl := kmsg.NewDescribeQuorumResponseNodeListener()
+				nl.Name, nl.Host, nl.Port = e.Listener, e.Host, uint16(e.Port)
+				node.Listeners = append(node.Listeners, nl)
+			}
+			resp.Nodes = append(resp.Nodes, node)
+		}
+	} else if req.Version >= 2 {
 		// A Kafka voter lists its controller listeners. Skiff has no
 		// separate controller listener: every listener answers the
 		// controller's APIs, so every listener is the voter's.

@@ -217,6 +217,12 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int, readCommitte
 			res.err = kerr.UnknownLeaderEpoch.Code
 			anyErr = true
 			continue
+		case s.notLeader(p):
+			// A consumer reads from the leader; clients refresh their
+			// metadata on this error and follow it.
+			res.err = kerr.NotLeaderForPartition.Code
+			anyErr = true
+			continue
 		}
 		res.stats = p.Stats
 		waits = append(waits, p.Log.Wait())

@@ -3,6 +3,7 @@ package server
 import (
 	"slices"
 
+	"github.com/skiffmq/skiff/clusterstate"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -19,22 +20,24 @@ func (s *Server) handleMetadata(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 
-	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID = s.cfg.NodeID
-	b.Host, b.Port = s.advertisedFor(r)
-	resp.Brokers = append(resp.Brokers, b)
+	for _, ba := range s.brokersFor(r) {
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host, b.Port, b.Rack = ba.id, ba.host, ba.port, ba.rack
+		resp.Brokers = append(resp.Brokers, b)
+	}
 	clusterID := s.meta.clusterID()
 	resp.ClusterID = &clusterID
-	resp.ControllerID = s.cfg.NodeID
+	resp.ControllerID = s.controllerID()
 	resp.AuthorizedOperations = authorizedOperationsOmitted
 
+	live := s.liveBrokers()
 	// v0: an empty list means all topics; v1+: null means all topics.
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	// v0-v3 always allow auto-creation; v4+ say so in the request.
 	allowCreate := req.Version < 4 || req.AllowAutoTopicCreation
 	if all {
 		for _, name := range s.meta.topicNames() {
-			resp.Topics = append(resp.Topics, s.metadataTopic(req, name))
+			resp.Topics = append(resp.Topics, s.metadataTopic(req, name, live))
 		}
 		return resp, nil
 	}
@@ -87,7 +90,7 @@ func (s *Server) handleMetadata(r *request) (kmsg.Response, error) {
 				continue
 			}
 		}
-		resp.Topics = append(resp.Topics, s.metadataTopic(req, name))
+		resp.Topics = append(resp.Topics, s.metadataTopic(req, name, live))
 	}
 	return resp, nil
 }
@@ -136,7 +139,11 @@ func (s *Server) autoCreateTopic(name string) int16 {
 	}
 }
 
-func (s *Server) metadataTopic(req *kmsg.MetadataRequest, name string) kmsg.MetadataResponseTopic {
+// metadataTopic describes one topic. live is the set of live brokers in a
+// cluster (nil on a single node): a replica outside it is offline, and a
+// partition without a leader is LEADER_NOT_AVAILABLE, as Kafka answers
+// while an election is pending.
+func (s *Server) metadataTopic(req *kmsg.MetadataRequest, name string, live map[int32]bool) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = kmsg.StringPtr(name)
 	mt.AuthorizedOperations = authorizedOperationsOmitted
@@ -163,6 +170,16 @@ func (s *Server) metadataTopic(req *kmsg.MetadataRequest, name string) kmsg.Meta
 		p.Replicas = slices.Clone(tp.Replicas)
 		p.ISR = slices.Clone(tp.ISR)
 		p.OfflineReplicas = []int32{}
+		if live != nil {
+			for _, id := range tp.Replicas {
+				if !live[id] {
+					p.OfflineReplicas = append(p.OfflineReplicas, id)
+				}
+			}
+			if tp.Leader == clusterstate.NoLeader {
+				p.ErrorCode = kerr.LeaderNotAvailable.Code
+			}
+		}
 		mt.Partitions = append(mt.Partitions, p)
 	}
 	return mt

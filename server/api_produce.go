@@ -51,6 +51,10 @@ func (s *Server) handleProduce(r *request) (kmsg.Response, error) {
 					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 					break
 				}
+				if s.notLeader(p) {
+					sp.ErrorCode = kerr.NotLeaderForPartition.Code
+					break
+				}
 				w, ok := s.producePartition(p, rp.Records, produceTxn{req.Version, req.TransactionID}, &sp)
 				p.Stats.Produced(ok, len(rp.Records), w.lastOffset-sp.BaseOffset+1)
 				if ok && req.Acks != 0 {

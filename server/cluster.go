@@ -45,8 +45,15 @@ func openCluster(cfg *Config, store *storage.Store, logger zerolog.Logger) (*clu
 	// meta.json goes through the store's FS, so that MemFS crash and
 	// fault tests cover it as they cover the logs.
 	backend := clusterstate.NewFileBackend(store.FS(), filepath.Join(cfg.DataDir, metaFileName))
+	var shared clusterstate.Backend = backend
+	var placer clusterstate.Placer
+	if cfg.Cluster != nil {
+		// The cluster's metadata is etcd's; meta.json is not written.
+		shared, placer = cfg.Cluster.Backend(), cfg.Cluster
+	}
 	st, err := clusterstate.Open(clusterstate.Options{
-		Backend:      backend,
+		Backend:      shared,
+		Placer:       placer,
 		Logs:         store,
 		Defaults:     clusterstate.ConfigDefaults{Values: cfg.topicDefaults, ExplicitFlush: cfg.explicitFlush},
 		NodeID:       cfg.NodeID,
@@ -120,6 +127,10 @@ type newTopic struct {
 	name       string
 	partitions int32
 	configs    map[string]string
+	// In a cluster: the replication factor, or the request's replicas of
+	// each partition.
+	replication int16
+	replicas    [][]int32
 }
 
 // createResult is the outcome of creating one newTopic.
@@ -134,7 +145,8 @@ type createResult struct {
 func (c *cluster) createTopics(specs []newTopic) []createResult {
 	in := make([]clusterstate.NewTopic, len(specs))
 	for i, sp := range specs {
-		in[i] = clusterstate.NewTopic{Name: sp.name, Partitions: sp.partitions, Configs: sp.configs}
+		in[i] = clusterstate.NewTopic{Name: sp.name, Partitions: sp.partitions, Configs: sp.configs,
+			ReplicationFactor: sp.replication, Replicas: sp.replicas}
 	}
 	out := make([]createResult, len(specs))
 	for i, r := range c.CreateTopics(in) {
@@ -159,6 +171,10 @@ func (c *cluster) setTopicConfigs(name string, overrides map[string]string) erro
 	return c.SetTopicConfigs(name, overrides)
 }
 
-func (c *cluster) addPartitions(name string, total int32) error { return c.AddPartitions(name, total) }
+// addPartitions grows a topic; replicas, in a cluster, are the request's
+// assignment of the new partitions (nil: placed on the live brokers).
+func (c *cluster) addPartitions(name string, total int32, replicas [][]int32) error {
+	return c.AddPartitionsWith(name, total, replicas)
+}
 
 func (c *cluster) enforceRetention(now time.Time) { c.EnforceRetention(now) }

@@ -71,6 +71,11 @@ type Config struct {
 	// credential for each. Only the salted hashes are kept.
 	ScramUsers []string
 
+	// Cluster makes the broker one of a cluster whose metadata lives in
+	// etcd (etcdstate.Node implements it; see clusternode.go). Nil is a
+	// single node, which needs no etcd at all. The server closes it.
+	Cluster ClusterNode
+
 	// Parsed by Validate.
 	listenHost, listenPort string
 	advertHost             string
@@ -88,6 +93,7 @@ type Config struct {
 	retentionCheckMs       int64
 	offsetsTopicPartitions int32
 	defaultReplication     int16
+	rack                   string            // broker.rack
 	listeners              []listenerSpec    // in the order given; the first is Listen/Advertise
 	topicDefaults          map[string]string // topic config name -> broker-level default
 	staticTopicDefaults    map[string]bool   // topic configs whose default was set in Settings
@@ -119,7 +125,9 @@ var brokerConfigDefs = []brokerConfigDef{
 	{name: "log.dirs", typ: typeList, def: ""},
 	{name: "log.dir", typ: typeString, def: "./skiff-data"},
 	{name: "num.partitions", typ: typeInt, def: "1", check: intRange(1, 1<<31-1)},
-	{name: "default.replication.factor", typ: typeInt, def: "1", check: intRange(1, 1)},
+	// Above 1 only in a cluster (New checks).
+	{name: "default.replication.factor", typ: typeInt, def: "1", check: intRange(1, 32767)},
+	{name: "broker.rack", typ: typeString, def: ""},
 	{name: "auto.create.topics.enable", typ: typeBoolean, def: "true"},
 	{name: "delete.topic.enable", typ: typeBoolean, def: "true"},
 	{name: "socket.request.max.bytes", typ: typeInt, def: "104857600", check: intRange(1, 1<<31-1)},
@@ -298,6 +306,7 @@ func (c *Config) Validate() error {
 	c.retentionCheckMs = parseLong(get("log.retention.check.interval.ms"))
 	c.offsetsTopicPartitions = int32(parseLong(get("offsets.topic.num.partitions")))
 	c.defaultReplication = int16(parseLong(get("default.replication.factor")))
+	c.rack = get("broker.rack")
 
 	// Topic defaults come from the broker-level synonyms, with Kafka's
 	// precedence for the hour/minute/ms forms of retention and roll.

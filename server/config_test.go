@@ -71,7 +71,6 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("queued.max.request.bytes %d", c.queuedMaxRequestBytes)
 			}
 		}},
-		{name: "replication factor", cfg: Config{Settings: map[string]string{"default.replication.factor": "3"}}, wantErr: "default.replication.factor"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -88,5 +87,15 @@ func TestConfigValidate(t *testing.T) {
 				tc.validate(t, &tc.cfg)
 			}
 		})
+	}
+}
+
+// A single node holds one replica, so New refuses a default replication
+// factor above 1 unless the broker is one of a cluster (Validate accepts
+// it: the cluster is attached to the validated config).
+func TestNewRefusesReplicationFactorWithoutCluster(t *testing.T) {
+	_, err := New(Config{DataDir: t.TempDir(), Settings: map[string]string{"default.replication.factor": "3"}})
+	if err == nil || !strings.Contains(err.Error(), "default.replication.factor") {
+		t.Fatalf("got error %v, want one mentioning default.replication.factor", err)
 	}
 }

@@ -33,7 +33,7 @@ func (s *Server) CreateTopic(name string, partitions int32, configs map[string]s
 		c.Name, c.Value = k, kmsg.StringPtr(v)
 		rt.Configs = append(rt.Configs, c)
 	}
-	n, _, cfgs, code, msg := s.validateNewTopic(&rt)
+	n, _, _, cfgs, code, msg := s.validateNewTopic(&rt)
 	if code != nil {
 		return fmt.Errorf("server: create topic %s: %w: %s", name, code, msg)
 	}

@@ -93,6 +93,9 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.defaultReplication > 1 && cfg.Cluster == nil {
+		return nil, fmt.Errorf("server: default.replication.factor %d needs a cluster (--etcd-endpoints or --embedded-etcd); a single node holds one replica", cfg.defaultReplication)
+	}
 	s := &Server{
 		cfg:           cfg,
 		log:           cfg.Logger,
@@ -163,6 +166,14 @@ func (s *Server) Start() error {
 	}
 	s.lns = lns
 	s.metrics.setListeners(lns, s.cfg.listeners)
+	// In a cluster the broker registers once its listeners are bound
+	// (with port 0, their ports are known only now).
+	if err := s.joinCluster(); err != nil {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return err
+	}
 	if s.cfg.TestControl != "" {
 		s.faultSet() // record requests from the first one
 		if s.testControl, err = s.startTestControl(s.cfg.TestControl); err != nil {
@@ -368,6 +379,14 @@ func (s *Server) closeWith(stopped func()) error {
 		s.shares.Close()
 		s.txn.Close()
 		s.groups.Close()
+		s.meta.Close() // stops applying other brokers' changes
+		if s.cfg.Cluster != nil {
+			// Leaving revokes the lease: the controller moves this
+			// broker's leaderships at once instead of after the TTL.
+			if err := s.cfg.Cluster.Close(); err != nil {
+				s.log.Warn().Err(err).Msg("leaving the cluster")
+			}
+		}
 		s.closeErr = s.store.Close()
 		s.stopHTTP()
 		s.log.Info().Msg("skiff stopped")

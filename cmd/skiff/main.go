@@ -50,6 +50,7 @@ func run(args []string, stderr io.Writer) int {
 	health := fs.Bool("healthcheck", false, "check that the broker configured by the other flags and variables answers on its first listener, and exit 0 if so (for container health checks)")
 	profile := fs.String("profile", envOr("SKIFF_PROFILE", server.ProfileProduction), "defaults to start from: production (Kafka's) or test (for integration test suites; see the README) (env SKIFF_PROFILE)")
 	testControl := fs.String("test-control", os.Getenv("SKIFF_TEST_CONTROL"), "serve the fault-injection HTTP API (/v1/faults, /v1/requests) on host:port; for tests only, off by default (env SKIFF_TEST_CONTROL)")
+	cluster := addClusterFlags(fs)
 	var ovr overrides
 	fs.Var(&ovr, "override", "a Kafka config, key=value; repeatable")
 	var scramUsers overrides
@@ -146,9 +147,26 @@ func run(args []string, stderr io.Writer) int {
 		return 0
 	}
 
+	if cluster.enabled() {
+		// The data dir must exist before the embedded member makes its
+		// directory under it.
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			logger.Error().Err(err).Msg("cannot start")
+			return 1
+		}
+		node, err := cluster.node(&cfg, logger)
+		if err != nil {
+			logger.Error().Err(err).Msg("cannot start")
+			return 1
+		}
+		cfg.Cluster = node // the server closes it
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		logger.Error().Err(err).Msg("cannot start")
+		if cfg.Cluster != nil {
+			cfg.Cluster.Close()
+		}
 		return 1
 	}
 	if err := srv.Start(); err != nil {

@@ -1,0 +1,30 @@
+//go:build noetcd
+
+package main
+
+import (
+	"errors"
+	"flag"
+	"os"
+
+	"github.com/rs/zerolog"
+	"github.com/skiffmq/skiff/server"
+)
+
+type clusterFlags struct {
+	endpoints *string
+	embedded  *bool
+}
+
+func addClusterFlags(fs *flag.FlagSet) *clusterFlags {
+	return &clusterFlags{
+		endpoints: fs.String("etcd-endpoints", os.Getenv("SKIFF_ETCD_ENDPOINTS"), "not supported by this build (-tags noetcd)"),
+		embedded:  fs.Bool("embedded-etcd", false, "not supported by this build (-tags noetcd)"),
+	}
+}
+
+func (c *clusterFlags) enabled() bool { return *c.endpoints != "" || *c.embedded }
+
+func (c *clusterFlags) node(*server.Config, zerolog.Logger) (server.ClusterNode, error) {
+	return nil, errors.New("this skiff was built with -tags noetcd and cannot join a cluster")
+}
