@@ -38,16 +38,24 @@ func TestCrash(t *testing.T) {
 	t.Run("HTTPAfterKill9", func(t *testing.T) { testHTTPAfterKill9(t, bin) }) // metrics_binary_test.go
 }
 
-func buildSkiff(t *testing.T) string {
+func buildSkiff(t testing.TB) string {
+	t.Helper()
+	return goBuild(t, "", "github.com/skiffmq/skiff/cmd/skiff")
+}
+
+// goBuild builds the main package pkg, from the module in dir (the
+// current one if empty), into a temp dir and returns the binary's path.
+func goBuild(t testing.TB, dir, pkg string) string {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		t.Fatalf("the go tool is needed to build skiff: %v", err)
+		t.Fatalf("the go tool is needed to build %s: %v", pkg, err)
 	}
-	out := filepath.Join(t.TempDir(), "skiff")
-	cmd := exec.Command(goTool, "build", "-o", out, "github.com/skiffmq/skiff/cmd/skiff")
+	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	cmd := exec.Command(goTool, "build", "-o", out, pkg)
+	cmd.Dir = dir
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/skiff: %v\n%s", err, b)
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}
 	return out
 }
@@ -69,7 +77,7 @@ type skiffProcess struct {
 // settings (key=value; an argument beginning with -- is a flag) and waits
 // for its "skiff started" line, which tells the port. The process is killed at
 // the end of the test if it is still running.
-func startSkiff(t *testing.T, bin, dataDir string, overrides ...string) *skiffProcess {
+func startSkiff(t testing.TB, bin, dataDir string, overrides ...string) *skiffProcess {
 	t.Helper()
 	// Port 0 for the HTTP listener too: the binary's default (9644) would
 	// collide between tests and with other brokers on the machine.
