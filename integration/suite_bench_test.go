@@ -26,7 +26,7 @@ import (
 // run are the same code:
 //
 //	SKIFF_BENCH_ROUNDS       rounds, at least 3 (default 3)
-//	SKIFF_BENCH_MB           MB of values per produce/consume run (default 128)
+//	SKIFF_BENCH_MB           MB of values per produce/consume run (default 256)
 //	SKIFF_BENCH_PEAK_MB      MB of 10 KB records produced then consumed for
 //	                         peak RSS and the consume-from-start figure
 //	                         (default 512; the figure is 5120)
@@ -82,7 +82,7 @@ func suiteConfigFromEnv(b *testing.B) suiteConfig {
 	}
 	cfg := suiteConfig{
 		rounds:  int(max(num("SKIFF_BENCH_ROUNDS", 3), 3)),
-		mb:      num("SKIFF_BENCH_MB", 128),
+		mb:      num("SKIFF_BENCH_MB", 256),
 		peakMB:  num("SKIFF_BENCH_PEAK_MB", 512),
 		e2e:     time.Duration(num("SKIFF_BENCH_E2E_SECONDS", 3)) * time.Second,
 		syncMB:  num("SKIFF_BENCH_SYNC_MB", 256),
@@ -230,15 +230,8 @@ func (s *suiteSamples) add(broker, metric string, v float64) {
 
 // median of a metric's rounds; ok is false if it was not measured.
 func (s *suiteSamples) median(broker, metric string) (float64, bool) {
-	vs := slices.Clone(s.m[broker][metric])
-	if len(vs) == 0 {
-		return 0, false
-	}
-	slices.Sort(vs)
-	if len(vs)%2 == 1 {
-		return vs[len(vs)/2], true
-	}
-	return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2, true
+	vs := s.m[broker][metric]
+	return medianOf(vs), len(vs) > 0
 }
 
 // suiteRows are the table's rows in order: metric key, label.

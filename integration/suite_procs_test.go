@@ -60,8 +60,10 @@ func startSuiteSkiff(b *testing.B, bin, name, about string, overrides ...string)
 	case <-time.After(30 * time.Second):
 		b.Fatalf("%s logged its start but answered no Metadata within 30s", name)
 	}
-	if httpAddr := p.httpAddr; httpAddr != "" {
-		b.Logf("%s: pprof on http://%s/debug/pprof/", name, httpAddr)
+	if p.httpAddr != "" {
+		// At once, not at the end as b.Logf would: profiles are taken
+		// while the bench runs.
+		fmt.Fprintf(os.Stderr, "bench: %s pprof on http://%s/debug/pprof/\n", name, p.httpAddr)
 	}
 	sb.idleRSS = settledRSS(b, sb.pid)
 	return sb
