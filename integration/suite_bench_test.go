@@ -49,6 +49,10 @@ func BenchmarkSuite(b *testing.B) {
 			}
 			s.add("machine", "fdatasync", fdatasyncBandwidth(b, b.TempDir(), cfg.syncMB<<20))
 			s.add("machine", "loopback", loopbackBandwidth(b, 1<<30))
+			lats := fdatasyncLatency(b, b.TempDir(), 2000)
+			for _, q := range []float64{0.5, 0.99, 0.999} {
+				s.add("machine", fmt.Sprintf("fdatasync p%g", q*100), ms(percentile(lats, q)))
+			}
 		}
 		for _, br := range brokers {
 			suitePeak(b, cfg, br, s)
@@ -153,7 +157,9 @@ func startSuiteSkiffMode(b *testing.B, bin, name string) *suiteBroker {
 func buildSkiffAt(b *testing.B, rev string) string {
 	b.Helper()
 	dir := b.TempDir()
-	cmd := exec.Command("sh", "-c", `git archive "$1" | tar -x -C "$2"`, "sh", rev, dir)
+	// From the top of the repository: from a subdirectory git archive
+	// packs only that subdirectory.
+	cmd := exec.Command("sh", "-c", `cd "$(git rev-parse --show-toplevel)" && git archive "$1" | tar -x -C "$2"`, "sh", rev, dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("git archive %s: %v\n%s", rev, err, out)
 	}
@@ -182,7 +188,22 @@ func suiteRound(b *testing.B, cfg suiteConfig, br *suiteBroker, r int, s *suiteS
 	}
 	topic := fmt.Sprintf("suite-e2e-%d", r)
 	createTopic(b, adm, topic, benchPartitions, nil)
+	var before stageBuckets
+	if br.http != "" {
+		before = scrapeStages(b, br.http)
+	}
 	lats := suiteEndToEnd(b, br, topic, cfg.e2eRate, cfg.e2e)
+	if br.http != "" {
+		after := scrapeStages(b, br.http)
+		for _, st := range suiteStages {
+			for _, q := range []struct {
+				name string
+				q    float64
+			}{{"p50", 0.5}, {"p99", 0.99}, {"p999", 0.999}} {
+				s.add(br.name, "stage "+st.key+" "+q.name, stageQuantile(before, after, st.key, q.q))
+			}
+		}
+	}
 	s.add(br.name, "e2e p50", ms(percentile(lats, 0.50)))
 	s.add(br.name, "e2e p99", ms(percentile(lats, 0.99)))
 	s.add(br.name, "e2e p999", ms(percentile(lats, 0.999)))
@@ -312,10 +333,17 @@ func printSuite(cfg suiteConfig, brokers []*suiteBroker, s *suiteSamples) {
 	sync, _ := s.median("machine", "fdatasync")
 	loop, _ := s.median("machine", "loopback")
 	fmt.Fprintf(&sb, "machine: fdatasync bandwidth, 1 MiB writes %s MB/s; loopback TCP %s MB/s\n", suiteNum(sync), suiteNum(loop))
+	var q [3]float64
+	for i, name := range []string{"fdatasync p50", "fdatasync p99", "fdatasync p99.9"} {
+		q[i], _ = s.median("machine", name)
+	}
+	fmt.Fprintf(&sb, "machine: one 200 B append + fdatasync, ms: p50 %s p99 %s p999 %s (the floor under durable end-to-end latency)\n",
+		suiteNum(q[0]), suiteNum(q[1]), suiteNum(q[2]))
 	if v, ok := s.median("skiff", "produce 10KB"); ok && sync > 0 {
 		fmt.Fprintf(&sb, "durable skiff produce 10 KB / fdatasync bandwidth: %.2f\n", v/sync)
 	}
 	fmt.Print(sb.String())
+	printStages(names, s)
 	fmt.Println()
 }
 

@@ -221,6 +221,33 @@ func fdatasyncBandwidth(b *testing.B, dir string, total int64) float64 {
 	return float64(total) / 1e6 / time.Since(begin).Seconds()
 }
 
+// fdatasyncLatency appends n 200-byte writes to a new file in dir, each
+// followed by fdatasync, and returns the sorted latencies: the floor under
+// a durable acks=all produce on this machine at this moment.
+func fdatasyncLatency(b *testing.B, dir string, n int) []time.Duration {
+	b.Helper()
+	f, err := os.Create(filepath.Join(dir, "fdatasync-latency"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 200)
+	lats := make([]time.Duration, n)
+	for i := range lats {
+		begin := time.Now()
+		if _, err := f.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			b.Fatal(err)
+		}
+		lats[i] = time.Since(begin)
+	}
+	slices.Sort(lats)
+	return lats
+}
+
 // loopbackBandwidth sends total bytes over one loopback TCP connection in
 // 1 MiB writes.
 func loopbackBandwidth(b *testing.B, total int64) float64 {

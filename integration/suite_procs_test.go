@@ -28,6 +28,7 @@ type suiteBroker struct {
 	about   string
 	addr    string
 	pid     int
+	http    string        // Skiff's metrics and pprof listener
 	startup time.Duration // exec to the first Metadata answer
 	idleRSS int64         // bytes, right after start-up settles
 }
@@ -54,7 +55,7 @@ func startSuiteSkiff(b *testing.B, bin, name, about string, overrides ...string)
 	}()
 	// info-level logs only: the hot paths log nothing per request.
 	p := startSkiff(b, bin, b.TempDir(), append([]string{"--listen=" + addr, "--pprof"}, overrides...)...)
-	sb := &suiteBroker{name: name, about: about, addr: p.addr, pid: p.cmd.Process.Pid}
+	sb := &suiteBroker{name: name, about: about, addr: p.addr, pid: p.cmd.Process.Pid, http: p.httpAddr}
 	select {
 	case sb.startup = <-answered:
 	case <-time.After(30 * time.Second):
