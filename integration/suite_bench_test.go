@@ -37,6 +37,9 @@ import (
 //	                         (default the first four)
 //	SKIFF_BENCH_BASE         a git revision built as skiff-base, for A/B
 //	                         rounds of an optimisation in one run
+//	SKIFF_BENCH_PROFILE_DIR  if set, CPU and allocation profiles of each
+//	                         Skiff under each load are saved there
+//	                         (suite_profile_test.go)
 func BenchmarkSuite(b *testing.B) {
 	cfg := suiteConfigFromEnv(b)
 	brokers := startSuiteBrokers(b, cfg)
@@ -57,6 +60,7 @@ func BenchmarkSuite(b *testing.B) {
 		for _, br := range brokers {
 			suitePeak(b, cfg, br, s)
 		}
+		suiteProfiles(b, cfg, brokers)
 	}
 	printSuite(cfg, brokers, s)
 }
