@@ -41,12 +41,16 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-# Produce throughput and ack latency of Skiff against Apache Kafka 4.1 and
-# kfake in one run (Kafka needs Java and Maven, as the JVM tests do); group
-# rebalances; the test kit's start, Reset and group balance
-# (BenchmarkTestKit) beside kfake's.
+# Issue 13's comparison: Apache Kafka 4.1 (default settings), kfake and
+# Skiff (durable and page-cache), each a separate process, the same
+# franz-go load in alternating rounds, one table of medians and ratios
+# (BenchmarkSuite; Kafka needs Java and Maven, as the JVM tests do). Sizes
+# come from SKIFF_BENCH_* (see integration/suite_bench_test.go), e.g.
+# SKIFF_BENCH_PEAK_MB=5120 for the 5 GB peak-RSS figure. Then the test
+# kit's start, Reset and group balance beside kfake's (BenchmarkTestKit)
+# and the storage and protocol micro-benchmarks.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./integration/
+	$(GO) test -run '^$$' -bench '^Benchmark(Suite|TestKit)$$' -benchtime 1x -timeout 30m ./integration/
 	$(GO) test -run '^$$' -bench . -benchmem ./storage/ ./protocol/
 
 # Each fuzz target for FUZZTIME (go test -fuzz runs one target at a time).

@@ -165,20 +165,7 @@ func supportsIdempotence(b *testing.B, addr string) bool {
 // reports MB/s, records/s and the p50/p99 ack latency over all iterations.
 func runProduce(b *testing.B, addr string, load produceLoad, idempotent bool) *produceResult {
 	b.Helper()
-	opts := []kgo.Opt{
-		kgo.DefaultProduceTopic(benchTopic),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		// The broker's work is what is measured, not the codec's.
-		kgo.ProducerBatchCompression(kgo.NoCompression()),
-		kgo.MaxBufferedRecords(benchMaxBufferedRecords),
-		kgo.MaxBufferedBytes(benchMaxBufferedBytes),
-	}
-	if !idempotent {
-		// An idempotent producer keeps up to 5 requests in flight per
-		// broker; match that, so the fallback measures the same pipeline.
-		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(5))
-	}
+	opts := benchProducerOpts(benchTopic, idempotent)
 	mode := "idempotent"
 	if !idempotent {
 		mode = "non-idempotent"
@@ -228,6 +215,27 @@ func runProduce(b *testing.B, addr string, load produceLoad, idempotent bool) *p
 	b.ReportMetric(ms(res.p50), "p50-ms")
 	b.ReportMetric(ms(res.p99), "p99-ms")
 	return res
+}
+
+// benchProducerOpts are the options of every benchmark producer: acks=all,
+// records placed by partition number, no compression, kgo's default
+// buffering, to topic.
+func benchProducerOpts(topic string, idempotent bool) []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.DefaultProduceTopic(topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		// The broker's work is what is measured, not the codec's.
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.MaxBufferedRecords(benchMaxBufferedRecords),
+		kgo.MaxBufferedBytes(benchMaxBufferedBytes),
+	}
+	if !idempotent {
+		// An idempotent producer keeps up to 5 requests in flight per
+		// broker; match that, so the fallback measures the same pipeline.
+		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(5))
+	}
+	return opts
 }
 
 // produceOnce produces load.records records asynchronously and waits for

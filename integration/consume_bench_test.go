@@ -41,7 +41,7 @@ func BenchmarkConsume(b *testing.B) {
 	b.SetBytes(int64(records) * consumeRecordSize)
 	b.ResetTimer()
 	for range b.N {
-		consumeAll(b, addr, records)
+		consumeAll(b, addr, benchTopic, records)
 	}
 }
 
@@ -71,11 +71,11 @@ func fillBenchTopic(b testing.TB, addr string, records int) {
 	}
 }
 
-// consumeAll reads the bench topic from the start with a new client until
-// it has seen records records.
-func consumeAll(b testing.TB, addr string, records int) {
+// consumeAll reads topic from the start with a new client until it has
+// seen records records.
+func consumeAll(b testing.TB, addr, topic string, records int) {
 	b.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(benchTopic),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		b.Fatal(err)
@@ -89,7 +89,7 @@ func consumeAll(b testing.TB, addr string, records int) {
 		if err := ctx.Err(); err != nil {
 			b.Fatalf("consumed %d of %d records: %v", seen, records, err)
 		}
-		fs.EachError(func(topic string, p int32, err error) { b.Fatalf("fetch %s/%d: %v", topic, p, err) })
+		fs.EachError(func(t string, p int32, err error) { b.Fatalf("fetch %s/%d: %v", t, p, err) })
 		seen += fs.NumRecords()
 	}
 }

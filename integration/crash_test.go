@@ -40,14 +40,22 @@ func TestCrash(t *testing.T) {
 
 func buildSkiff(t testing.TB) string {
 	t.Helper()
+	return goBuild(t, "", "github.com/skiffmq/skiff/cmd/skiff")
+}
+
+// goBuild builds the main package pkg, from the module in dir (the
+// current one if empty), into a temp dir and returns the binary's path.
+func goBuild(t testing.TB, dir, pkg string) string {
+	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		t.Fatalf("the go tool is needed to build skiff: %v", err)
+		t.Fatalf("the go tool is needed to build %s: %v", pkg, err)
 	}
-	out := filepath.Join(t.TempDir(), "skiff")
-	cmd := exec.Command(goTool, "build", "-o", out, "github.com/skiffmq/skiff/cmd/skiff")
+	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	cmd := exec.Command(goTool, "build", "-o", out, pkg)
+	cmd.Dir = dir
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/skiff: %v\n%s", err, b)
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}
 	return out
 }

@@ -56,6 +56,10 @@ type kafkaBroker struct {
 	addr      string
 	saslAddr  string        // with kafkaOptions.plainJAAS
 	startTime time.Duration // from format to answering Metadata with a controller
+	pid       int           // the JVM's, for its CPU time and memory in /proc
+	// firstAnswer runs from starting kafka.Kafka (after the format) to
+	// its first Metadata answer, as make bench times every broker.
+	firstAnswer time.Duration
 }
 
 // startKafka formats and starts a one-node Apache Kafka (the pom's 4.1,
@@ -138,7 +142,14 @@ func startKafka(t testing.TB, opts kafkaOptions) *kafkaBroker {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting kafka.Kafka: %v", err)
 	}
+	launched := time.Now()
+	answered := make(chan time.Duration, 1)
 	exited := make(chan struct{})
+	go func() {
+		if firstMetadataAnswer(addr, exited) {
+			answered <- time.Since(launched)
+		}
+	}()
 	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		stopping := time.Now()
@@ -165,7 +176,13 @@ func startKafka(t testing.TB, opts kafkaOptions) *kafkaBroker {
 		return kafkaReady(addr)
 	}
 	eventually(t, 3*time.Minute, "Apache Kafka to answer Metadata with a controller", ready)
-	k := &kafkaBroker{addr: addr, saslAddr: saslAddr, startTime: time.Since(begin)}
+	k := &kafkaBroker{addr: addr, saslAddr: saslAddr, startTime: time.Since(begin), pid: cmd.Process.Pid}
+	// Ready implies a Metadata answer, so the poller is done or about to be.
+	select {
+	case k.firstAnswer = <-answered:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Apache Kafka answered Metadata but the start-up poller saw no answer")
+	}
 	t.Logf("Apache Kafka on %s ready in %v (format included)", addr, k.startTime.Round(time.Millisecond))
 	return k
 }

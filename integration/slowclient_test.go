@@ -257,7 +257,7 @@ func (p *skiffProcess) countLogged(level, substr string) int {
 }
 
 // procStatusKB reads a "Name: N kB" line of /proc/<pid>/status.
-func procStatusKB(t *testing.T, pid int, name string) int64 {
+func procStatusKB(t testing.TB, pid int, name string) int64 {
 	t.Helper()
 	return procField(t, fmt.Sprintf("/proc/%d/status", pid), name)
 }
@@ -268,7 +268,7 @@ func procIOBytes(t *testing.T, pid int, name string) int64 {
 	return procField(t, fmt.Sprintf("/proc/%d/io", pid), name)
 }
 
-func procField(t *testing.T, path, name string) int64 {
+func procField(t testing.TB, path, name string) int64 {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {

@@ -264,7 +264,7 @@ func TestConsumeLargeTopicPeakRSS(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			consumeAll(t, p.addr, records)
+			consumeAll(t, p.addr, benchTopic, records)
 		}()
 	}
 	wg.Wait()

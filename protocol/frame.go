@@ -35,7 +35,7 @@ func ReadFrame(r io.Reader, max int32, buf []byte) ([]byte, error) {
 		}
 		return buf, nil
 	}
-	return readFrameBody(r, n, nil)
+	return readFrameBody(r, n, nil, nil)
 }
 
 // ReadFrameReserve reads one size-prefixed frame like ReadFrame, always
@@ -45,11 +45,26 @@ func ReadFrame(r io.Reader, max int32, buf []byte) ([]byte, error) {
 // the read. The pieces reserved add up to at least the frame's length and
 // exceed the bytes received by less than one piece (see nextFrameChunk).
 func ReadFrameReserve(r io.Reader, max int32, reserve func(n int) error) ([]byte, error) {
+	return ReadFrameReserveFrom(r, max, reserve, nil)
+}
+
+// FrameBuffers supplies the memory frames are read into and takes back
+// what the reader no longer needs (the pieces of a joined frame, the
+// pieces of a frame that failed). Get returns a slice of length n.
+type FrameBuffers interface {
+	Get(n int) []byte
+	Put(b []byte)
+}
+
+// ReadFrameReserveFrom is ReadFrameReserve with the frame and its pieces
+// taken from bufs (fresh memory if bufs is nil). The frame returned is the
+// caller's, to give back to bufs once nothing refers to it.
+func ReadFrameReserveFrom(r io.Reader, max int32, reserve func(n int) error, bufs FrameBuffers) ([]byte, error) {
 	n, err := readFrameSize(r, max)
 	if err != nil {
 		return nil, err
 	}
-	return readFrameBody(r, n, reserve)
+	return readFrameBody(r, n, reserve, bufs)
 }
 
 func readFrameSize(r io.Reader, max int32) (int, error) {
@@ -70,30 +85,42 @@ func readFrameSize(r io.Reader, max int32) (int, error) {
 // broker hold what it claimed. Pieces are never copied while the frame is
 // incomplete, so the memory held is the pieces themselves; a frame of more
 // than one piece is joined once, when all of it has arrived.
-func readFrameBody(r io.Reader, n int, reserve func(int) error) ([]byte, error) {
+func readFrameBody(r io.Reader, n int, reserve func(int) error, bufs FrameBuffers) ([]byte, error) {
+	get := func(n int) []byte { return make([]byte, n) }
+	put := func([]byte) {}
+	if bufs != nil {
+		get, put = bufs.Get, bufs.Put
+	}
 	var pieces [][]byte
 	got := 0
 	for got < n {
 		size := nextFrameChunk(got, n)
 		if reserve != nil {
 			if err := reserve(size); err != nil {
+				for _, p := range pieces {
+					put(p)
+				}
 				return nil, err
 			}
 		}
-		p := make([]byte, size)
+		p := get(size)
+		pieces = append(pieces, p)
 		k, err := io.ReadFull(r, p)
 		got += k
 		if err != nil {
+			for _, p := range pieces {
+				put(p)
+			}
 			return nil, unexpectedEOF(err)
 		}
-		pieces = append(pieces, p)
 	}
 	if len(pieces) == 1 {
 		return pieces[0], nil
 	}
-	frame := make([]byte, 0, n)
+	frame := get(n)[:0]
 	for _, p := range pieces {
 		frame = append(frame, p...)
+		put(p)
 	}
 	return frame, nil
 }

@@ -62,7 +62,10 @@ type inflight struct {
 	resp kmsg.Response // nil: no response (acks=0)
 	// mem is the request memory its frame holds, given back once the
 	// request has been handled.
-	mem   int64
+	mem int64
+	// frame is the request's frame, back to the frame pool once handled
+	// if recycledFrame says nothing keeps it.
+	frame []byte
 	times reqTimes // for the request metrics; see metrics_requests.go
 }
 
@@ -134,9 +137,10 @@ func (c *conn) readLoop(out chan<- inflight) {
 		if !c.waitUnmuted() {
 			return
 		}
-		// A fresh buffer per frame: decoded requests alias it (produce
-		// records are slices of the frame), so it must never be reused.
-		// Its memory is counted against queued.max.request.bytes as it is
+		// Decoded requests alias their frame (produce records are slices
+		// of it), so a frame is reused only once its request is handled,
+		// and only for the APIs whose requests nothing keeps
+		// (framepool.go). Its memory is counted against queued.max.request.bytes as it is
 		// allocated, which mutes this reader while the pool is empty (until
 		// memory is freed, the connection goes idle, or the server stops:
 		// hence reqCtx).
@@ -153,13 +157,13 @@ func (c *conn) readLoop(out chan<- inflight) {
 		_, err := br.Peek(1)
 		if err == nil {
 			c.frameStart.Store(time.Now().UnixNano())
-			frame, err = protocol.ReadFrameReserve(br, limit, func(n int) error {
+			frame, err = protocol.ReadFrameReserveFrom(br, limit, func(n int) error {
 				if err := mem.reserve(c.reqCtx, c, int64(n), c.idleCheck); err != nil {
 					return err
 				}
 				reserved += int64(n)
 				return nil
-			})
+			}, c.s.frames)
 		}
 		c.frameStart.Store(0)
 		mem.frameDone(c)
@@ -216,7 +220,7 @@ func (c *conn) readLoop(out chan<- inflight) {
 		}
 		c.pending.Add(1)
 		select {
-		case out <- inflight{hdr: hdr, req: req, mem: reserved, times: reqTimes{read: c.s.metrics.now()}}:
+		case out <- inflight{hdr: hdr, req: req, mem: reserved, frame: frame, times: reqTimes{read: c.s.metrics.now()}}:
 		case <-c.ctx.Done():
 			mem.release(reserved)
 			return
@@ -249,6 +253,10 @@ func (c *conn) handleLoop(in <-chan inflight, out chan<- inflight) {
 			// releases a request's buffer once its handler returns).
 			c.s.reqMem.release(f.mem)
 			f.mem = 0
+			if recycledFrame(f.hdr.APIKey) {
+				c.s.frames.Put(f.frame)
+			}
+			f.frame, f.req = nil, nil
 			if f.resp == nil {
 				c.s.metrics.request(f.hdr.APIKey, &f.times, nil)
 				c.pending.Add(-1)

@@ -52,6 +52,7 @@ type Server struct {
 	metrics       *metrics       // nil with Config.DisableMetrics; see metrics.go
 	http          *httpAdmin     // nil without Config.HTTPListen; see httpadmin.go
 	reqMem        *requestMemory // queued.max.request.bytes; see requestmemory.go
+	frames        *framePool     // request frame buffers; see framepool.go
 	connQuotas    *connQuotas    // max.connections and friends; see connlimits.go
 	connRates     *connRates     // connection creation rates; see connrate.go
 
@@ -101,6 +102,7 @@ func New(cfg Config) (*Server, error) {
 		log:           cfg.Logger,
 		fetchSessions: newFetchSessions(),
 		reqMem:        newRequestMemory(cfg.queuedMaxRequestBytes),
+		frames:        newFramePool(),
 		fetchPool:     newFetchPool(cfg.fetchMemoryPoolBytes),
 		connQuotas:    newConnQuotas(cfg.connLimits),
 	}

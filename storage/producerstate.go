@@ -306,14 +306,17 @@ func (l *Log) updateProducersLocked(records []byte) {
 		if err != nil || !h.HasProducerID() {
 			continue
 		}
-		commit := false
+		// Only a marker's one record is decoded: a data batch's records
+		// are never walked here, under the partition lock.
+		commit, coordEpoch := false, int32(-1)
 		if h.IsControl() {
 			commit, err = markerType(b)
 			if err != nil {
 				continue // not a transaction marker; Append refuses those from clients
 			}
+			coordEpoch = markerCoordinatorEpoch(b)
 		}
-		l.mu.producers.apply(&h, commit, markerCoordinatorEpoch(b))
+		l.mu.producers.apply(&h, commit, coordEpoch)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -279,5 +280,39 @@ func TestProducerStateLoadsLegacyJSONSnapshot(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(logDir, producerSnapshotFile)); err != nil {
 		t.Fatalf("no binary snapshot: %v", err)
+	}
+}
+
+// TestIdempotentAppendDoesNotDecodeRecords: appending a producer's data
+// batch updated its state by decoding every record of the batch (looking
+// for a transaction marker's coordinator epoch), under the partition lock,
+// so an append's cost and garbage grew with its record count. Only the
+// header is read now: a 500-record batch allocates no more bytes than a
+// 1-record one.
+func TestIdempotentAppendDoesNotDecodeRecords(t *testing.T) {
+	cfg := testConfig()
+	cfg.SegmentBytes = 64 << 20 // no roll, whose file work allocates
+	_, l := openTestLog(t, cfg)
+	const appends = 50
+	bytesPerAppend := func(pid int64, records int) uint64 {
+		b := makeBatch(records, 10, time.Now().UnixMilli(), 'r')
+		binary.BigEndian.PutUint64(b[43:], uint64(pid))
+		binary.BigEndian.PutUint16(b[51:], 0)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for i := range appends {
+			binary.BigEndian.PutUint32(b[53:], uint32(i*records))
+			protocol.UpdateCRC(b)
+			if _, err := l.Append(b, AppendOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		return (after.TotalAlloc - before.TotalAlloc) / appends
+	}
+	one, many := bytesPerAppend(1, 1), bytesPerAppend(2, 500)
+	t.Logf("bytes allocated per append: %d (1 record), %d (500 records)", one, many)
+	if many > one+1024 {
+		t.Fatalf("appending a 500-record idempotent batch allocates %d bytes, a 1-record one %d: records are being decoded", many, one)
 	}
 }
