@@ -12,7 +12,10 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/skiff ./cmd/skiff \
+# The image carries cluster support (etcd), for docker-compose.cluster.yml
+# too; SKIFF_BUILD_TAGS="" builds the leaner single-node binary.
+ARG SKIFF_BUILD_TAGS=etcd
+RUN CGO_ENABLED=0 go build -tags "$SKIFF_BUILD_TAGS" -trimpath -ldflags="-s -w" -o /out/skiff ./cmd/skiff \
 	&& mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot

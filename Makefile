@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     := ./...
 FUZZTIME ?= 60s
 
-.PHONY: build run test unit conformance test-race lint bench fuzz docker clean
+.PHONY: build build-cluster run test unit conformance test-race lint bench fuzz docker clean
 
 # skiff_build_info{version,commit} (see server.Version, server.Commit).
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null)
@@ -12,6 +12,12 @@ LDFLAGS  := -X github.com/skiffmq/skiff/server.Version=$(VERSION) -X github.com/
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/skiff ./cmd/skiff
+
+# The binary with cluster support (etcd: --etcd-endpoints, --embedded-etcd).
+# Kept out of the default build: linking etcd costs about 17 MB of binary,
+# 12 MB of idle RSS and 12 ms of package init even on a single node.
+build-cluster:
+	$(GO) build -tags etcd -ldflags "$(LDFLAGS)" -o bin/skiff ./cmd/skiff
 
 run:
 	$(GO) run ./cmd/skiff
@@ -40,6 +46,7 @@ lint:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags etcd ./cmd/skiff
 
 # Issue 13's comparison: Apache Kafka 4.1 (default settings), kfake and
 # Skiff (durable and page-cache), each a separate process, the same

@@ -312,7 +312,7 @@ func TestClusterThreeSkiffProcessesWithEmbeddedEtcd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs three skiff processes")
 	}
-	bin := buildSkiff(t)
+	bin := buildClusterSkiff(t)
 	ports := freePorts(t, 6)
 	var initial []string
 	for i := range 3 {

@@ -95,7 +95,7 @@ func TestDockerComposeClusterFile(t *testing.T) {
 	}
 	toLoopback := strings.NewReplacer(mapping...)
 
-	bin := buildSkiff(t)
+	bin := buildClusterSkiff(t)
 	var procs []*skiffProcess
 	for i, name := range names {
 		s := compose.Services[name]

@@ -38,21 +38,30 @@ func TestCrash(t *testing.T) {
 	t.Run("HTTPAfterKill9", func(t *testing.T) { testHTTPAfterKill9(t, bin) }) // metrics_binary_test.go
 }
 
+// buildSkiff builds the single-node binary, as `go build ./cmd/skiff`
+// does: without etcd.
 func buildSkiff(t testing.TB) string {
 	t.Helper()
 	return goBuild(t, "", "github.com/skiffmq/skiff/cmd/skiff")
 }
 
+// buildClusterSkiff builds the binary with cluster support (-tags etcd).
+func buildClusterSkiff(t testing.TB) string {
+	t.Helper()
+	return goBuild(t, "", "github.com/skiffmq/skiff/cmd/skiff", "-tags", "etcd")
+}
+
 // goBuild builds the main package pkg, from the module in dir (the
-// current one if empty), into a temp dir and returns the binary's path.
-func goBuild(t testing.TB, dir, pkg string) string {
+// current one if empty), with extra go build flags, into a temp dir and
+// returns the binary's path.
+func goBuild(t testing.TB, dir, pkg string, flags ...string) string {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("the go tool is needed to build %s: %v", pkg, err)
 	}
 	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
-	cmd := exec.Command(goTool, "build", "-o", out, pkg)
+	cmd := exec.Command(goTool, append(append([]string{"build"}, flags...), "-o", out, pkg)...)
 	cmd.Dir = dir
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)

@@ -1,4 +1,4 @@
-//go:build !noetcd
+//go:build etcd
 
 package main
 

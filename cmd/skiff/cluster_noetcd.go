@@ -1,4 +1,4 @@
-//go:build noetcd
+//go:build !etcd
 
 package main
 
@@ -18,13 +18,13 @@ type clusterFlags struct {
 
 func addClusterFlags(fs *flag.FlagSet) *clusterFlags {
 	return &clusterFlags{
-		endpoints: fs.String("etcd-endpoints", os.Getenv("SKIFF_ETCD_ENDPOINTS"), "not supported by this build (-tags noetcd)"),
-		embedded:  fs.Bool("embedded-etcd", false, "not supported by this build (-tags noetcd)"),
+		endpoints: fs.String("etcd-endpoints", os.Getenv("SKIFF_ETCD_ENDPOINTS"), "not in this build: build with -tags etcd to join a cluster"),
+		embedded:  fs.Bool("embedded-etcd", false, "not in this build: build with -tags etcd to join a cluster"),
 	}
 }
 
 func (c *clusterFlags) enabled() bool { return *c.endpoints != "" || *c.embedded }
 
 func (c *clusterFlags) node(*server.Config, zerolog.Logger) (server.ClusterNode, error) {
-	return nil, errors.New("this skiff was built with -tags noetcd and cannot join a cluster")
+	return nil, errors.New("this skiff was built without -tags etcd and cannot join a cluster (go build -tags etcd ./cmd/skiff)")
 }
