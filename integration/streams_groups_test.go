@@ -1,0 +1,326 @@
+package integration
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
+)
+
+// streamsMember drives one KIP-1071 streams group member with raw
+// StreamsGroupHeartbeat requests, reporting the tasks it was given as the
+// tasks it owns, as a Kafka Streams client does once it has revoked and
+// started them.
+type streamsMember struct {
+	t        *testing.T
+	cl       streamsRequestor
+	group    string
+	id       string
+	process  string
+	port     uint16
+	epoch    int32
+	active   []kmsg.TaskIDs
+	standby  []kmsg.TaskIDs
+	endpoint int32
+	last     *kmsg.StreamsGroupHeartbeatResponse
+}
+
+// wordCountTopology is a two-subtopology word count: "0" reads source,
+// repartitions by word into <app>-repartition (no partition count: it
+// takes the source's), "1" counts into a store with a compacted changelog.
+func wordCountTopology(app, source string) *kmsg.StreamsGroupHeartbeatRequestTopology {
+	t := kmsg.NewStreamsGroupHeartbeatRequestTopology()
+	t.Epoch = 0
+	s0 := kmsg.NewStreamsGroupHeartbeatRequestTopologySubtopology()
+	s0.SubtopologyID = "0"
+	s0.SourceTopics = []string{source}
+	s0.RepartitionSinkTopics = []string{app + "-repartition"}
+	s1 := kmsg.NewStreamsGroupHeartbeatRequestTopologySubtopology()
+	s1.SubtopologyID = "1"
+	rep := kmsg.NewTopicInfo()
+	rep.Topic = app + "-repartition"
+	s1.RepartitionSourceTopics = []kmsg.TopicInfo{rep}
+	cl := kmsg.NewTopicInfo()
+	cl.Topic = app + "-counts-changelog"
+	cfg := kmsg.NewTopicInfoConfig()
+	cfg.Key, cfg.Value = "cleanup.policy", "compact"
+	cl.Configs = []kmsg.TopicInfoConfig{cfg}
+	s1.StateChangelogTopics = []kmsg.TopicInfo{cl}
+	t.Subtopologies = []kmsg.StreamsGroupHeartbeatRequestTopologySubtopology{s0, s1}
+	return &t
+}
+
+func (m *streamsMember) heartbeat(topology *kmsg.StreamsGroupHeartbeatRequestTopology) *kmsg.StreamsGroupHeartbeatResponse {
+	m.t.Helper()
+	req := kmsg.NewPtrStreamsGroupHeartbeatRequest()
+	req.Group, req.MemberID, req.MemberEpoch = m.group, m.id, m.epoch
+	req.EndpointInformationEpoch = m.endpoint
+	if m.epoch == 0 {
+		req.RebalanceTimeoutMillis = 30000
+		req.Topology = topology
+		req.ProcessID = kmsg.StringPtr(m.process)
+		req.UserEndpoint = &kmsg.StreamsGroupHeartbeatRequestUserEndpoint{Host: "localhost", Port: m.port}
+		req.ClientTags = []kmsg.StreamsGroupHeartbeatRequestClientTag{}
+	}
+	req.ActiveTasks, req.StandbyTasks, req.WarmupTasks = orTasks(m.active), orTasks(m.standby), []kmsg.TaskIDs{}
+	resp, err := req.RequestWith(testContext(m.t), m.cl)
+	if err != nil {
+		m.t.Fatalf("StreamsGroupHeartbeat %s: %v", m.id, err)
+	}
+	if resp.ErrorCode != 0 {
+		m.t.Fatalf("StreamsGroupHeartbeat %s: %v %v", m.id, kerr.ErrorForCode(resp.ErrorCode), deref(resp.ErrorMessage))
+	}
+	m.epoch = resp.MemberEpoch
+	if resp.ActiveTasks != nil {
+		m.active, m.standby = resp.ActiveTasks, resp.StandbyTasks
+	}
+	if resp.PartitionsByUserEndpoint != nil {
+		m.endpoint = resp.EndpointInformationEpoch
+	}
+	m.last = resp
+	return resp
+}
+
+func orTasks(t []kmsg.TaskIDs) []kmsg.TaskIDs {
+	if t == nil {
+		return []kmsg.TaskIDs{}
+	}
+	return t
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// taskSet flattens tasks to "sub:partition" strings, sorted.
+func taskSet(ts []kmsg.TaskIDs) []string {
+	var out []string
+	for _, t := range ts {
+		for _, p := range t.Partitions {
+			out = append(out, t.SubtopologyID+":"+string(rune('0'+p)))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func hasStatus(resp *kmsg.StreamsGroupHeartbeatResponse, code int8) bool {
+	for _, s := range resp.Status {
+		if s.StatusCode == code {
+			return true
+		}
+	}
+	return false
+}
+
+// TestStreamsGroupHeartbeatAssignDescribe: a member joining with a word
+// count topology is told the internal topics are missing, the broker
+// creates them (repartition with the source's partition count, changelog
+// compacted with one partition per task), the member then gets all eight
+// tasks; a second process joins and gets half of them only after the
+// first revoked them (no task is ever active on both), and
+// StreamsGroupDescribe and ListGroups show the group as the members see it.
+func TestStreamsGroupHeartbeatAssignDescribe(t *testing.T) {
+	b := startBroker(t, nil)
+	adm := newAdmin(t, b.Addr())
+	createTopic(t, adm, "wc-src", 4, nil)
+	topo := wordCountTopology("app", "wc-src")
+	a := &streamsMember{t: t, cl: streamsClient(t, b.Addr()), group: "app", id: "member-a", process: "process-a", port: 7001}
+	resp := a.heartbeat(topo)
+	if !hasStatus(resp, 3) {
+		t.Fatalf("first heartbeat status %+v, want MISSING_INTERNAL_TOPICS", resp.Status)
+	}
+	if len(taskSet(resp.ActiveTasks)) != 0 {
+		t.Fatalf("tasks before the internal topics exist: %v", taskSet(resp.ActiveTasks))
+	}
+	topics, err := adm.ListTopics(testContext(t), "app-repartition", "app-counts-changelog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"app-repartition", "app-counts-changelog"} {
+		if td, ok := topics[name]; !ok || td.Err != nil || len(td.Partitions) != 4 {
+			t.Fatalf("internal topic %s: %+v, want 4 partitions", name, topics[name])
+		}
+	}
+	rc, err := adm.DescribeTopicConfigs(testContext(t), "app-counts-changelog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := rc.On("app-counts-changelog", nil); err != nil || !hasConfig(c.Configs, "cleanup.policy", "compact") {
+		t.Fatalf("changelog configs: %+v %v", c, err)
+	}
+
+	want := []string{"0:0", "0:1", "0:2", "0:3", "1:0", "1:1", "1:2", "1:3"}
+	eventually(t, 30*time.Second, "member a gets every task", func() bool {
+		a.heartbeat(nil)
+		return slices.Equal(taskSet(a.active), want)
+	})
+	if len(a.last.Status) != 0 {
+		t.Fatalf("status once ready: %+v", a.last.Status)
+	}
+
+	bm := &streamsMember{t: t, cl: streamsClient(t, b.Addr()), group: "app", id: "member-b", process: "process-b", port: 7002}
+	bm.heartbeat(topo)
+	overlap := func() {
+		for _, x := range taskSet(a.active) {
+			if slices.Contains(taskSet(bm.active), x) {
+				t.Fatalf("task %s active on both members: a %v b %v", x, taskSet(a.active), taskSet(bm.active))
+			}
+		}
+	}
+	eventually(t, 30*time.Second, "tasks split between the members", func() bool {
+		a.heartbeat(nil)
+		overlap()
+		bm.heartbeat(nil)
+		overlap()
+		return len(taskSet(a.active)) == 4 && len(taskSet(bm.active)) == 4 && a.epoch == bm.epoch
+	})
+	// IQ: b's endpoint map names both endpoints and their source partitions.
+	bm.endpoint = -1
+	bm.heartbeat(nil)
+	if n := len(bm.last.PartitionsByUserEndpoint); n != 2 {
+		t.Fatalf("partitions by user endpoint: %d endpoints, want 2: %+v", n, bm.last.PartitionsByUserEndpoint)
+	}
+
+	dreq := kmsg.NewPtrStreamsGroupDescribeRequest()
+	dreq.Groups = []string{"app", "nope"}
+	dresp, err := dreq.RequestWith(testContext(t), streamsClient(t, b.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := dresp.Groups[0]
+	if g.ErrorCode != 0 || g.State != "Stable" || len(g.Members) != 2 || g.Epoch != a.epoch || g.AssignmentEpoch != a.epoch {
+		t.Fatalf("describe: %+v", g)
+	}
+	if g.Topology == nil || len(g.Topology.Subtopologies) != 2 || g.Topology.Subtopologies[1].StateChangelogTopics[0].Topic != "app-counts-changelog" {
+		t.Fatalf("described topology: %+v", g.Topology)
+	}
+	for _, dm := range g.Members {
+		if dm.UserEndpoint == nil || len(taskSet(dm.Assignment.ActiveTasks)) != 4 || !slices.Equal(taskSet(dm.Assignment.ActiveTasks), taskSet(dm.TargetAssignment.ActiveTasks)) {
+			t.Fatalf("described member: %+v", dm)
+		}
+	}
+	if dresp.Groups[1].ErrorCode != kerr.GroupIDNotFound.Code {
+		t.Fatalf("describe of an unknown group: %+v", dresp.Groups[1])
+	}
+	lreq := kmsg.NewPtrListGroupsRequest()
+	lreq.TypesFilter = []string{"streams"}
+	listed, err := lreq.RequestWith(testContext(t), newClient(t, b.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(listed.Groups) != 1 || listed.Groups[0].Group != "app" || listed.Groups[0].GroupState != "Stable" ||
+		listed.Groups[0].ProtocolType != "streams" || listed.Groups[0].GroupType != "streams" {
+		t.Fatalf("ListGroups streams: %+v", listed.Groups)
+	}
+
+	// b leaves: a gets every task back.
+	leave := kmsg.NewPtrStreamsGroupHeartbeatRequest()
+	leave.Group, leave.MemberID, leave.MemberEpoch = "app", bm.id, -1
+	if lr, err := leave.RequestWith(testContext(t), bm.cl); err != nil || lr.ErrorCode != 0 || lr.MemberEpoch != -1 {
+		t.Fatalf("leave: %+v %v", lr, err)
+	}
+	eventually(t, 30*time.Second, "member a gets every task back", func() bool {
+		a.heartbeat(nil)
+		return slices.Equal(taskSet(a.active), want)
+	})
+}
+
+func hasConfig(cs []kadm.Config, name, value string) bool {
+	for _, c := range cs {
+		if c.Key == name && c.Value != nil && *c.Value == value {
+			return true
+		}
+	}
+	return false
+}
+
+// TestStreamsGroupMissingSourceTopics: a topology whose source topic does
+// not exist gets MISSING_SOURCE_TOPICS and no tasks, and tasks once it is
+// created.
+func TestStreamsGroupMissingSourceTopics(t *testing.T) {
+	b := startBroker(t, nil)
+	m := &streamsMember{t: t, cl: streamsClient(t, b.Addr()), group: "nosrc", id: "m", process: "p", port: 1}
+	resp := m.heartbeat(wordCountTopology("nosrc", "absent"))
+	if !hasStatus(resp, 1) || len(taskSet(resp.ActiveTasks)) != 0 {
+		t.Fatalf("status %+v tasks %v, want MISSING_SOURCE_TOPICS and none", resp.Status, taskSet(resp.ActiveTasks))
+	}
+	createTopic(t, newAdmin(t, b.Addr()), "absent", 2, nil)
+	eventually(t, 30*time.Second, "tasks once the source exists", func() bool {
+		m.heartbeat(nil)
+		return len(taskSet(m.active)) == 4
+	})
+}
+
+// TestStreamsVersionGatesStreamsAPIs: with streams.version downgraded to
+// 0, StreamsGroupHeartbeat and StreamsGroupDescribe answer
+// UNSUPPORTED_VERSION; upgraded again, they serve.
+func TestStreamsVersionGatesStreamsAPIs(t *testing.T) {
+	b := startBroker(t, nil)
+	cl := streamsClient(t, b.Addr())
+	update := func(level int16) {
+		f := kmsg.NewUpdateFeaturesRequestFeatureUpdate()
+		f.Feature, f.MaxVersionLevel, f.UpgradeType = "streams.version", level, 1
+		if level == 0 {
+			f.UpgradeType = 2 // safe downgrade
+		}
+		resp, err, msg := updateFeatures(t, b.Addr(), 1, false, f)
+		if err != nil || len(resp.Results) != 1 || resp.Results[0].ErrorCode != 0 {
+			t.Fatalf("UpdateFeatures streams.version=%d: %v %s %+v", level, err, msg, resp)
+		}
+	}
+	hb := func() int16 {
+		req := kmsg.NewPtrStreamsGroupHeartbeatRequest()
+		req.Group, req.MemberID, req.RebalanceTimeoutMillis = "gated", "m", 30000
+		req.Topology = wordCountTopology("gated", "gated-src")
+		req.ProcessID = kmsg.StringPtr("p")
+		req.ActiveTasks, req.StandbyTasks, req.WarmupTasks = []kmsg.TaskIDs{}, []kmsg.TaskIDs{}, []kmsg.TaskIDs{}
+		resp, err := req.RequestWith(testContext(t), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.ErrorCode
+	}
+	update(0)
+	if code := hb(); code != kerr.UnsupportedVersion.Code {
+		t.Fatalf("heartbeat at streams.version 0: code %d, want UNSUPPORTED_VERSION", code)
+	}
+	dreq := kmsg.NewPtrStreamsGroupDescribeRequest()
+	dreq.Groups = []string{"gated"}
+	if dresp, err := dreq.RequestWith(testContext(t), cl); err != nil || dresp.Groups[0].ErrorCode != kerr.UnsupportedVersion.Code {
+		t.Fatalf("describe at streams.version 0: %+v %v", dresp, err)
+	}
+	update(1)
+	if code := hb(); code != 0 {
+		t.Fatalf("heartbeat at streams.version 1: code %d", code)
+	}
+}
+
+// streamsRequestor sends the KIP-1071 APIs straight to the (single)
+// broker: kgo knows them (kmsg v1.15) but does not route them to the
+// group coordinator yet, and its stable version table leaves them out.
+type streamsRequestor struct{ cl *kgo.Client }
+
+func streamsClient(t *testing.T, addr string) streamsRequestor {
+	mv := kversion.Stable()
+	mv.SetMaxKeyVersion(int16(kmsg.StreamsGroupHeartbeat), 0)
+	mv.SetMaxKeyVersion(int16(kmsg.StreamsGroupDescribe), 0)
+	return streamsRequestor{newClient(t, addr, kgo.MaxVersions(mv))}
+}
+
+func (r streamsRequestor) Request(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	md, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, r.cl)
+	if err != nil {
+		return nil, err
+	}
+	return r.cl.Broker(int(md.Brokers[0].NodeID)).Request(ctx, req)
+}
