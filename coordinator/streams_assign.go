@@ -6,7 +6,7 @@ import (
 
 // assignStreamsTasks is a sticky task assignor in the spirit of Kafka's
 // StickyTaskAssignor (group.streams.assignor "sticky"): active tasks stay
-// with their previous owner while it is not above its fair share, the rest
+// with their previous owner while it is within a balanced share, the rest
 // go to the least loaded member, members of the least loaded process
 // first; each active task then gets up to numStandbys standby replicas on
 // other processes, previous standby owners first. No warm-up tasks are
@@ -78,12 +78,22 @@ func assignStreamsTasks(sg *streamsGroup, counts map[string]int32, numStandbys i
 		return best
 	}
 
-	fair := (len(all) + len(ids) - 1) / len(ids)
+	// Balanced is floor(tasks/members) each, and one more for as many
+	// members as the division leaves over: a previous owner keeps a task
+	// while it is within that.
+	floor, extras := len(all)/len(ids), len(all)%len(ids)
 	var rest []task
 	for _, t := range all {
-		if id, ok := prevActive[t]; ok && sg.members[id] != nil && load[id] < fair {
-			give(id, t, true)
-			continue
+		if id, ok := prevActive[t]; ok && sg.members[id] != nil {
+			switch {
+			case load[id] < floor:
+				give(id, t, true)
+				continue
+			case load[id] == floor && extras > 0:
+				extras--
+				give(id, t, true)
+				continue
+			}
 		}
 		rest = append(rest, t)
 	}

@@ -669,6 +669,11 @@ func (g *Groups) streamsOnLoadedLocked(grp *group) {
 	sg := grp.sg
 	sg.cfg = g.streamsConfigFor(grp.id)
 	sg.lastStandbys = sg.cfg.numStandbys
+	if sg.topology != nil {
+		// The resolved topology is derived, not stored: resolve it again
+		// (internal topics missing now are created at the next heartbeat).
+		sg.configured = g.configureTopologyLocked(sg.topology)
+	}
 	for _, id := range sortedMemberIDs(sg.members) {
 		m := sg.members[id]
 		sg.putMember(m)
