@@ -324,3 +324,109 @@ func (r streamsRequestor) Request(ctx context.Context, req kmsg.Request) (kmsg.R
 	}
 	return r.cl.Broker(int(md.Brokers[0].NodeID)).Request(ctx, req)
 }
+
+// TestStreamsGroupConfigsCommitsAndDelete: streams.num.standby.replicas set
+// on the GROUP resource gives every task a standby on the other process;
+// members commit offsets with their member epoch (a stale one is refused);
+// a streams group with members cannot be deleted, an empty one can.
+func TestStreamsGroupConfigsCommitsAndDelete(t *testing.T) {
+	b := startBroker(t, nil)
+	cl := newClient(t, b.Addr())
+	adm := newAdmin(t, b.Addr())
+	createTopic(t, adm, "cfg-src", 2, nil)
+	topo := wordCountTopology("cfg", "cfg-src")
+	a := &streamsMember{t: t, cl: streamsClient(t, b.Addr()), group: "cfg", id: "a", process: "pa", port: 1}
+	bm := &streamsMember{t: t, cl: streamsClient(t, b.Addr()), group: "cfg", id: "b", process: "pb", port: 2}
+	a.heartbeat(topo)
+	bm.heartbeat(topo)
+	eventually(t, 30*time.Second, "two tasks each", func() bool {
+		a.heartbeat(nil)
+		bm.heartbeat(nil)
+		return len(taskSet(a.active)) == 2 && len(taskSet(bm.active)) == 2 && a.epoch == bm.epoch
+	})
+
+	setShareGroupConfig(t, cl, "cfg", "streams.num.standby.replicas", "1")
+	if c := describeGroupConfigs(t, cl, "cfg")["streams.num.standby.replicas"]; c.Value == nil || *c.Value != "1" || c.Source != kmsg.ConfigSourceGroupConfig {
+		t.Fatalf("described streams.num.standby.replicas: %+v", c)
+	}
+	eventually(t, 30*time.Second, "a standby of every task on the other process", func() bool {
+		a.heartbeat(nil)
+		bm.heartbeat(nil)
+		for _, m := range []*streamsMember{a, bm} {
+			if len(taskSet(m.standby)) != 2 {
+				return false
+			}
+			for _, x := range taskSet(m.standby) {
+				if slices.Contains(taskSet(m.active), x) {
+					t.Fatalf("member %s has %s both active and standby", m.id, x)
+				}
+			}
+		}
+		return true
+	})
+	bad := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	res := kmsg.NewIncrementalAlterConfigsRequestResource()
+	res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeGroupConfig, "cfg"
+	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	c.Name, c.Op, c.Value = "streams.num.standby.replicas", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("3")
+	res.Configs = append(res.Configs, c)
+	bad.Resources = append(bad.Resources, res)
+	if resp, err := bad.RequestWith(testContext(t), cl); err != nil || resp.Resources[0].ErrorCode != kerr.InvalidConfig.Code {
+		t.Fatalf("streams.num.standby.replicas=3: %+v %v, want INVALID_CONFIG", resp, err)
+	}
+
+	commit := func(epoch int32) int16 {
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Version = 9
+		req.Group, req.MemberID, req.Generation = "cfg", "a", epoch
+		rt := kmsg.NewOffsetCommitRequestTopic()
+		rt.Topic = "cfg-src"
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = 0, 5
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(testContext(t), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Topics[0].Partitions[0].ErrorCode
+	}
+	if code := commit(a.epoch); code != 0 {
+		t.Fatalf("commit with the member epoch: %v", kerr.ErrorForCode(code))
+	}
+	if code := commit(a.epoch + 1); code != kerr.StaleMemberEpoch.Code {
+		t.Fatalf("commit with a newer epoch: %v, want STALE_MEMBER_EPOCH", kerr.ErrorForCode(code))
+	}
+	fetched, err := adm.FetchOffsets(testContext(t), "cfg")
+	if o, ok := fetched.Lookup("cfg-src", 0); err != nil || !ok || o.At != 5 {
+		t.Fatalf("committed offset: %+v %v", o, err)
+	}
+
+	del := func() int16 {
+		req := kmsg.NewPtrDeleteGroupsRequest()
+		req.Groups = []string{"cfg"}
+		resp, err := req.RequestWith(testContext(t), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Groups[0].ErrorCode
+	}
+	if code := del(); code != kerr.NonEmptyGroup.Code {
+		t.Fatalf("delete with members: %v, want NON_EMPTY_GROUP", kerr.ErrorForCode(code))
+	}
+	for _, m := range []*streamsMember{a, bm} {
+		leave := kmsg.NewPtrStreamsGroupHeartbeatRequest()
+		leave.Group, leave.MemberID, leave.MemberEpoch = "cfg", m.id, -1
+		if lr, err := leave.RequestWith(testContext(t), m.cl); err != nil || lr.ErrorCode != 0 {
+			t.Fatalf("leave %s: %+v %v", m.id, lr, err)
+		}
+	}
+	if code := del(); code != 0 {
+		t.Fatalf("delete of the empty group: %v", kerr.ErrorForCode(code))
+	}
+	dreq := kmsg.NewPtrStreamsGroupDescribeRequest()
+	dreq.Groups = []string{"cfg"}
+	if dresp, err := dreq.RequestWith(testContext(t), a.cl); err != nil || dresp.Groups[0].ErrorCode != kerr.GroupIDNotFound.Code {
+		t.Fatalf("describe after delete: %+v %v", dresp, err)
+	}
+}
