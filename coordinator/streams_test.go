@@ -212,3 +212,26 @@ func TestStreamsStandbyConfigChangeReassigns(t *testing.T) {
 		return h.group("app").sg.target["a"].standby.count() == 1 && h.group("app").sg.target["b"].standby.count() == 1
 	})
 }
+
+// FuzzStreamsRecords: any bytes read back from __consumer_offsets under a
+// streams group record type decode without panicking.
+func FuzzStreamsRecords(f *testing.F) {
+	sg := newStreamsGroup(streamsGroupConfig{})
+	sg.epoch, sg.metadataHash = 3, 42
+	m := &smember{id: "m", processID: "p", endpoint: &endpoint{"h", 1}, clientTags: [][2]string{{"k", "v"}},
+		assigned: streamsAssignment{active: tasks{"0": {1, 2}}, standby: tasks{}, warmup: tasks{}}, pending: newStreamsAssignment()}
+	for _, r := range []kv{
+		streamsMetadataRecord("g", sg),
+		streamsTopologyRecord("g", streamsTopology()),
+		streamsMemberMetadataRecord("g", m),
+		streamsTargetEpochRecord("g", 3),
+		streamsTargetMemberRecord("g", "m", m.assigned),
+		streamsCurrentRecord("g", m),
+	} {
+		ver, _ := keyVersion(r.key)
+		f.Add(ver, r.value)
+	}
+	f.Fuzz(func(t *testing.T, ver int16, value []byte) {
+		_ = applyStreamsValue(newStreamsGroup(streamsGroupConfig{}), ver, "m", value)
+	})
+}

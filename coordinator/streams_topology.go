@@ -56,8 +56,9 @@ func statusOf(code int8, format string, args ...any) kmsg.StreamsGroupHeartbeatR
 // topologyTopics is every topic name a topology refers to, regex matches
 // included, sorted: the topics whose partition counts the metadata hash
 // covers.
-func topologyTopics(t *kmsg.StreamsGroupHeartbeatRequestTopology, all []string) []string {
+func topologyTopics(t *kmsg.StreamsGroupHeartbeatRequestTopology, allTopics func() []string) []string {
 	var out []string
+	var all []string
 	for _, st := range t.Subtopologies {
 		out = append(out, st.SourceTopics...)
 		out = append(out, st.RepartitionSinkTopics...)
@@ -67,7 +68,12 @@ func topologyTopics(t *kmsg.StreamsGroupHeartbeatRequestTopology, all []string) 
 		for _, ti := range st.StateChangelogTopics {
 			out = append(out, ti.Topic)
 		}
-		out = append(out, regexMatches(st.SourceTopicRegex, all)...)
+		if len(st.SourceTopicRegex) > 0 {
+			if all == nil {
+				all = allTopics() // only regexes need every topic's name
+			}
+			out = append(out, regexMatches(st.SourceTopicRegex, all)...)
+		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
@@ -99,7 +105,7 @@ func (g *Groups) streamsMetadataHashLocked(t *kmsg.StreamsGroupHeartbeatRequestT
 		return 0
 	}
 	h := fnv.New64a()
-	for _, name := range topologyTopics(t, g.topics.TopicNames()) {
+	for _, name := range topologyTopics(t, g.topics.TopicNames) {
 		n, ok := g.topics.PartitionCount(name)
 		if !ok {
 			n = -1
