@@ -57,6 +57,10 @@ type Config struct {
 	StreamsSessionTimeout     time.Duration
 	StreamsHeartbeatInterval  time.Duration
 	StreamsNumStandbyReplicas int
+	// StreamsInitialRebalanceDelay is group.streams.initial.rebalance.delay.ms:
+	// how long the first member of an empty streams group waits for others
+	// before tasks are assigned (0: no wait).
+	StreamsInitialRebalanceDelay time.Duration
 }
 
 // DefaultConfig returns Kafka 4.x's defaults.
@@ -76,6 +80,7 @@ func DefaultConfig() Config {
 		ConsumerAssignors:             []string{"uniform", "range"},
 		StreamsSessionTimeout:         45 * time.Second,
 		StreamsHeartbeatInterval:      5 * time.Second,
+		StreamsInitialRebalanceDelay:  3 * time.Second,
 	}
 }
 

@@ -97,7 +97,7 @@ func New(cfg Config, deps Deps) (*Groups, error) {
 	g.mu.groups = make(map[string]*group)
 	g.mu.streamsConfigs = make(map[string]map[string]string)
 	for id, cfg := range deps.StreamsGroupConfigs {
-		for _, k := range []string{StreamsConfigSessionTimeout, StreamsConfigHeartbeatInterval, StreamsConfigNumStandbys} {
+		for _, k := range streamsConfigNames {
 			if v, ok := cfg[k]; ok {
 				if g.mu.streamsConfigs[id] == nil {
 					g.mu.streamsConfigs[id] = map[string]string{}

@@ -218,6 +218,10 @@ type streamsGroup struct {
 	// shutdownRequestedBy is the member that asked the whole application
 	// to shut down (ShutdownApplication); every member is told so.
 	shutdownRequestedBy string
+	// delaying is set while the initial rebalance delay of a group that
+	// was empty runs (delayTimer); the target assignment waits for it.
+	delaying   bool
+	delayTimer timerSlot
 }
 
 func newStreamsGroup(cfg streamsGroupConfig) *streamsGroup {
@@ -242,6 +246,7 @@ func (sg *streamsGroup) timersFor(id string) *memberTimers {
 func (sg *streamsGroup) isEmpty() bool { return len(sg.members) == 0 }
 
 func (sg *streamsGroup) stopTimers() {
+	sg.delayTimer.cancel()
 	for _, t := range sg.timers {
 		t.session.cancel()
 		t.rebalance.cancel()

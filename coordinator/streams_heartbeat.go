@@ -16,13 +16,18 @@ const (
 	StreamsConfigSessionTimeout    = "streams.session.timeout.ms"
 	StreamsConfigHeartbeatInterval = "streams.heartbeat.interval.ms"
 	StreamsConfigNumStandbys       = "streams.num.standby.replicas"
+	StreamsConfigInitialDelay      = "streams.initial.rebalance.delay.ms"
 )
+
+// streamsConfigNames are the streams.* group configs.
+var streamsConfigNames = []string{StreamsConfigSessionTimeout, StreamsConfigHeartbeatInterval, StreamsConfigNumStandbys, StreamsConfigInitialDelay}
 
 // streamsGroupConfig is one streams group's effective settings.
 type streamsGroupConfig struct {
 	sessionTimeout    time.Duration
 	heartbeatInterval time.Duration
 	numStandbys       int
+	initialDelay      time.Duration
 }
 
 // streamsAcceptableRecoveryLag and streamsTaskOffsetInterval are Kafka's
@@ -195,6 +200,7 @@ func (g *Groups) streamsConfigFor(groupID string) streamsGroupConfig {
 		sessionTimeout:    g.cfg.StreamsSessionTimeout,
 		heartbeatInterval: g.cfg.StreamsHeartbeatInterval,
 		numStandbys:       g.cfg.StreamsNumStandbyReplicas,
+		initialDelay:      g.cfg.StreamsInitialRebalanceDelay,
 	}
 	if c.sessionTimeout <= 0 {
 		c.sessionTimeout = 45 * time.Second
@@ -212,6 +218,9 @@ func (g *Groups) streamsConfigFor(groupID string) streamsGroupConfig {
 	if v, err := strconv.Atoi(over[StreamsConfigNumStandbys]); err == nil && v >= 0 {
 		c.numStandbys = v
 	}
+	if v, err := strconv.Atoi(over[StreamsConfigInitialDelay]); err == nil && v >= 0 {
+		c.initialDelay = time.Duration(v) * time.Millisecond
+	}
 	return c
 }
 
@@ -225,7 +234,7 @@ func (g *Groups) SetStreamsGroupConfigs(groupID string, cfg map[string]string) {
 		g.mu.streamsConfigs = make(map[string]map[string]string)
 	}
 	only := map[string]string{}
-	for _, k := range []string{StreamsConfigSessionTimeout, StreamsConfigHeartbeatInterval, StreamsConfigNumStandbys} {
+	for _, k := range streamsConfigNames {
 		if v, ok := cfg[k]; ok {
 			only[k] = v
 		}
@@ -345,6 +354,7 @@ func (g *Groups) streamsHeartbeatLocked(req *kmsg.StreamsGroupHeartbeatRequest, 
 	if created {
 		g.replaceGroupLocked(grp)
 	}
+	wasEmpty := len(sg.members) == 0
 	sg.putMember(updated)
 	var status []kmsg.StreamsGroupHeartbeatResponseStatus
 	if updated.topologyEpoch < sg.topology.Epoch {
@@ -377,8 +387,26 @@ func (g *Groups) streamsHeartbeatLocked(req *kmsg.StreamsGroupHeartbeatRequest, 
 	}
 
 	// 4. A newer group epoch needs a new target assignment.
-	if sg.epoch > sg.assignmentEpoch {
+	// The first member of an empty group waits for the others for
+	// streams.initial.rebalance.delay.ms (Kafka's default 3 s), with no
+	// tasks, so that instances starting together are balanced at once.
+	if wasEmpty && sg.cfg.initialDelay > 0 && !sg.delaying {
+		sg.delaying = true
+		g.setGroupTimerLocked(grp, &sg.delayTimer, sg.cfg.initialDelay, func() {
+			sg.delaying = false
+			if sg.epoch > sg.assignmentEpoch {
+				g.enqueueLocked(grp.id, g.updateStreamsTargetLocked(grp), func(int64, error) {})
+			}
+		})
+	}
+	targetEpoch, target := sg.assignmentEpoch, sg.target[updated.id]
+	switch {
+	case sg.epoch > sg.assignmentEpoch && sg.delaying:
+		targetEpoch, target = max(1, sg.assignmentEpoch), newStreamsAssignment()
+		status = append(status, statusOf(statusAssignmentDelayed, "Assignment delayed due to the configured initial rebalance delay."))
+	case sg.epoch > sg.assignmentEpoch:
 		recs = append(recs, g.updateStreamsTargetLocked(grp)...)
+		targetEpoch, target = sg.assignmentEpoch, sg.target[updated.id]
 	}
 
 	// 5. Move the member towards its target.
@@ -387,7 +415,7 @@ func (g *Groups) streamsHeartbeatLocked(req *kmsg.StreamsGroupHeartbeatRequest, 
 		o := streamsAssignment{active: tasksFromKmsg(req.ActiveTasks), standby: tasksFromKmsg(req.StandbyTasks), warmup: tasksFromKmsg(req.WarmupTasks)}
 		owned = &o
 	}
-	next := reconcileStreams(sg, updated, owned)
+	next := reconcileStreams(sg, updated, owned, targetEpoch, target)
 	if next != updated || created || sg.members[m.id] != m {
 		recs = append(recs, streamsCurrentRecord(grp.id, next))
 	}
@@ -486,12 +514,10 @@ func (g *Groups) updateStreamsTargetLocked(grp *group) []kv {
 // revoked first (the member keeps its epoch until it reports them gone);
 // then it gets the target epoch and its new tasks, except active tasks
 // that another member has not released yet.
-func reconcileStreams(sg *streamsGroup, m *smember, owned *streamsAssignment) *smember {
-	target, ok := sg.target[m.id]
-	if !ok {
+func reconcileStreams(sg *streamsGroup, m *smember, owned *streamsAssignment, epoch int32, target streamsAssignment) *smember {
+	if target.active == nil {
 		target = newStreamsAssignment()
 	}
-	epoch := sg.assignmentEpoch
 	switch {
 	case m.state == memberUnrevokedPartitions:
 		if owned == nil || owned.active.intersect(m.pending.active).count() > 0 ||

@@ -235,3 +235,35 @@ func FuzzStreamsRecords(f *testing.F) {
 		_ = applyStreamsValue(newStreamsGroup(streamsGroupConfig{}), ver, "m", value)
 	})
 }
+
+// TestStreamsInitialRebalanceDelay: as Kafka 4.2 (group.streams.initial.
+// rebalance.delay.ms, 3 s by default), the first members of an empty group
+// get ASSIGNMENT_DELAYED and no tasks until the delay ends, and then share
+// the tasks from the start instead of the first taking them all.
+func TestStreamsInitialRebalanceDelay(t *testing.T) {
+	cfg := testConfig()
+	cfg.StreamsInitialRebalanceDelay = 3 * time.Second
+	h := newHarness(t, cfg, 1)
+	h.topics.set("in", 4)
+	h.topics.set("app-store-changelog", 4)
+	delayed := func(r *kmsg.StreamsGroupHeartbeatResponse) bool {
+		for _, s := range r.Status {
+			if s.StatusCode == statusAssignmentDelayed {
+				return true
+			}
+		}
+		return false
+	}
+	a := h.streamsHB("app", "a", "pa", 0, nil)
+	b := h.streamsHB("app", "b", "pb", 0, nil)
+	if !delayed(a) || !delayed(b) || flatTasks(a.ActiveTasks) != "[]" || flatTasks(b.ActiveTasks) != "[]" {
+		t.Fatalf("during the delay: a %s %+v, b %s %+v", flatTasks(a.ActiveTasks), a.Status, flatTasks(b.ActiveTasks), b.Status)
+	}
+	h.clock.Advance(3 * time.Second)
+	h.waitFor("the delayed target assignment", func() bool { return h.group("app").sg.assignmentEpoch == h.group("app").sg.epoch })
+	a = h.streamsHB("app", "a", "pa", a.MemberEpoch, []kmsg.TaskIDs{})
+	b = h.streamsHB("app", "b", "pb", b.MemberEpoch, []kmsg.TaskIDs{})
+	if len(taskList(a.ActiveTasks)) != 2 || len(taskList(b.ActiveTasks)) != 2 || delayed(a) || delayed(b) {
+		t.Fatalf("after the delay: a %s %+v, b %s %+v", flatTasks(a.ActiveTasks), a.Status, flatTasks(b.ActiveTasks), b.Status)
+	}
+}

@@ -17,6 +17,7 @@ const (
 	statusIncorrectlyPartitionedTopics = 2
 	statusMissingInternalTopics        = 3
 	statusShutdownApplication          = 4
+	statusAssignmentDelayed            = 5
 )
 
 // StreamsInternalTopic is a repartition or changelog topic that a streams

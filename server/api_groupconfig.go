@@ -29,6 +29,7 @@ var groupConfigDefs = []struct {
 	{coordinator.StreamsConfigSessionTimeout, typeInt, "The session timeout of the streams group's members; defaults to group.streams.session.timeout.ms."},
 	{coordinator.StreamsConfigHeartbeatInterval, typeInt, "The heartbeat interval of the streams group's members; defaults to group.streams.heartbeat.interval.ms."},
 	{coordinator.StreamsConfigNumStandbys, typeInt, "The standby replicas of each of the streams group's tasks; defaults to group.streams.num.standby.replicas."},
+	{coordinator.StreamsConfigInitialDelay, typeInt, "How long the first member of the empty streams group waits for others before tasks are assigned; defaults to group.streams.initial.rebalance.delay.ms."},
 }
 
 // validateStreamsGroupConfig checks a streams.* group config as Kafka's
@@ -41,6 +42,8 @@ func validateStreamsGroupConfig(name, value string) (isStreams bool, ok bool) {
 		return true, value == "" || (err == nil && n >= 1)
 	case coordinator.StreamsConfigNumStandbys:
 		return true, value == "" || (err == nil && n >= 0 && n <= 2)
+	case coordinator.StreamsConfigInitialDelay:
+		return true, value == "" || (err == nil && n >= 0)
 	}
 	return false, false
 }
@@ -113,6 +116,7 @@ func (s *Server) groupConfigEntries(group string) ([]configEntry, *kerr.Error, s
 		coordinator.StreamsConfigSessionTimeout:    s.cfg.setting("group.streams.session.timeout.ms"),
 		coordinator.StreamsConfigHeartbeatInterval: s.cfg.setting("group.streams.heartbeat.interval.ms"),
 		coordinator.StreamsConfigNumStandbys:       s.cfg.setting("group.streams.num.standby.replicas"),
+		coordinator.StreamsConfigInitialDelay:      s.cfg.setting("group.streams.initial.rebalance.delay.ms"),
 	}
 	out := make([]configEntry, 0, len(groupConfigDefs))
 	for _, d := range groupConfigDefs {

@@ -160,6 +160,7 @@ var brokerConfigDefs = []brokerConfigDef{
 	{name: "group.streams.session.timeout.ms", typ: typeInt, def: "45000", check: intRange(1, 1<<31-1)},
 	{name: "group.streams.heartbeat.interval.ms", typ: typeInt, def: "5000", check: intRange(1, 1<<31-1)},
 	{name: "group.streams.num.standby.replicas", typ: typeInt, def: "0", check: intRange(0, 2)},
+	{name: "group.streams.initial.rebalance.delay.ms", typ: typeInt, def: "3000", check: intRange(0, 1<<31-1)},
 	{name: "group.share.record.lock.duration.ms", typ: typeInt, def: "30000", check: intRange(1000, 3600000)},
 	{name: "group.share.delivery.count.limit", typ: typeInt, def: "5", check: intRange(2, 10)},
 	{name: "group.share.partition.max.record.locks", typ: typeInt, def: "2000", check: intRange(100, 10000)},

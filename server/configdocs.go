@@ -88,6 +88,7 @@ var brokerConfigDocs = map[string]string{
 	"group.streams.session.timeout.ms":         "The session timeout of streams group (KIP-1071) members, unless the group's streams.session.timeout.ms overrides it.",
 	"group.streams.heartbeat.interval.ms":      "The heartbeat interval of streams group members, unless the group's streams.heartbeat.interval.ms overrides it.",
 	"group.streams.num.standby.replicas":       "The standby replicas of each task a streams group gets, unless the group's streams.num.standby.replicas overrides it.",
+	"group.streams.initial.rebalance.delay.ms": "How long the first member of an empty streams group waits for others before tasks are assigned, unless the group's streams.initial.rebalance.delay.ms overrides it.",
 	"offsets.retention.minutes":                "How long committed offsets of an empty group are kept.",
 	"offsets.retention.check.interval.ms":      "How often expired committed offsets are looked for.",
 	"offset.metadata.max.bytes":                "The largest metadata string an offset commit may carry.",

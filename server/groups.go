@@ -37,6 +37,7 @@ func (s *Server) newGroups() (*coordinator.Groups, error) {
 	cfg.StreamsSessionTimeout = ms("group.streams.session.timeout.ms")
 	cfg.StreamsHeartbeatInterval = ms("group.streams.heartbeat.interval.ms")
 	cfg.StreamsNumStandbyReplicas = int(parseLong(s.cfg.setting("group.streams.num.standby.replicas")))
+	cfg.StreamsInitialRebalanceDelay = ms("group.streams.initial.rebalance.delay.ms")
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
