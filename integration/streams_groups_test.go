@@ -69,10 +69,21 @@ func (m *streamsMember) heartbeat(topology *kmsg.StreamsGroupHeartbeatRequestTop
 		req.ClientTags = []kmsg.StreamsGroupHeartbeatRequestClientTag{}
 	}
 	req.ActiveTasks, req.StandbyTasks, req.WarmupTasks = orTasks(m.active), orTasks(m.standby), []kmsg.TaskIDs{}
-	resp, err := req.RequestWith(testContext(m.t), m.cl)
-	if err != nil {
-		m.t.Fatalf("StreamsGroupHeartbeat %s: %v", m.id, err)
-	}
+	var resp *kmsg.StreamsGroupHeartbeatResponse
+	// Kafka answers NOT_COORDINATOR (or loading) while its coordinator
+	// for __consumer_offsets starts; retried as clients do.
+	eventually(m.t, 30*time.Second, "a group coordinator answer", func() bool {
+		var err error
+		resp, err = req.RequestWith(testContext(m.t), m.cl)
+		if err != nil {
+			m.t.Fatalf("StreamsGroupHeartbeat %s: %v", m.id, err)
+		}
+		switch resp.ErrorCode {
+		case kerr.NotCoordinator.Code, kerr.CoordinatorLoadInProgress.Code, kerr.CoordinatorNotAvailable.Code:
+			return false
+		}
+		return true
+	})
 	if resp.ErrorCode != 0 {
 		m.t.Fatalf("StreamsGroupHeartbeat %s: %v %v", m.id, kerr.ErrorForCode(resp.ErrorCode), deref(resp.ErrorMessage))
 	}
@@ -131,10 +142,33 @@ func hasStatus(resp *kmsg.StreamsGroupHeartbeatResponse, code int8) bool {
 // StreamsGroupDescribe and ListGroups show the group as the members see it.
 func TestStreamsGroupHeartbeatAssignDescribe(t *testing.T) {
 	b := startBroker(t, nil)
-	adm := newAdmin(t, b.Addr())
+	streamsGroupScenario(t, b.Addr())
+}
+
+// TestStreamsGroupScenarioOnKafka42 runs the scenario of
+// TestStreamsGroupHeartbeatAssignDescribe against Apache Kafka 4.2.1, so
+// that what it asserts of Skiff is what Kafka does.
+func TestStreamsGroupScenarioOnKafka42(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Apache Kafka")
+	}
+	k := startKafka(t, kafkaOptions{version: kafka42Version})
+	streamsGroupScenario(t, k.addr)
+}
+
+func streamsGroupScenario(t *testing.T, addr string) {
+	adm := newAdmin(t, addr)
 	createTopic(t, adm, "wc-src", 4, nil)
 	topo := wordCountTopology("app", "wc-src")
-	a := &streamsMember{t: t, cl: streamsClient(t, b.Addr()), group: "app", id: "member-a", process: "process-a", port: 7001}
+	// Kafka creates __consumer_offsets on the first FindCoordinator and
+	// answers NOT_COORDINATOR until it has.
+	eventually(t, 30*time.Second, "the group coordinator", func() bool {
+		req := kmsg.NewPtrFindCoordinatorRequest()
+		req.CoordinatorKeys = []string{"app"}
+		resp, err := req.RequestWith(testContext(t), newClient(t, addr))
+		return err == nil && len(resp.Coordinators) == 1 && resp.Coordinators[0].ErrorCode == 0
+	})
+	a := &streamsMember{t: t, cl: streamsClient(t, addr), group: "app", id: "member-a", process: "process-a", port: 7001}
 	resp := a.heartbeat(topo)
 	if !hasStatus(resp, 3) {
 		t.Fatalf("first heartbeat status %+v, want MISSING_INTERNAL_TOPICS", resp.Status)
@@ -142,15 +176,18 @@ func TestStreamsGroupHeartbeatAssignDescribe(t *testing.T) {
 	if len(taskSet(resp.ActiveTasks)) != 0 {
 		t.Fatalf("tasks before the internal topics exist: %v", taskSet(resp.ActiveTasks))
 	}
-	topics, err := adm.ListTopics(testContext(t), "app-repartition", "app-counts-changelog")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"app-repartition", "app-counts-changelog"} {
-		if td, ok := topics[name]; !ok || td.Err != nil || len(td.Partitions) != 4 {
-			t.Fatalf("internal topic %s: %+v, want 4 partitions", name, topics[name])
+	eventually(t, 30*time.Second, "the internal topics with 4 partitions", func() bool {
+		topics, err := adm.ListTopics(testContext(t), "app-repartition", "app-counts-changelog")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		for _, name := range []string{"app-repartition", "app-counts-changelog"} {
+			if td, ok := topics[name]; !ok || td.Err != nil || len(td.Partitions) != 4 {
+				return false
+			}
+		}
+		return true
+	})
 	rc, err := adm.DescribeTopicConfigs(testContext(t), "app-counts-changelog")
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +205,7 @@ func TestStreamsGroupHeartbeatAssignDescribe(t *testing.T) {
 		t.Fatalf("status once ready: %+v", a.last.Status)
 	}
 
-	bm := &streamsMember{t: t, cl: streamsClient(t, b.Addr()), group: "app", id: "member-b", process: "process-b", port: 7002}
+	bm := &streamsMember{t: t, cl: streamsClient(t, addr), group: "app", id: "member-b", process: "process-b", port: 7002}
 	bm.heartbeat(topo)
 	overlap := func() {
 		for _, x := range taskSet(a.active) {
@@ -193,11 +230,16 @@ func TestStreamsGroupHeartbeatAssignDescribe(t *testing.T) {
 
 	dreq := kmsg.NewPtrStreamsGroupDescribeRequest()
 	dreq.Groups = []string{"app", "nope"}
-	dresp, err := dreq.RequestWith(testContext(t), streamsClient(t, b.Addr()))
+	dresp, err := dreq.RequestWith(testContext(t), streamsClient(t, addr))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := dresp.Groups[0]
+	// Kafka may answer in another order than asked.
+	byName := map[string]kmsg.StreamsGroupDescribeResponseGroup{}
+	for _, dg := range dresp.Groups {
+		byName[dg.Group] = dg
+	}
+	g := byName["app"]
 	if g.ErrorCode != 0 || g.State != "Stable" || len(g.Members) != 2 || g.Epoch != a.epoch || g.AssignmentEpoch != a.epoch {
 		t.Fatalf("describe: %+v", g)
 	}
@@ -209,12 +251,12 @@ func TestStreamsGroupHeartbeatAssignDescribe(t *testing.T) {
 			t.Fatalf("described member: %+v", dm)
 		}
 	}
-	if dresp.Groups[1].ErrorCode != kerr.GroupIDNotFound.Code {
-		t.Fatalf("describe of an unknown group: %+v", dresp.Groups[1])
+	if byName["nope"].ErrorCode != kerr.GroupIDNotFound.Code {
+		t.Fatalf("describe of an unknown group: %+v", byName["nope"])
 	}
 	lreq := kmsg.NewPtrListGroupsRequest()
 	lreq.TypesFilter = []string{"streams"}
-	listed, err := lreq.RequestWith(testContext(t), newClient(t, b.Addr()))
+	listed, err := lreq.RequestWith(testContext(t), newClient(t, addr))
 	if err != nil {
 		t.Fatal(err)
 	}
