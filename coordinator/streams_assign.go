@@ -8,10 +8,11 @@ import (
 // StickyTaskAssignor (group.streams.assignor "sticky"): active tasks stay
 // with their previous owner while it is within a balanced share, the rest
 // go to the least loaded member, members of the least loaded process
-// first; each active task then gets up to numStandbys standby replicas on
-// other processes, previous standby owners first. No warm-up tasks are
-// assigned.
-func assignStreamsTasks(sg *streamsGroup, counts map[string]int32, numStandbys int) map[string]streamsAssignment {
+// first; each stateful task (its subtopology has state changelogs) then
+// gets up to numStandbys standby replicas on other processes, previous
+// standby owners first: a stateless task has no state to keep warm, as in
+// Kafka. No warm-up tasks are assigned.
+func assignStreamsTasks(sg *streamsGroup, counts map[string]int32, stateful map[string]bool, numStandbys int) map[string]streamsAssignment {
 	out := make(map[string]streamsAssignment, len(sg.members))
 	ids := sortedMemberIDs(sg.members)
 	if len(ids) == 0 {
@@ -113,6 +114,9 @@ func assignStreamsTasks(sg *streamsGroup, counts map[string]int32, numStandbys i
 		}
 	}
 	for _, t := range all {
+		if !stateful[t.sub] {
+			continue
+		}
 		used := map[string]bool{process(activeOwner[t]): true}
 		prev := prevStandby[t]
 		sort.Strings(prev)

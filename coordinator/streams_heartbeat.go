@@ -496,7 +496,13 @@ func (g *Groups) updateStreamsTargetLocked(grp *group) []kv {
 	if sg.configured != nil && sg.configured.ready() {
 		counts = sg.configured.taskCounts
 	}
-	target := assignStreamsTasks(sg, counts, sg.cfg.numStandbys)
+	stateful := map[string]bool{}
+	if sg.configured != nil {
+		for sub, cls := range sg.configured.changelogs {
+			stateful[sub] = len(cls) > 0
+		}
+	}
+	target := assignStreamsTasks(sg, counts, stateful, sg.cfg.numStandbys)
 	var recs []kv
 	for _, id := range sortedKeys(target) {
 		if old, ok := sg.target[id]; !ok || !old.equal(target[id]) {

@@ -149,16 +149,16 @@ func TestStreamsAssignorStandbysAndStickiness(t *testing.T) {
 		id := fmt.Sprintf("m%d", i)
 		sg.members[id] = &smember{id: id, processID: p, assigned: newStreamsAssignment(), pending: newStreamsAssignment()}
 	}
-	counts := map[string]int32{"0": 6, "1": 3}
-	target := assignStreamsTasks(sg, counts, 1)
+	counts := map[string]int32{"0": 6, "1": 3, "2": 3}
+	target := assignStreamsTasks(sg, counts, map[string]bool{"0": true, "1": true, "2": false}, 1)
 	total := 0
 	for id, a := range target {
 		total += a.active.count()
 		if a.active.intersect(a.standby).count() != 0 {
 			t.Fatalf("%s has a task both active and standby: %+v", id, a)
 		}
-		if n := a.active.count(); n != 3 {
-			t.Fatalf("%s has %d active tasks, want 3", id, n)
+		if n := a.active.count(); n != 4 {
+			t.Fatalf("%s has %d active tasks, want 4", id, n)
 		}
 	}
 	for sub, n := range counts {
@@ -169,13 +169,13 @@ func TestStreamsAssignorStandbysAndStickiness(t *testing.T) {
 					standbys++
 				}
 			}
-			if standbys != 1 {
-				t.Fatalf("task %s:%d has %d standbys, want 1", sub, p, standbys)
+			if want := map[bool]int{true: 0, false: 1}[sub == "2"]; standbys != want {
+				t.Fatalf("task %s:%d has %d standbys, want %d (stateless subtopology 2 has none)", sub, p, standbys, want)
 			}
 		}
 	}
-	if total != 9 {
-		t.Fatalf("%d active tasks assigned, want 9", total)
+	if total != 12 {
+		t.Fatalf("%d active tasks assigned, want 12", total)
 	}
 
 	// A fourth member: the others keep what they can.
@@ -184,15 +184,15 @@ func TestStreamsAssignorStandbysAndStickiness(t *testing.T) {
 	}
 	sg.target = target
 	sg.members["m3"] = &smember{id: "m3", processID: "p4", assigned: newStreamsAssignment(), pending: newStreamsAssignment()}
-	next := assignStreamsTasks(sg, counts, 0)
+	next := assignStreamsTasks(sg, counts, nil, 0)
 	moved := 0
 	for id, a := range next {
 		if old, ok := target[id]; ok {
 			moved += old.active.minus(a.active).count()
 		}
 	}
-	if got := next["m3"].active.count(); got != 2 || moved != 2 {
-		t.Fatalf("new member got %d tasks with %d moved, want 2 and 2", got, moved)
+	if got := next["m3"].active.count(); got != 3 || moved != 3 {
+		t.Fatalf("new member got %d tasks with %d moved, want 3 and 3", got, moved)
 	}
 }
 
@@ -209,7 +209,7 @@ func TestStreamsStandbyConfigChangeReassigns(t *testing.T) {
 	h.g.SetStreamsGroupConfigs("app", map[string]string{StreamsConfigNumStandbys: "1"})
 	h.streamsHB("app", "b", "pb", b.MemberEpoch, []kmsg.TaskIDs{})
 	h.waitFor("a target with standbys", func() bool {
-		return h.group("app").sg.target["a"].standby.count() == 1 && h.group("app").sg.target["b"].standby.count() == 1
+		return h.group("app").sg.target["a"].standby.count() == 1 && h.group("app").sg.target["b"].standby.count() == 1 // subtopology 0 keeps a store
 	})
 }
 

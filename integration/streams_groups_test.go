@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,7 +66,9 @@ func (m *streamsMember) heartbeat(topology *kmsg.StreamsGroupHeartbeatRequestTop
 		req.RebalanceTimeoutMillis = 30000
 		req.Topology = topology
 		req.ProcessID = kmsg.StringPtr(m.process)
-		req.UserEndpoint = &kmsg.StreamsGroupHeartbeatRequestUserEndpoint{Host: "localhost", Port: m.port}
+		if m.port != 0 { // 0: no IQ endpoint (application.server unset)
+			req.UserEndpoint = &kmsg.StreamsGroupHeartbeatRequestUserEndpoint{Host: "localhost", Port: m.port}
+		}
 		req.ClientTags = []kmsg.StreamsGroupHeartbeatRequestClientTag{}
 	}
 	req.ActiveTasks, req.StandbyTasks, req.WarmupTasks = orTasks(m.active), orTasks(m.standby), []kmsg.TaskIDs{}
@@ -145,29 +148,25 @@ func TestStreamsGroupHeartbeatAssignDescribe(t *testing.T) {
 	streamsGroupScenario(t, b.Addr())
 }
 
-// TestStreamsGroupScenarioOnKafka42 runs the scenario of
-// TestStreamsGroupHeartbeatAssignDescribe against Apache Kafka 4.2.1, so
-// that what it asserts of Skiff is what Kafka does.
+// TestStreamsGroupScenarioOnKafka42 runs the scenarios of
+// TestStreamsGroupHeartbeatAssignDescribe, TestStreamsGroupMissingSourceTopics
+// and TestStreamsGroupConfigsCommitsAndDelete against Apache Kafka 4.2.1, so
+// that what they assert of Skiff is what Kafka does.
 func TestStreamsGroupScenarioOnKafka42(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Apache Kafka")
 	}
 	k := startKafka(t, kafkaOptions{version: kafka42Version})
-	streamsGroupScenario(t, k.addr)
+	t.Run("AssignDescribe", func(t *testing.T) { streamsGroupScenario(t, k.addr) })
+	t.Run("MissingSourceTopics", func(t *testing.T) { missingSourceScenario(t, k.addr) })
+	t.Run("ConfigsCommitsDelete", func(t *testing.T) { configsCommitsDeleteScenario(t, k.addr) })
 }
 
 func streamsGroupScenario(t *testing.T, addr string) {
 	adm := newAdmin(t, addr)
 	createTopic(t, adm, "wc-src", 4, nil)
 	topo := wordCountTopology("app", "wc-src")
-	// Kafka creates __consumer_offsets on the first FindCoordinator and
-	// answers NOT_COORDINATOR until it has.
-	eventually(t, 30*time.Second, "the group coordinator", func() bool {
-		req := kmsg.NewPtrFindCoordinatorRequest()
-		req.CoordinatorKeys = []string{"app"}
-		resp, err := req.RequestWith(testContext(t), newClient(t, addr))
-		return err == nil && len(resp.Coordinators) == 1 && resp.Coordinators[0].ErrorCode == 0
-	})
+	awaitGroupCoordinator(t, addr, "app")
 	a := &streamsMember{t: t, cl: streamsClient(t, addr), group: "app", id: "member-a", process: "process-a", port: 7001}
 	resp := a.heartbeat(topo)
 	if !hasStatus(resp, 3) {
@@ -277,6 +276,20 @@ func streamsGroupScenario(t *testing.T, addr string) {
 	})
 }
 
+// awaitGroupCoordinator waits until group has a coordinator: Kafka creates
+// __consumer_offsets on the first FindCoordinator and answers
+// NOT_COORDINATOR until it has.
+func awaitGroupCoordinator(t *testing.T, addr, group string) {
+	t.Helper()
+	cl := newClient(t, addr)
+	eventually(t, 30*time.Second, "the group coordinator", func() bool {
+		req := kmsg.NewPtrFindCoordinatorRequest()
+		req.CoordinatorKeys = []string{group}
+		resp, err := req.RequestWith(testContext(t), cl)
+		return err == nil && len(resp.Coordinators) == 1 && resp.Coordinators[0].ErrorCode == 0
+	})
+}
+
 func hasConfig(cs []kadm.Config, name, value string) bool {
 	for _, c := range cs {
 		if c.Key == name && c.Value != nil && *c.Value == value {
@@ -290,13 +303,20 @@ func hasConfig(cs []kadm.Config, name, value string) bool {
 // not exist gets MISSING_SOURCE_TOPICS and no tasks, and tasks once it is
 // created.
 func TestStreamsGroupMissingSourceTopics(t *testing.T) {
-	b := startBroker(t, nil)
-	m := &streamsMember{t: t, cl: streamsClient(t, b.Addr()), group: "nosrc", id: "m", process: "p", port: 1}
+	missingSourceScenario(t, startBroker(t, nil).Addr())
+}
+
+func missingSourceScenario(t *testing.T, addr string) {
+	awaitGroupCoordinator(t, addr, "nosrc")
+	// No IQ endpoint: Kafka 4.2.1 answers this join UNKNOWN_SERVER_ERROR
+	// when the member has one (building the endpoint map of a topology
+	// it could not configure), instead of MISSING_SOURCE_TOPICS.
+	m := &streamsMember{t: t, cl: streamsClient(t, addr), group: "nosrc", id: "m", process: "p"}
 	resp := m.heartbeat(wordCountTopology("nosrc", "absent"))
 	if !hasStatus(resp, 1) || len(taskSet(resp.ActiveTasks)) != 0 {
 		t.Fatalf("status %+v tasks %v, want MISSING_SOURCE_TOPICS and none", resp.Status, taskSet(resp.ActiveTasks))
 	}
-	createTopic(t, newAdmin(t, b.Addr()), "absent", 2, nil)
+	createTopic(t, newAdmin(t, addr), "absent", 2, nil)
 	eventually(t, 30*time.Second, "tasks once the source exists", func() bool {
 		m.heartbeat(nil)
 		return len(taskSet(m.active)) == 4
@@ -372,13 +392,17 @@ func (r streamsRequestor) Request(ctx context.Context, req kmsg.Request) (kmsg.R
 // members commit offsets with their member epoch (a stale one is refused);
 // a streams group with members cannot be deleted, an empty one can.
 func TestStreamsGroupConfigsCommitsAndDelete(t *testing.T) {
-	b := startBroker(t, nil)
-	cl := newClient(t, b.Addr())
-	adm := newAdmin(t, b.Addr())
+	configsCommitsDeleteScenario(t, startBroker(t, nil).Addr())
+}
+
+func configsCommitsDeleteScenario(t *testing.T, addr string) {
+	awaitGroupCoordinator(t, addr, "cfg")
+	cl := newClient(t, addr)
+	adm := newAdmin(t, addr)
 	createTopic(t, adm, "cfg-src", 2, nil)
 	topo := wordCountTopology("cfg", "cfg-src")
-	a := &streamsMember{t: t, cl: streamsClient(t, b.Addr()), group: "cfg", id: "a", process: "pa", port: 1}
-	bm := &streamsMember{t: t, cl: streamsClient(t, b.Addr()), group: "cfg", id: "b", process: "pb", port: 2}
+	a := &streamsMember{t: t, cl: streamsClient(t, addr), group: "cfg", id: "a", process: "pa", port: 1}
+	bm := &streamsMember{t: t, cl: streamsClient(t, addr), group: "cfg", id: "b", process: "pb", port: 2}
 	a.heartbeat(topo)
 	bm.heartbeat(topo)
 	eventually(t, 30*time.Second, "two tasks each", func() bool {
@@ -391,11 +415,13 @@ func TestStreamsGroupConfigsCommitsAndDelete(t *testing.T) {
 	if c := describeGroupConfigs(t, cl, "cfg")["streams.num.standby.replicas"]; c.Value == nil || *c.Value != "1" || c.Source != kmsg.ConfigSourceGroupConfig {
 		t.Fatalf("described streams.num.standby.replicas: %+v", c)
 	}
-	eventually(t, 30*time.Second, "a standby of every task on the other process", func() bool {
+	// Standbys are for stateful tasks only: subtopology 1 (the counts
+	// store) has two tasks, each with a standby on the other process.
+	eventually(t, 30*time.Second, "a standby of every stateful task on the other process", func() bool {
 		a.heartbeat(nil)
 		bm.heartbeat(nil)
 		for _, m := range []*streamsMember{a, bm} {
-			if len(taskSet(m.standby)) != 2 {
+			if len(taskSet(m.standby)) != 1 || !strings.HasPrefix(taskSet(m.standby)[0], "1:") {
 				return false
 			}
 			for _, x := range taskSet(m.standby) {
@@ -417,12 +443,17 @@ func TestStreamsGroupConfigsCommitsAndDelete(t *testing.T) {
 		t.Fatalf("streams.num.standby.replicas=3: %+v %v, want INVALID_CONFIG", resp, err)
 	}
 
+	// By name (v9, Skiff) or by topic ID (v10, Kafka 4.2): kgo sends the
+	// highest version both know.
+	srcTopics, err := adm.ListTopics(testContext(t), "cfg-src")
+	if err != nil {
+		t.Fatal(err)
+	}
 	commit := func(epoch int32) int16 {
 		req := kmsg.NewPtrOffsetCommitRequest()
-		req.Version = 9
 		req.Group, req.MemberID, req.Generation = "cfg", "a", epoch
 		rt := kmsg.NewOffsetCommitRequestTopic()
-		rt.Topic = "cfg-src"
+		rt.Topic, rt.TopicID = "cfg-src", srcTopics["cfg-src"].ID
 		rp := kmsg.NewOffsetCommitRequestTopicPartition()
 		rp.Partition, rp.Offset = 0, 5
 		rt.Partitions = append(rt.Partitions, rp)
