@@ -378,6 +378,9 @@ func (g *Groups) streamsHeartbeatLocked(req *kmsg.StreamsGroupHeartbeatRequest, 
 		bump = true
 	}
 	if bump {
+		// The bump covers the current assignment configs too (Kafka keeps
+		// them in the metadata record as LastAssignmentConfigs).
+		sg.lastStandbys = sg.cfg.numStandbys
 		if sg.epoch == 0 {
 			sg.epoch = 2 // as Kafka: epoch 1 is never a streams group's
 		} else {

@@ -267,3 +267,25 @@ func TestStreamsInitialRebalanceDelay(t *testing.T) {
 		t.Fatalf("after the delay: a %s %+v, b %s %+v", flatTasks(a.ActiveTasks), a.Status, flatTasks(b.ActiveTasks), b.Status)
 	}
 }
+
+// TestStreamsStandbyConfigDoesNotBumpEpochEveryHeartbeat: with
+// streams.num.standby.replicas set, every heartbeat during the initial
+// rebalance delay bumped the group epoch (the standby count of the last
+// assignment was only recorded when a target was computed); the bump now
+// records it, as Kafka's LastAssignmentConfigs.
+func TestStreamsStandbyConfigDoesNotBumpEpochEveryHeartbeat(t *testing.T) {
+	cfg := testConfig()
+	cfg.StreamsInitialRebalanceDelay = 3 * time.Second
+	cfg.StreamsNumStandbyReplicas = 1
+	h := newHarness(t, cfg, 1)
+	h.topics.set("in", 2)
+	h.topics.set("app-store-changelog", 2)
+	a := h.streamsHB("app", "a", "pa", 0, nil)
+	epoch := h.group("app").sg.epoch
+	for range 5 {
+		a = h.streamsHB("app", "a", "pa", a.MemberEpoch, []kmsg.TaskIDs{})
+	}
+	if e := h.group("app").sg.epoch; e != epoch {
+		t.Fatalf("group epoch %d after heartbeats that changed nothing, want %d", e, epoch)
+	}
+}

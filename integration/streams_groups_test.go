@@ -503,3 +503,79 @@ func configsCommitsDeleteScenario(t *testing.T, addr string) {
 		t.Fatalf("describe after delete: %+v %v", dresp, err)
 	}
 }
+
+// TestStreamsGroupSurvivesBrokerRestart: a streams group's topology,
+// epochs, assignment and group configs come back from __consumer_offsets
+// and the cluster metadata after a restart: the member heartbeats on with
+// its epoch, keeps its tasks, and the standby setting still applies.
+func TestStreamsGroupSurvivesBrokerRestart(t *testing.T) {
+	b := startBroker(t, nil)
+	createTopic(t, newAdmin(t, b.Addr()), "rs-src", 2, nil)
+	setShareGroupConfig(t, newClient(t, b.Addr()), "rs", "streams.num.standby.replicas", "1")
+	m := &streamsMember{t: t, cl: streamsClient(t, b.Addr()), group: "rs", id: "m", process: "p", port: 1}
+	m.heartbeat(wordCountTopology("rs", "rs-src"))
+	eventually(t, 30*time.Second, "the member's four tasks", func() bool {
+		m.heartbeat(nil)
+		return len(taskSet(m.active)) == 4
+	})
+	describe := func(addr string) kmsg.StreamsGroupDescribeResponseGroup {
+		req := kmsg.NewPtrStreamsGroupDescribeRequest()
+		req.Groups = []string{"rs"}
+		resp, err := req.RequestWith(testContext(t), streamsClient(t, addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Groups[0]
+	}
+	before := describe(b.Addr())
+
+	b.Close()
+	b = startBroker(t, nil, b.dir)
+	after := describe(b.Addr())
+	if after.ErrorCode != 0 || after.State != before.State || after.Epoch != before.Epoch || after.AssignmentEpoch != before.AssignmentEpoch ||
+		len(after.Members) != 1 || taskSet(after.Members[0].Assignment.ActiveTasks) == nil ||
+		!slices.Equal(taskSet(after.Members[0].Assignment.ActiveTasks), taskSet(before.Members[0].Assignment.ActiveTasks)) {
+		t.Fatalf("after restart %+v\nbefore %+v", after, before)
+	}
+	if c := describeGroupConfigs(t, newClient(t, b.Addr()), "rs")["streams.num.standby.replicas"]; c.Value == nil || *c.Value != "1" {
+		t.Fatalf("streams.num.standby.replicas after restart: %+v", c)
+	}
+	m.cl = streamsClient(t, b.Addr())
+	epoch := m.epoch
+	r := m.heartbeat(nil)
+	if r.MemberEpoch != epoch || len(taskSet(m.active)) != 4 {
+		t.Fatalf("heartbeat after restart: epoch %d (want %d), tasks %v", r.MemberEpoch, epoch, taskSet(m.active))
+	}
+	// The restored group config is in effect: with a second process,
+	// each stateful task gets a standby.
+	m2 := &streamsMember{t: t, cl: streamsClient(t, b.Addr()), group: "rs", id: "m2", process: "p2", port: 2}
+	m2.heartbeat(wordCountTopology("rs", "rs-src"))
+	eventually(t, 30*time.Second, "standbys from the restored streams.num.standby.replicas", func() bool {
+		m.heartbeat(nil)
+		m2.heartbeat(nil)
+		// Subtopology 1's two tasks are the stateful ones: each has a
+		// standby, on the member that does not run it.
+		for _, x := range append(taskSet(m.standby), taskSet(m2.standby)...) {
+			if !strings.HasPrefix(x, "1:") {
+				t.Fatalf("standby of stateless task %s", x)
+			}
+		}
+		for _, mm := range []*streamsMember{m, m2} {
+			for _, x := range taskSet(mm.standby) {
+				if slices.Contains(taskSet(mm.active), x) {
+					t.Fatalf("%s runs %s both active and standby", mm.id, x)
+				}
+			}
+		}
+		return len(taskSet(m.standby))+len(taskSet(m2.standby)) == 2
+	})
+	// Heartbeats of a stable group do not bump the group epoch.
+	epoch = describe(b.Addr()).Epoch
+	for range 5 {
+		m.heartbeat(nil)
+		m2.heartbeat(nil)
+	}
+	if e := describe(b.Addr()).Epoch; e != epoch {
+		t.Fatalf("group epoch went from %d to %d over heartbeats that changed nothing", epoch, e)
+	}
+}
