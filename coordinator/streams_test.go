@@ -289,3 +289,36 @@ func TestStreamsStandbyConfigDoesNotBumpEpochEveryHeartbeat(t *testing.T) {
 		t.Fatalf("group epoch %d after heartbeats that changed nothing, want %d", e, epoch)
 	}
 }
+
+// TestConsumerHeartbeatOnStreamsGroup: a ConsumerGroupHeartbeat for a
+// group that is a streams group with members crashed the coordinator (it
+// took the group for a consumer group); it gets GROUP_ID_NOT_FOUND, as in
+// Kafka, and an empty streams group becomes a consumer group.
+func TestConsumerHeartbeatOnStreamsGroup(t *testing.T) {
+	h := newHarness(t, testConfig(), 1)
+	h.topics.set("in", 1)
+	h.topics.set("app-store-changelog", 1)
+	a := h.streamsHB("app", "a", "pa", 0, nil)
+	req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	req.Version, req.Group, req.MemberID, req.RebalanceTimeoutMillis = 1, "app", "c", 30000
+	req.SubscribedTopicNames, req.Topics = []string{"t1"}, []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+	if resp := h.g.ConsumerGroupHeartbeat(ctxFor("c"), req); resp.ErrorCode != errGroupIDNotFound {
+		t.Fatalf("consumer heartbeat on a streams group: code %d, want GROUP_ID_NOT_FOUND", resp.ErrorCode)
+	}
+	leave := kmsg.NewPtrStreamsGroupHeartbeatRequest()
+	leave.Group, leave.MemberID, leave.MemberEpoch = "app", "a", -1
+	if resp := h.g.StreamsGroupHeartbeat(ctxFor("x"), leave); resp.ErrorCode != 0 {
+		t.Fatalf("leave: %d", resp.ErrorCode)
+	}
+	_ = a
+	if resp := h.g.ConsumerGroupHeartbeat(ctxFor("c"), req); resp.ErrorCode != 0 {
+		t.Fatalf("consumer heartbeat on an empty streams group: code %d", resp.ErrorCode)
+	}
+	if h.group("app").kind != kindConsumer {
+		t.Fatalf("group kind %v after the consumer joined", h.group("app").kind)
+	}
+	h.restart()
+	if grp := h.group("app"); grp == nil || grp.kind != kindConsumer {
+		t.Fatalf("after restart: %+v", grp)
+	}
+}
