@@ -24,6 +24,10 @@ import (
 //     production-ready there and on by default): v1 enables share groups
 //     (KIP-932); at 0 their APIs answer UNSUPPORTED_VERSION, as Kafka's
 //     KafkaApis does when share groups are not enabled.
+//   - streams.version 0-1, finalized 1 as Kafka 4.2 does (KIP-1071 streams
+//     groups are production-ready there): v1 enables streams groups; at 0
+//     StreamsGroupHeartbeat and StreamsGroupDescribe answer
+//     UNSUPPORTED_VERSION.
 //
 // Not listed: kraft.version (Skiff has no KRaft quorum) and
 // eligible.leader.replicas.version (no ELR).
@@ -40,6 +44,7 @@ var SupportedFeatures = []FeatureSpec{
 	{Name: "group.version", Min: 0, Max: 1, Initial: 1},
 	{Name: "metadata.version", Min: 27, Max: 27, Initial: 27},
 	{Name: "share.version", Min: 0, Max: 1, Initial: 1},
+	{Name: "streams.version", Min: 0, Max: 1, Initial: 1},
 	{Name: "transaction.version", Min: 0, Max: 2, Initial: 2},
 }
 

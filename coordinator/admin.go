@@ -36,10 +36,14 @@ func (g *Groups) ListGroups(ctx context.Context, req *kmsg.ListGroupsRequest) *k
 		lg := kmsg.NewListGroupsResponseGroup()
 		lg.Group = id
 		lg.GroupType = grp.kind.String()
-		if grp.kind == kindConsumer {
+		switch grp.kind {
+		case kindConsumer:
 			lg.ProtocolType = consumerProtocolType
 			lg.GroupState = grp.cg.stateName()
-		} else {
+		case kindStreams:
+			lg.ProtocolType = "streams"
+			lg.GroupState = grp.sg.stateName()
+		default:
 			lg.ProtocolType = grp.protocolType
 			lg.GroupState = grp.state.String()
 		}
@@ -67,12 +71,12 @@ func (g *Groups) DescribeGroups(ctx context.Context, req *kmsg.DescribeGroupsReq
 		switch {
 		case g.mu.closed:
 			dg.ErrorCode = errCoordinatorNotAvailable
-		case grp == nil || grp.state == stateDead || grp.kind == kindConsumer:
+		case grp == nil || grp.state == stateDead || !grp.isClassic():
 			dg.State = stateDead.String()
 			if req.Version >= 6 {
 				dg.ErrorCode = errGroupIDNotFound
 				msg := fmt.Sprintf("Group %s not found.", id)
-				if grp != nil && grp.kind == kindConsumer && grp.state != stateDead {
+				if grp != nil && !grp.isClassic() && grp.state != stateDead {
 					msg = fmt.Sprintf("Group %s is not a classic group.", id)
 				}
 				dg.ErrorMessage = &msg
@@ -210,8 +214,11 @@ func (g *Groups) deleteGroupLocked(grp *group, offsetTombstones []kv, done chan 
 }
 
 func (g *Groups) groupTombstonesLocked(grp *group) []kv {
-	if grp.kind == kindConsumer {
+	switch grp.kind {
+	case kindConsumer:
 		return g.consumerTombstonesLocked(grp)
+	case kindStreams:
+		return g.streamsTombstonesLocked(grp)
 	}
 	return []kv{{key: groupMetadataKey(grp.id)}}
 }
@@ -284,7 +291,7 @@ func (g *Groups) expireOffsetsLocked() {
 // else the commit time.
 func (g *Groups) expirationBaseLocked(grp *group) (func(*offsetEntry) int64, bool) {
 	commitTime := func(e *offsetEntry) int64 { return e.commitTime }
-	if grp.kind == kindConsumer || grp.protocolType == "" {
+	if !grp.isClassic() || grp.protocolType == "" {
 		return commitTime, true
 	}
 	switch {

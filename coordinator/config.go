@@ -48,6 +48,19 @@ type Config struct {
 	// assignors KIP-848 members may pick, the first being the default.
 	// Supported: "uniform", "range".
 	ConsumerAssignors []string
+
+	// StreamsSessionTimeout is group.streams.session.timeout.ms,
+	// StreamsHeartbeatInterval group.streams.heartbeat.interval.ms and
+	// StreamsNumStandbyReplicas group.streams.num.standby.replicas: the
+	// defaults of a streams group's streams.* group configs. Zero values
+	// mean Kafka's defaults (45 s, 5 s, 0).
+	StreamsSessionTimeout     time.Duration
+	StreamsHeartbeatInterval  time.Duration
+	StreamsNumStandbyReplicas int
+	// StreamsInitialRebalanceDelay is group.streams.initial.rebalance.delay.ms:
+	// how long the first member of an empty streams group waits for others
+	// before tasks are assigned (0: no wait).
+	StreamsInitialRebalanceDelay time.Duration
 }
 
 // DefaultConfig returns Kafka 4.x's defaults.
@@ -65,6 +78,9 @@ func DefaultConfig() Config {
 		ConsumerSessionTimeout:        45 * time.Second,
 		ConsumerMaxGroupSize:          math.MaxInt32,
 		ConsumerAssignors:             []string{"uniform", "range"},
+		StreamsSessionTimeout:         45 * time.Second,
+		StreamsHeartbeatInterval:      5 * time.Second,
+		StreamsInitialRebalanceDelay:  3 * time.Second,
 	}
 }
 

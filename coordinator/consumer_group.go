@@ -371,7 +371,7 @@ func (g *Groups) validateConsumerFetchLocked(grp *group, memberID *string, epoch
 // deleteEmptyConsumerGroupLocked turns an empty consumer group back into
 // nothing, so that a classic member can create a classic group there.
 func (g *Groups) deleteEmptyConsumerGroupLocked(grp *group) {
-	g.enqueueLocked(grp.id, g.consumerTombstonesLocked(grp), func(int64, error) {})
+	g.enqueueLocked(grp.id, g.groupTombstonesLocked(grp), func(int64, error) {})
 	g.removeGroupLocked(grp.id)
 }
 

@@ -127,13 +127,16 @@ func (g *Groups) consumerHeartbeatLocked(req *kmsg.ConsumerGroupHeartbeatRequest
 	case grp != nil && grp.state == stateDead:
 		ch <- hbError(errCoordinatorNotAvailable, "")
 		return
+	case grp != nil && grp.kind == kindStreams && !(join && grp.isEmpty()):
+		ch <- hbError(errGroupIDNotFound, "Group %s is not a consumer group.", req.Group)
+		return
 	case grp != nil && grp.kind == kindClassic && !(join && grp.isEmpty()):
 		// Kafka's online upgrade of a live classic group is not done here.
 		ch <- hbError(errGroupIDNotFound, "Group %s is not a consumer group.", req.Group)
 		return
-	case grp == nil || grp.kind == kindClassic:
-		if grp != nil { // an empty classic group (maybe only offsets) becomes a consumer group
-			recs = append(recs, kv{key: groupMetadataKey(grp.id)})
+	case grp == nil || grp.kind != kindConsumer:
+		if grp != nil { // an empty classic or streams group (maybe only offsets) becomes a consumer group
+			recs = append(recs, g.groupTombstonesLocked(grp)...)
 		}
 		grp = &group{id: req.Group, kind: kindConsumer, cg: newConsumerGroup()}
 		created = true

@@ -59,6 +59,13 @@ type Deps struct {
 	// on the first write and returns its partitions.
 	Logs       []Log
 	CreateLogs func() ([]Log, error)
+	// CreateStreamsTopics creates the internal topics a streams group
+	// needs (KIP-1071). It is called with no coordinator lock held; nil
+	// means the topics must be created by someone else.
+	CreateStreamsTopics func([]StreamsInternalTopic)
+	// StreamsGroupConfigs are the group configs kept in the cluster
+	// metadata; the coordinator takes the streams.* ones.
+	StreamsGroupConfigs map[string]map[string]string
 }
 
 // ClientInfo identifies the connection a request came from. Kafka derives

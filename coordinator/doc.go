@@ -1,6 +1,7 @@
 // Package coordinator is Skiff's group coordinator: Kafka's classic group
 // membership protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup), the
-// KIP-848 consumer group protocol (ConsumerGroupHeartbeat), committed
+// KIP-848 consumer group protocol (ConsumerGroupHeartbeat), KIP-1071
+// streams groups (StreamsGroupHeartbeat, StreamsGroupDescribe), committed
 // offsets (OffsetCommit, OffsetFetch, OffsetDelete) and group
 // administration (ListGroups, DescribeGroups, DeleteGroups), with Apache
 // Kafka 4.x's rules and error codes. Skiff is a single node, so this
@@ -65,4 +66,13 @@
 // KIP-848 consumer groups use the server-side assignors "uniform" and
 // "range" and reconcile incrementally: a partition moves to its new owner
 // only after its previous owner has acknowledged revoking it.
+//
+// KIP-1071 streams groups (streams_*.go) work the same way with tasks
+// instead of partitions: the first member's topology is resolved against
+// the topics (InternalTopicManager's rules), the internal topics it needs
+// are handed to Deps.CreateStreamsTopics with no lock held, a sticky
+// assignor places active and standby tasks, and the StreamsGroup* records
+// (key types 17-23) keep them in __consumer_offsets. As in Kafka 4.2,
+// static members, source topic regexes, warm-up tasks, task offsets and
+// topology updates are refused.
 package coordinator

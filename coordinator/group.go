@@ -41,11 +41,15 @@ type groupKind int8
 const (
 	kindClassic groupKind = iota
 	kindConsumer
+	kindStreams
 )
 
 func (k groupKind) String() string {
-	if k == kindConsumer {
+	switch k {
+	case kindConsumer:
 		return "consumer"
+	case kindStreams:
+		return "streams"
 	}
 	return "classic"
 }
@@ -79,7 +83,13 @@ type group struct {
 
 	// KIP-848 state, non-nil iff kind == kindConsumer.
 	cg *consumerGroup
+	// KIP-1071 state, non-nil iff kind == kindStreams.
+	sg *streamsGroup
 }
+
+// isClassic: the group speaks the classic protocol (JoinGroup/SyncGroup);
+// the others have no classic members.
+func (grp *group) isClassic() bool { return grp.kind == kindClassic }
 
 func newClassicGroup(id string, now time.Time) *group {
 	return &group{
@@ -160,8 +170,11 @@ func protocolsOf(ps []kmsg.JoinGroupRequestProtocol) []protocolMeta {
 // classic group helpers; all need Groups.mu.
 
 func (grp *group) isEmpty() bool {
-	if grp.kind == kindConsumer {
+	switch grp.kind {
+	case kindConsumer:
 		return grp.cg.isEmpty()
+	case kindStreams:
+		return grp.sg.isEmpty()
 	}
 	return grp.state == stateEmpty
 }
@@ -396,8 +409,11 @@ func (grp *group) computeSubscribed() map[string]bool {
 // isSubscribedToTopic is conservative: a consumer-protocol group whose
 // subscriptions cannot be decoded counts as subscribed to everything.
 func (grp *group) isSubscribedToTopic(topic string) bool {
-	if grp.kind == kindConsumer {
+	switch grp.kind {
+	case kindConsumer:
 		return grp.cg.isSubscribedToTopic(topic)
+	case kindStreams:
+		return grp.sg.subscribesTo(topic)
 	}
 	if grp.subscribed != nil {
 		return grp.subscribed[topic]

@@ -47,8 +47,11 @@ type Groups struct {
 	logger     zerolog.Logger
 	topics     TopicLookup
 	createLogs func() ([]Log, error)
-	closing    chan struct{} // closed by Close; parked requests return
-	replayed   int64         // records replayed from __consumer_offsets by New; set before g is shared
+	// createStreamsTopics creates streams groups' internal topics, called
+	// with mu released.
+	createStreamsTopics func([]StreamsInternalTopic)
+	closing             chan struct{} // closed by Close; parked requests return
+	replayed            int64         // records replayed from __consumer_offsets by New; set before g is shared
 
 	// createMu serializes ensureLogs' creation of __consumer_offsets,
 	// which opens its logs and saves the cluster metadata with mu
@@ -66,6 +69,8 @@ type Groups struct {
 		writers []*logWriter // one per __consumer_offsets partition; empty until the topic exists
 		dirty   []*logWriter // writers with queued writes, flushed by unlock
 		expiry  timerSlot
+		// streamsConfigs are the streams.* group configs per group id.
+		streamsConfigs map[string]map[string]string
 	}
 }
 
@@ -78,17 +83,29 @@ func New(cfg Config, deps Deps) (*Groups, error) {
 		return nil, errors.New("coordinator: Deps.Topics is required")
 	}
 	g := &Groups{
-		cfg:        cfg,
-		clock:      deps.Clock,
-		logger:     deps.Logger,
-		topics:     deps.Topics,
-		createLogs: deps.CreateLogs,
-		closing:    make(chan struct{}),
+		cfg:                 cfg,
+		clock:               deps.Clock,
+		logger:              deps.Logger,
+		topics:              deps.Topics,
+		createLogs:          deps.CreateLogs,
+		createStreamsTopics: deps.CreateStreamsTopics,
+		closing:             make(chan struct{}),
 	}
 	if g.clock == nil {
 		g.clock = SystemClock()
 	}
 	g.mu.groups = make(map[string]*group)
+	g.mu.streamsConfigs = make(map[string]map[string]string)
+	for id, cfg := range deps.StreamsGroupConfigs {
+		for _, k := range streamsConfigNames {
+			if v, ok := cfg[k]; ok {
+				if g.mu.streamsConfigs[id] == nil {
+					g.mu.streamsConfigs[id] = map[string]string{}
+				}
+				g.mu.streamsConfigs[id][k] = v
+			}
+		}
+	}
 	g.mu.offsets = make(map[string]map[string]map[int32]*offsetEntry)
 	g.mu.txn.init()
 
@@ -140,6 +157,9 @@ func (grp *group) stopTimers() {
 	}
 	for _, m := range grp.members {
 		m.hb.cancel()
+	}
+	if grp.sg != nil {
+		grp.sg.stopTimers()
 	}
 	if grp.cg != nil {
 		grp.cg.stopTimers()

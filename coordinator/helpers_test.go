@@ -201,6 +201,7 @@ func testConfig() Config {
 	cfg := DefaultConfig()
 	cfg.InitialRebalanceDelay = 100 * time.Millisecond
 	cfg.MinSessionTimeout = time.Second
+	cfg.StreamsInitialRebalanceDelay = 0 // TestStreamsInitialRebalanceDelay sets its own
 	return cfg
 }
 

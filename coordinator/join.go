@@ -52,7 +52,7 @@ func (g *Groups) joinLocked(req *kmsg.JoinGroupRequest, ci ClientInfo, ch chan j
 	}
 
 	grp := g.mu.groups[req.Group]
-	if grp != nil && grp.kind == kindConsumer {
+	if grp != nil && !grp.isClassic() {
 		if !grp.isEmpty() {
 			// Classic members cannot join a KIP-848 group here (Kafka's
 			// online migration is not implemented).

@@ -39,7 +39,7 @@ func (g *Groups) syncLocked(req *kmsg.SyncGroupRequest, ch chan syncResult) {
 		return
 	}
 	grp := g.mu.groups[req.Group]
-	if grp == nil || grp.isEmpty() || grp.kind == kindConsumer {
+	if grp == nil || grp.isEmpty() || !grp.isClassic() {
 		fail(errUnknownMemberID)
 		return
 	}
@@ -137,7 +137,7 @@ func (g *Groups) heartbeatLocked(req *kmsg.HeartbeatRequest) int16 {
 		return errInvalidGroupID
 	}
 	grp := g.mu.groups[req.Group]
-	if grp == nil || grp.kind == kindConsumer {
+	if grp == nil || !grp.isClassic() {
 		return errUnknownMemberID
 	}
 	if grp.state == stateDead {
@@ -197,7 +197,7 @@ func (g *Groups) leaveLocked(groupID string, leaving []kmsg.LeaveGroupRequestMem
 		return errInvalidGroupID, nil
 	}
 	grp := g.mu.groups[groupID]
-	if grp == nil || grp.kind == kindConsumer {
+	if grp == nil || !grp.isClassic() {
 		// No classic group: every member is unknown, each said so in
 		// its own entry, as Kafka's group coordinator answers.
 		out := make([]kmsg.LeaveGroupResponseMember, 0, len(leaving))

@@ -203,8 +203,11 @@ func (g *Groups) validateCommitLocked(req *kmsg.OffsetCommitRequest) int16 {
 	if grp.state == stateDead {
 		return errCoordinatorNotAvailable
 	}
-	if grp.kind == kindConsumer {
+	switch grp.kind {
+	case kindConsumer:
 		return g.validateConsumerCommitLocked(grp, req)
+	case kindStreams:
+		return g.validateStreamsCommitLocked(grp, req)
 	}
 	if req.Generation < 0 && grp.state == stateEmpty {
 		return 0
@@ -324,6 +327,11 @@ func (g *Groups) fetchLocked(groupID string, want []fetchTopic, all, requireStab
 	}
 	if grp != nil && grp.kind == kindConsumer {
 		if code := g.validateConsumerFetchLocked(grp, memberID, memberEpoch); code != 0 {
+			return code, nil
+		}
+	}
+	if grp != nil && grp.kind == kindStreams {
+		if code := g.validateStreamsFetchLocked(grp, memberID, memberEpoch); code != 0 {
 			return code, nil
 		}
 	}

@@ -327,6 +327,8 @@ func (g *Groups) replayRecordLocked(key, value []byte, producerID, logOffset int
 			return
 		}
 		g.loadClassicGroupLocked(k.Group, &v)
+	case ver >= keyStreamsGroupMetadata && ver <= keyStreamsGroupTopology:
+		g.replayStreamsRecordLocked(ver, key, value)
 	default:
 		g.replayConsumerRecordLocked(ver, key, value)
 	}
@@ -422,6 +424,10 @@ func (g *Groups) onLoadedLocked() {
 		grp := g.mu.groups[id]
 		if grp.kind == kindConsumer {
 			g.consumerOnLoadedLocked(grp)
+			continue
+		}
+		if grp.kind == kindStreams {
+			g.streamsOnLoadedLocked(grp)
 			continue
 		}
 		for _, m := range grp.members {

@@ -31,9 +31,12 @@ func (g *Groups) Stats() []GroupStats {
 			continue
 		}
 		gs := GroupStats{ID: id, Type: grp.kind.String()}
-		if grp.kind == kindConsumer {
+		switch grp.kind {
+		case kindConsumer:
 			gs.State, gs.Members = grp.cg.stateName(), len(grp.cg.members)
-		} else {
+		case kindStreams:
+			gs.State, gs.Members = grp.sg.stateName(), len(grp.sg.members)
+		default:
 			gs.State, gs.Members = grp.state.String(), len(grp.members)
 		}
 		for topic, parts := range g.mu.offsets[id] {

@@ -175,7 +175,7 @@ func (g *Groups) WriteTxnMarker(partition int32, producerID int64, epoch int16, 
 // is validated as: 9 for a KIP-848 consumer group (member epochs), 8 for a
 // classic one (generations).
 func (g *Groups) txnCommitVersionLocked(group string) int16 {
-	if grp := g.mu.groups[group]; grp != nil && grp.kind == kindConsumer {
+	if grp := g.mu.groups[group]; grp != nil && !grp.isClassic() {
 		return 9
 	}
 	return 8

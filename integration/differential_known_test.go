@@ -18,6 +18,8 @@ var diffKnown = map[string]string{
 	"ApiVersions [1][AlterReplicaLogDirs,34]":           "one log directory: replicas cannot move between directories",
 	"ApiVersions [1][ListConfigResources,74]":           "KIP-1142 (new in 4.1) is not implemented",
 	"ApiVersions [2][kraft.version]":                    "Skiff has no KRaft quorum; Kafka formatted --standalone finalizes kraft.version 1 (dynamic quorum, KIP-853)",
+	"ApiVersions [1][StreamsGroup*,8*]":                 diffKnownStreams42,
+	"ApiVersions [2][streams.version]":                  diffKnownStreams42,
 	"ApiVersions [2][share.version]":                    "Skiff finalizes share.version 1 as Kafka 4.2 does on new clusters (share groups production-ready); the reference Kafka 4.1 formats it at 0 (share groups were a preview)",
 	"ApiVersions [2][eligible.leader.replicas.version]": "Skiff has one replica per partition and no ELR (KIP-966), which Kafka 4.1 finalizes on new clusters; clients do not switch on it",
 
@@ -82,3 +84,13 @@ func globMatch(pattern, s string) bool {
 	}
 	return strings.HasSuffix(s, parts[len(parts)-1])
 }
+
+// diffKnownStreams42: Kafka 4.2 made KIP-1071 streams groups
+// production-ready (StreamsGroupHeartbeat and StreamsGroupDescribe v0,
+// streams.version 1 finalized on new clusters) and Skiff serves them; the
+// reference Kafka 4.1.2 neither advertises the two APIs nor lists
+// streams.version (seen in its ApiVersions answer: the streams protocol was
+// early access there, behind unstable API versions), so no streams group
+// scenario can be compared against it. TestApiVersionsMatchKafka42 checks
+// the two APIs and the feature against Kafka 4.2.1 instead.
+const diffKnownStreams42 = "Skiff serves KIP-1071 streams groups as Kafka 4.2 does (production-ready there, streams.version 1); the reference Kafka 4.1.2 does not advertise them (early access, unstable API versions)"

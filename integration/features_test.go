@@ -68,18 +68,18 @@ func featureUpdate(name string, level int16, upgradeType int8) kmsg.UpdateFeatur
 
 // TestFeatureLevels: ApiVersions reports the levels Skiff implements
 // (metadata.version 27 = Kafka 4.1-IV1, transaction.version 2, group.version
-// 1, share.version 1 as Kafka 4.2) and nothing else; UpdateFeatures
+// 1, share.version 1 and streams.version 1 as Kafka 4.2) and nothing else; UpdateFeatures
 // validates as Kafka 4.1.2's controller does (the messages below are what
 // it answered to the same requests); a downgrade is applied, bumps the epoch and survives a restart.
 func TestFeatureLevels(t *testing.T) {
 	b := startBroker(t, nil)
 	addr := b.Addr()
 	supported, finalized, epoch := apiVersionFeatures(t, addr)
-	wantSupported := map[string][2]int16{"metadata.version": {27, 27}, "transaction.version": {0, 2}, "group.version": {0, 1}, "share.version": {0, 1}}
+	wantSupported := map[string][2]int16{"metadata.version": {27, 27}, "transaction.version": {0, 2}, "group.version": {0, 1}, "share.version": {0, 1}, "streams.version": {0, 1}}
 	if !maps.Equal(supported, wantSupported) {
 		t.Errorf("supported features %v, want %v", supported, wantSupported)
 	}
-	wantFinal := map[string]int16{"metadata.version": 27, "transaction.version": 2, "group.version": 1, "share.version": 1}
+	wantFinal := map[string]int16{"metadata.version": 27, "transaction.version": 2, "group.version": 1, "share.version": 1, "streams.version": 1}
 	if !maps.Equal(finalized, wantFinal) {
 		t.Errorf("finalized features %v, want %v", finalized, wantFinal)
 	}
@@ -139,7 +139,7 @@ func TestFeatureLevels(t *testing.T) {
 		t.Fatalf("downgrade: %v %q", err, msg)
 	}
 	_, f, e2 := apiVersionFeatures(t, addr)
-	wantDown := map[string]int16{"metadata.version": 27, "group.version": 1, "share.version": 1}
+	wantDown := map[string]int16{"metadata.version": 27, "group.version": 1, "share.version": 1, "streams.version": 1}
 	if !maps.Equal(f, wantDown) || e2 <= epoch {
 		t.Fatalf("after the downgrade: %v epoch %d (was %d), want %v and a larger epoch", f, e2, epoch, wantDown)
 	}

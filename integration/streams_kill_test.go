@@ -116,66 +116,8 @@ func testStreamsEOSKill(t *testing.T, v string) {
 	produceLines(streamsLines, 2*streamsLines)
 	second := startEOSWorker(t, "wordcount-2", nil, args...)
 
-	counts := map[string][]int64{}
-	reader := newClient(t, b.Addr(), kgo.ConsumeTopics(streamsOut), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	done := func() bool {
-		for w, n := range want {
-			c := counts[w]
-			if len(c) == 0 || c[len(c)-1] != n {
-				return false
-			}
-		}
-		return true
-	}
-	eventually(t, 3*time.Minute, "the exact final count of every word in the committed output", func() bool {
-		select {
-		case <-second.done:
-			t.Fatalf("restarted WordCount exited:\n%s", second.stderr.String())
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		defer cancel()
-		fs := reader.PollRecords(ctx, 10000)
-		fs.EachRecord(func(r *kgo.Record) {
-			if len(r.Value) != 8 {
-				t.Fatalf("%s/%d@%d: value %x is not a long", r.Topic, r.Partition, r.Offset, r.Value)
-			}
-			counts[string(r.Key)] = append(counts[string(r.Key)], int64(binary.BigEndian.Uint64(r.Value)))
-		})
-		return done()
-	})
-	for w, c := range counts {
-		for i, n := range c {
-			if n != int64(i+1) {
-				t.Errorf("word %s: committed counts %v, want 1..%d in order (position %d is %d)", w, head64(c, i), want[w], i, n)
-				break
-			}
-		}
-		if int64(len(c)) != want[w] {
-			t.Errorf("word %s: %d committed updates, want %d", w, len(c), want[w])
-		}
-	}
-	if len(counts) != len(want) {
-		t.Errorf("committed output has %d words, want %d", len(counts), len(want))
-	}
-
-	ends, err := adm.ListEndOffsets(testContext(t), streamsIn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, time.Minute, "the application's committed offsets at the input's end", func() bool {
-		committed, err := adm.FetchOffsets(testContext(t), streamsApp)
-		if err != nil {
-			return false
-		}
-		ok := true
-		ends.Each(func(o kadm.ListedOffset) {
-			c, found := committed.Lookup(streamsIn, o.Partition)
-			ok = ok && found && c.At == o.Offset
-		})
-		return ok
-	})
+	awaitWordCounts(t, b.Addr(), want, second)
+	awaitInputCommitted(t, adm, streamsApp)
 	var total int64
 	for _, n := range want {
 		total += n
@@ -203,4 +145,80 @@ func streamsOutOffsets(t *testing.T, adm *kadm.Client) (hwm, lso int64) {
 // head64 is the first n+1 values of s, at most 12.
 func head64(s []int64, n int) []int64 {
 	return s[:min(n+1, len(s), 12)]
+}
+
+// awaitWordCounts reads the committed (read_committed) word counts of
+// streamsOut until every word reached its count in want, failing if one of
+// workers exits first, and then checks exactly-once: each word's counts
+// read 1, 2, ..., n, with no gap and no repeat.
+func awaitWordCounts(t *testing.T, addr string, want map[string]int64, workers ...*eosWorker) {
+	t.Helper()
+	counts := map[string][]int64{}
+	reader := newClient(t, addr, kgo.ConsumeTopics(streamsOut), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	done := func() bool {
+		for w, n := range want {
+			c := counts[w]
+			if len(c) == 0 || c[len(c)-1] != n {
+				return false
+			}
+		}
+		return true
+	}
+	eventually(t, 3*time.Minute, "the exact final count of every word in the committed output", func() bool {
+		for _, w := range workers {
+			select {
+			case <-w.done:
+				t.Fatalf("WordCount %s exited:\n%s", w.name, w.stderr.String())
+			default:
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		fs := reader.PollRecords(ctx, 10000)
+		fs.EachRecord(func(r *kgo.Record) {
+			if len(r.Value) != 8 {
+				t.Fatalf("%s/%d@%d: value %x is not a long", r.Topic, r.Partition, r.Offset, r.Value)
+			}
+			counts[string(r.Key)] = append(counts[string(r.Key)], int64(binary.BigEndian.Uint64(r.Value)))
+		})
+		return done()
+	})
+	for w, c := range counts {
+		for i, n := range c {
+			if n != int64(i+1) {
+				t.Errorf("word %s: committed counts %v, want 1..%d in order (position %d is %d)", w, head64(c, i), want[w], i, n)
+				break
+			}
+		}
+		if int64(len(c)) != want[w] {
+			t.Errorf("word %s: %d committed updates, want %d", w, len(c), want[w])
+		}
+	}
+	if len(counts) != len(want) {
+		t.Errorf("committed output has %d words, want %d", len(counts), len(want))
+	}
+
+}
+
+// awaitInputCommitted waits until the application's group committed the
+// end offsets of streamsIn.
+func awaitInputCommitted(t *testing.T, adm *kadm.Client, app string) {
+	t.Helper()
+	ends, err := adm.ListEndOffsets(testContext(t), streamsIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the application's committed offsets at the input's end", func() bool {
+		committed, err := adm.FetchOffsets(testContext(t), app)
+		if err != nil {
+			return false
+		}
+		ok := true
+		ends.Each(func(o kadm.ListedOffset) {
+			c, found := committed.Lookup(streamsIn, o.Partition)
+			ok = ok && found && c.At == o.Offset
+		})
+		return ok
+	})
 }

@@ -34,15 +34,21 @@ func (s *Server) newGroups() (*coordinator.Groups, error) {
 	for i := range cfg.ConsumerAssignors {
 		cfg.ConsumerAssignors[i] = strings.TrimSpace(cfg.ConsumerAssignors[i])
 	}
+	cfg.StreamsSessionTimeout = ms("group.streams.session.timeout.ms")
+	cfg.StreamsHeartbeatInterval = ms("group.streams.heartbeat.interval.ms")
+	cfg.StreamsNumStandbyReplicas = int(parseLong(s.cfg.setting("group.streams.num.standby.replicas")))
+	cfg.StreamsInitialRebalanceDelay = ms("group.streams.initial.rebalance.delay.ms")
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return coordinator.New(cfg, coordinator.Deps{
-		Clock:      s.cfg.clock(),
-		Logger:     s.log.With().Str("component", "groups").Logger(),
-		Topics:     topicLookup{s.meta},
-		Logs:       s.internalLogs(offsetsTopic),
-		CreateLogs: s.createOffsetsTopic,
+		Clock:               s.cfg.clock(),
+		Logger:              s.log.With().Str("component", "groups").Logger(),
+		Topics:              topicLookup{s.meta},
+		Logs:                s.internalLogs(offsetsTopic),
+		CreateLogs:          s.createOffsetsTopic,
+		CreateStreamsTopics: s.createStreamsTopics,
+		StreamsGroupConfigs: s.meta.groupConfigs(),
 	})
 }
 

@@ -22,7 +22,11 @@ import org.apache.kafka.streams.state.KeyValueStore;
  * by integration/streams_kill_test.go, which kills it with SIGKILL in the
  * middle of a transaction and starts it again.
  *
- * <p>usage: WordCount BOOTSTRAP APPLICATION_ID INPUT OUTPUT STATE_DIR
+ * <p>usage: WordCount BOOTSTRAP APPLICATION_ID INPUT OUTPUT STATE_DIR [GROUP_PROTOCOL]
+ *
+ * <p>GROUP_PROTOCOL is classic (the default) or streams (KIP-1071, Kafka
+ * Streams 4.1 and newer), in which the broker assigns the tasks; the session
+ * timeout then comes from the broker's group config, not the client.
  *
  * <p>Each input value is a line of words separated by spaces; the output
  * topic gets (word, count) after every word, because the record cache is
@@ -33,8 +37,8 @@ public final class WordCount {
     private WordCount() {}
 
     public static void main(String[] args) throws InterruptedException {
-        if (args.length != 5) {
-            System.err.println("usage: WordCount BOOTSTRAP APPLICATION_ID INPUT OUTPUT STATE_DIR");
+        if (args.length != 5 && args.length != 6) {
+            System.err.println("usage: WordCount BOOTSTRAP APPLICATION_ID INPUT OUTPUT STATE_DIR [GROUP_PROTOCOL]");
             System.exit(2);
         }
         String input = args[2];
@@ -60,9 +64,14 @@ public final class WordCount {
         // Commit often, and emit every update so the output shows each count.
         p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 100);
         p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
-        // A killed instance's member leaves the group after 6s, not 45s.
-        p.put(StreamsConfig.consumerPrefix(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG), 6000);
-        p.put(StreamsConfig.consumerPrefix(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG), 1000);
+        String protocol = args.length == 6 ? args[5] : "classic";
+        if (protocol.equals("classic")) {
+            // A killed instance's member leaves the group after 6s, not 45s.
+            p.put(StreamsConfig.consumerPrefix(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG), 6000);
+            p.put(StreamsConfig.consumerPrefix(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG), 1000);
+        } else {
+            p.put("group.protocol", protocol);
+        }
 
         KafkaStreams streams = new KafkaStreams(builder.build(), p);
         CountDownLatch done = new CountDownLatch(1);
