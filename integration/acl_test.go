@@ -324,6 +324,33 @@ func TestACLEnforcement(t *testing.T) {
 		wantCode(t, "OffsetCommit topic denied READ", codes["team-a.secret"], kerr.TopicAuthorizationFailed)
 	})
 
+	t.Run("streams groups", func(t *testing.T) {
+		hb := func(group string, topics ...string) *kmsg.StreamsGroupHeartbeatRequest {
+			req := kmsg.NewPtrStreamsGroupHeartbeatRequest()
+			req.Group, req.MemberID, req.RebalanceTimeoutMillis = group, "m1", 30000
+			topo := kmsg.NewStreamsGroupHeartbeatRequestTopology()
+			st := kmsg.NewStreamsGroupHeartbeatRequestTopologySubtopology()
+			st.SubtopologyID, st.SourceTopics = "0", topics
+			topo.Subtopologies = append(topo.Subtopologies, st)
+			req.Topology = &topo
+			return req
+		}
+		// READ on the group (alice has g-*), then DESCRIBE on every topic
+		// of the topology.
+		wantCode(t, "StreamsGroupHeartbeat without group READ",
+			toBroker(t, alice, hb("x-streams", "team-a.orders")).(*kmsg.StreamsGroupHeartbeatResponse).ErrorCode, kerr.GroupAuthorizationFailed)
+		wantCode(t, "StreamsGroupHeartbeat on a topic denied",
+			toBroker(t, alice, hb("g-streams", "team-a.orders", "other")).(*kmsg.StreamsGroupHeartbeatResponse).ErrorCode, kerr.TopicAuthorizationFailed)
+		code := toBroker(t, alice, hb("g-streams", "team-a.orders")).(*kmsg.StreamsGroupHeartbeatResponse).ErrorCode
+		if code == kerr.GroupAuthorizationFailed.Code || code == kerr.TopicAuthorizationFailed.Code {
+			t.Errorf("StreamsGroupHeartbeat with its ACLs refused: %v", kerr.ErrorForCode(code))
+		}
+		desc := kmsg.NewPtrStreamsGroupDescribeRequest()
+		desc.Groups = []string{"x-streams"}
+		wantCode(t, "StreamsGroupDescribe without group DESCRIBE",
+			toBroker(t, alice, desc).(*kmsg.StreamsGroupDescribeResponse).Groups[0].ErrorCode, kerr.GroupAuthorizationFailed)
+	})
+
 	t.Run("transactions", func(t *testing.T) {
 		ip := kmsg.NewPtrInitProducerIDRequest()
 		ip.TransactionalID, ip.TransactionTimeoutMillis = kmsg.StringPtr("tx-1"), 10000

@@ -64,11 +64,11 @@ func (s *Server) createStreamsTopics(topics []coordinator.StreamsInternalTopic) 
 			c.Name, c.Value = k, kmsg.StringPtr(v)
 			rt.Configs = append(rt.Configs, c)
 		}
-		partitions, _, configs, code, msg := s.validateNewTopic(&rt)
+		partitions, _, _, configs, code, msg := s.validateNewTopic(&rt)
 		if code != nil && len(rt.Configs) > 0 {
 			s.log.Warn().Str("topic", it.Name).Str("error", msg).Msg("streams internal topic configs refused; creating it with the defaults")
 			rt.Configs = nil
-			partitions, _, configs, code, msg = s.validateNewTopic(&rt)
+			partitions, _, _, configs, code, msg = s.validateNewTopic(&rt)
 		}
 		if code != nil {
 			s.log.Warn().Str("topic", it.Name).Str("error", msg).Msg("cannot create streams internal topic")

@@ -2,6 +2,7 @@ package server
 
 import (
 	"reflect"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -89,6 +90,24 @@ func init() {
 				g := &resp.(*kmsg.ConsumerGroupDescribeResponse).Groups[i]
 				if !s.allowed(r, acl.OpDescribe, acl.ResourceGroup, g.Group) {
 					*g = kmsg.NewConsumerGroupDescribeResponseGroup()
+					g.Group, g.ErrorCode = req.Groups[i], groupAuthFailed
+				} else if req.IncludeAuthorizedOperations && g.ErrorCode == 0 {
+					g.AuthorizedOperations = s.authorizedOps(r, acl.ResourceGroup, g.Group, groupOps)
+				}
+			}
+		}
+	})
+
+	// Streams groups (KIP-1071, Kafka 4.2): READ on the group, and
+	// DESCRIBE on every topic the topology names.
+	authzRegister(kmsg.StreamsGroupHeartbeat, groupRule("Group", acl.OpRead, authorizeStreamsTopology))
+	authzRegister(kmsg.StreamsGroupDescribe, func(s *Server, r *request) (kmsg.Response, func(kmsg.Response)) {
+		req := r.kreq.(*kmsg.StreamsGroupDescribeRequest)
+		return nil, func(resp kmsg.Response) {
+			for i := range resp.(*kmsg.StreamsGroupDescribeResponse).Groups {
+				g := &resp.(*kmsg.StreamsGroupDescribeResponse).Groups[i]
+				if !s.allowed(r, acl.OpDescribe, acl.ResourceGroup, g.Group) {
+					*g = kmsg.NewStreamsGroupDescribeResponseGroup()
 					g.Group, g.ErrorCode = req.Groups[i], groupAuthFailed
 				} else if req.IncludeAuthorizedOperations && g.ErrorCode == 0 {
 					g.AuthorizedOperations = s.authorizedOps(r, acl.ResourceGroup, g.Group, groupOps)
@@ -193,6 +212,33 @@ func subscriptionRule(field string) authzRule {
 		}
 		return nil, nil
 	}
+}
+
+// authorizeStreamsTopology refuses a streams heartbeat whose topology
+// names a topic (source, repartition or changelog) the principal may not
+// DESCRIBE, with TOPIC_AUTHORIZATION_FAILED, as
+// KafkaApis.handleStreamsGroupHeartbeat does before the coordinator sees
+// it.
+func authorizeStreamsTopology(s *Server, r *request) (kmsg.Response, func(kmsg.Response)) {
+	t := r.kreq.(*kmsg.StreamsGroupHeartbeatRequest).Topology
+	if t == nil {
+		return nil, nil
+	}
+	for _, st := range t.Subtopologies {
+		names := append(slices.Clone(st.SourceTopics), st.RepartitionSinkTopics...)
+		for _, ti := range st.RepartitionSourceTopics {
+			names = append(names, ti.Topic)
+		}
+		for _, ti := range st.StateChangelogTopics {
+			names = append(names, ti.Topic)
+		}
+		for _, name := range names {
+			if !s.allowed(r, acl.OpDescribe, acl.ResourceTopic, name) {
+				return topLevelError(r, topicAuthFailed)
+			}
+		}
+	}
+	return nil, nil
 }
 
 // authorizeOffsetFetch checks DESCRIBE on each group and on each topic:
