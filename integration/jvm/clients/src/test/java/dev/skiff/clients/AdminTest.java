@@ -241,21 +241,21 @@ class AdminTest {
     /**
      * describeFeatures shows the feature levels Skiff finalizes
      * (server/features.go): metadata.version 27 (4.1-IV1), transaction.version 2
-     * (KIP-890 part 2) and group.version 1 (KIP-848), with their supported
-     * ranges, and nothing it does not implement (no kraft.version, no
-     * share.version).
+     * (KIP-890 part 2), group.version 1 (KIP-848), share.version 1 (KIP-932)
+     * and streams.version 1 (KIP-1071), with their supported ranges, and
+     * nothing it does not implement (no kraft.version, no ELR).
      */
     @Test
     void describeFeatures() throws Exception {
         FeatureMetadata f = admin.describeFeatures().featureMetadata().get();
         Map<String, String> finalized = new HashMap<>();
         f.finalizedFeatures().forEach((k, v) -> finalized.put(k, v.minVersionLevel() + ".." + v.maxVersionLevel()));
-        assertEquals(Map.of("metadata.version", "27..27", "transaction.version", "2..2", "group.version", "1..1"),
-                finalized, "finalized features");
+        assertEquals(Map.of("metadata.version", "27..27", "transaction.version", "2..2", "group.version", "1..1",
+                "share.version", "1..1", "streams.version", "1..1"), finalized, "finalized features");
         Map<String, String> supported = new HashMap<>();
         f.supportedFeatures().forEach((k, v) -> supported.put(k, v.minVersion() + ".." + v.maxVersion()));
-        assertEquals(Map.of("metadata.version", "27..27", "transaction.version", "0..2", "group.version", "0..1"),
-                supported, "supported features");
+        assertEquals(Map.of("metadata.version", "27..27", "transaction.version", "0..2", "group.version", "0..1",
+                "share.version", "0..1", "streams.version", "0..1"), supported, "supported features");
         assertTrue(f.finalizedFeaturesEpoch().isPresent() && f.finalizedFeaturesEpoch().get() >= 0,
                 "finalized features epoch " + f.finalizedFeaturesEpoch());
     }
