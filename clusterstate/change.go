@@ -136,7 +136,11 @@ func (s *State) openPartitions(t *Topic, from, to int32) ([]*Partition, error) {
 		if err != nil {
 			return ps, fmt.Errorf("clusterstate: opening %s-%d: %w", t.Name, i, err)
 		}
-		ps = append(ps, &Partition{Topic: t.Name, Index: i, Assignment: s.localAssignment(), Log: l, Stats: t.Stats})
+		a := s.localAssignment()
+		// A leader places its epoch at its log end when elected (KIP-101),
+		// so that OffsetForLeaderEpoch answers for it before any append.
+		l.AssignEpoch(a.LeaderEpoch)
+		ps = append(ps, &Partition{Topic: t.Name, Index: i, Assignment: a, Log: l, Stats: t.Stats})
 	}
 	return ps, nil
 }
