@@ -31,6 +31,9 @@ type ImageTopic struct {
 	ID         string            `json:"id"` // base64, as Kafka prints topic ids
 	Partitions int32             `json:"partitions"`
 	Configs    map[string]string `json:"configs,omitempty"`
+	// Assignments, one per partition, are stored only by a replicated
+	// State (Options.Replicated); a one-node meta.json has none.
+	Assignments []Assignment `json:"assignments,omitempty"`
 }
 
 // Revision orders the versions of the stored metadata. 0 means nothing is

@@ -65,7 +65,7 @@ func (s *State) CreateTopics(specs []NewTopic) []CreateResult {
 	var kept []*Topic
 	var keptIdx []int
 	for j, t := range created {
-		ps, err := s.openPartitions(t, 0, specs[idx[j]].Partitions)
+		ps, err := s.openPartitions(t, 0, specs[idx[j]].Partitions, nil)
 		if err != nil {
 			s.dropLogs(ps)
 			res[idx[j]].Err = err
@@ -129,7 +129,7 @@ func (s *State) newTopicIDLocked(cur *topicSet, creating []*Topic) TopicID {
 // [from, to) of t. On error it returns the logs it did open, for the
 // caller to drop. It takes no lock: t is not published, or its new
 // partitions are reserved by the caller holding changeMu.
-func (s *State) openPartitions(t *Topic, from, to int32) ([]*Partition, error) {
+func (s *State) openPartitions(t *Topic, from, to int32, stored []Assignment) ([]*Partition, error) {
 	ps := make([]*Partition, 0, max(to-from, 0))
 	for i := from; i < to; i++ {
 		l, err := s.opts.Logs.OpenLog(t.Name+"-"+strconv.Itoa(int(i)), t.Config.Storage)
@@ -137,9 +137,14 @@ func (s *State) openPartitions(t *Topic, from, to int32) ([]*Partition, error) {
 			return ps, fmt.Errorf("clusterstate: opening %s-%d: %w", t.Name, i, err)
 		}
 		a := s.localAssignment()
+		if int(i) < len(stored) {
+			a = stored[i]
+		}
 		// A leader places its epoch at its log end when elected (KIP-101),
 		// so that OffsetForLeaderEpoch answers for it before any append.
-		l.AssignEpoch(a.LeaderEpoch)
+		if a.Leader == s.opts.NodeID {
+			l.AssignEpoch(a.LeaderEpoch)
+		}
 		ps = append(ps, &Partition{Topic: t.Name, Index: i, Assignment: a, Log: l, Stats: t.Stats})
 	}
 	return ps, nil
@@ -251,7 +256,7 @@ func (s *State) AddPartitions(name string, total int32) error {
 	if total <= from {
 		return fmt.Errorf("clusterstate: topic %s already has %d partitions", name, from)
 	}
-	ps, err := s.openPartitions(old, from, total)
+	ps, err := s.openPartitions(old, from, total, nil)
 	if err != nil {
 		s.dropLogs(ps)
 		return err

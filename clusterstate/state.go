@@ -40,6 +40,13 @@ type Options struct {
 	// count into; without it Partition.Stats is nil.
 	CountTraffic bool
 	Logger       zerolog.Logger
+	// Replicated stores the partition assignments in the image and
+	// follows the changes other brokers save (Backend.Watch): the mode of
+	// a broker in a cluster. Off, every partition is this broker's alone.
+	Replicated bool
+	// OnChange, if set, is called after a change saved by another broker
+	// (an assignment, a topic) was published, with no lock held.
+	OnChange func()
 }
 
 // State owns the cluster metadata: the cluster id, the topics with their
@@ -71,6 +78,9 @@ type State struct {
 	groupCfgs atomic.Pointer[map[string]map[string]string]
 	// savedGroupCfgs is what the next save writes; guarded by changeMu.
 	savedGroupCfgs map[string]map[string]string
+
+	stopWatch context.CancelFunc // ends the Watch goroutine (Replicated)
+	watchDone chan struct{}
 }
 
 // topicSet is one published snapshot of the topics; never modified.
@@ -152,7 +162,7 @@ func Open(opts Options) (*State, error) {
 			return nil, fmt.Errorf("clusterstate: cluster metadata: topic %q: %w", it.Name, err)
 		}
 		t := s.newTopic(it.Name, id, it.Configs)
-		ps, err := s.openPartitions(t, 0, it.Partitions)
+		ps, err := s.openPartitions(t, 0, it.Partitions, it.Assignments)
 		t.Partitions = ps
 		topics[t.Name] = t
 		if err != nil {
@@ -170,6 +180,9 @@ func Open(opts Options) (*State, error) {
 	if err := s.saveLocked(s.topics.Load(), s.quotas.Load()); err != nil {
 		s.closeLogs(topics)
 		return nil, err
+	}
+	if opts.Replicated {
+		s.startWatch()
 	}
 	return s, nil
 }
@@ -231,12 +244,18 @@ func (s *State) image(ts *topicSet, qs *quotaSet, fs *Features) Image {
 	img := Image{ClusterID: s.clusterID, Topics: make([]ImageTopic, 0, len(ts.names)), Features: fs}
 	for _, name := range ts.names {
 		t := ts.byName[name]
-		img.Topics = append(img.Topics, ImageTopic{
+		it := ImageTopic{
 			Name:       t.Name,
 			ID:         t.ID.String(),
 			Partitions: int32(len(t.Partitions)),
 			Configs:    maps.Clone(t.Overrides),
-		})
+		}
+		if s.opts.Replicated {
+			for _, p := range t.Partitions {
+				it.Assignments = append(it.Assignments, p.Assignment)
+			}
+		}
+		img.Topics = append(img.Topics, it)
 	}
 	if len(qs.sorted) > 0 {
 		img.Quotas = qs.sorted

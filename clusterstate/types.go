@@ -60,16 +60,17 @@ type Partition struct {
 	Stats *TopicStats
 }
 
-// Assignment is a partition's placement. One node owns every partition
-// today (Replicas and ISR hold only it, epochs are 0); the fields are here
-// so that replication can publish leaders and epochs through the same
-// types.
+// Assignment is a partition's placement. On one node this broker owns
+// every partition (Replicas and ISR hold only it, epochs are 0); with
+// Options.Replicated the assignments are part of the stored image, set by
+// whoever places partitions and changed by leaders' ISR updates
+// (AlterPartition).
 type Assignment struct {
-	Replicas       []int32
-	ISR            []int32
-	Leader         int32
-	LeaderEpoch    int32
-	PartitionEpoch int32
+	Replicas       []int32 `json:"replicas"`
+	ISR            []int32 `json:"isr"`
+	Leader         int32   `json:"leader"`
+	LeaderEpoch    int32   `json:"leader_epoch"`
+	PartitionEpoch int32   `json:"partition_epoch"`
 }
 
 // Quota is one entity's client quotas (KIP-546). An entity part with a

@@ -23,6 +23,7 @@ func (s *Server) handleMetadata(r *request) (kmsg.Response, error) {
 	b.NodeID = s.cfg.NodeID
 	b.Host, b.Port = s.advertisedFor(r)
 	resp.Brokers = append(resp.Brokers, b)
+	resp.Brokers = append(resp.Brokers, s.peerBrokers()...)
 	clusterID := s.meta.clusterID()
 	resp.ClusterID = &clusterID
 	resp.ControllerID = s.cfg.NodeID

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/skiffmq/skiff/clusterstate"
 	"github.com/skiffmq/skiff/coordinator"
 	"github.com/skiffmq/skiff/storage"
 )
@@ -71,6 +72,17 @@ type Config struct {
 	// credential for each. Only the salted hashes are kept.
 	ScramUsers []string
 
+	// ClusterBackend, if set, stores the cluster metadata instead of
+	// meta.json, shared with the other brokers of a cluster; partitions
+	// are then replicated as their assignments say (see replication.go).
+	// Tests share a clusterstate.MemBackend between in-process brokers.
+	ClusterBackend clusterstate.Backend
+	// Peers returns the client address (host:port) of every broker of the
+	// cluster by node id, this one included or not: Metadata lists them and
+	// followers fetch from them. Only with ClusterBackend; until brokers
+	// register themselves, the embedder says where they are.
+	Peers func() map[int32]string
+
 	// Parsed by Validate.
 	listenHost, listenPort string
 	advertHost             string
@@ -88,6 +100,7 @@ type Config struct {
 	retentionCheckMs       int64
 	offsetsTopicPartitions int32
 	defaultReplication     int16
+	replicaLagMax          time.Duration     // replica.lag.time.max.ms
 	listeners              []listenerSpec    // in the order given; the first is Listen/Advertise
 	topicDefaults          map[string]string // topic config name -> broker-level default
 	staticTopicDefaults    map[string]bool   // topic configs whose default was set in Settings
@@ -179,6 +192,9 @@ var brokerConfigDefs = []brokerConfigDef{
 	{name: "log.cleaner.backoff.ms", typ: typeLong, def: "15000", check: longMin(1)},
 	{name: "offsets.topic.segment.bytes", typ: typeInt, def: offsetsTopicSegmentBytes, check: intRange(1, 1<<31-1)},
 	{name: "transaction.state.log.segment.bytes", typ: typeInt, def: txnStateSegmentBytes, check: intRange(1, 1<<31-1)},
+	// How long a follower may go without catching up to its leader's log
+	// end before the leader drops it from the ISR.
+	{name: "replica.lag.time.max.ms", typ: typeLong, def: "30000", check: intRange(1, math.MaxInt64)},
 }
 
 // ignoredBrokerConfigs are Kafka configs that appear in ordinary
@@ -189,7 +205,7 @@ var ignoredBrokerConfigs = []string{
 	"process.roles", "controller.quorum.voters", "controller.quorum.bootstrap.servers",
 	"controller.listener.names", "inter.broker.listener.name",
 	"num.network.threads", "num.io.threads", "num.replica.fetchers", "num.recovery.threads.per.data.dir",
-	"socket.receive.buffer.bytes", "replica.lag.time.max.ms",
+	"socket.receive.buffer.bytes",
 	"replica.fetch.max.bytes", "replica.fetch.response.max.bytes", // follower-side fetch sizes
 	"share.coordinator.state.topic.replication.factor", "share.coordinator.state.topic.min.isr",
 	"group.coordinator.rebalance.protocols", "auto.leader.rebalance.enable",
@@ -297,6 +313,7 @@ func (c *Config) Validate() error {
 	c.retentionCheckMs = parseLong(get("log.retention.check.interval.ms"))
 	c.offsetsTopicPartitions = int32(parseLong(get("offsets.topic.num.partitions")))
 	c.defaultReplication = int16(parseLong(get("default.replication.factor")))
+	c.replicaLagMax = time.Duration(parseLong(get("replica.lag.time.max.ms"))) * time.Millisecond
 
 	// Topic defaults come from the broker-level synonyms, with Kafka's
 	// precedence for the hour/minute/ms forms of retention and roll.

@@ -137,6 +137,7 @@ func (l *Log) flushLocked() {
 			close(l.mu.hwCh)
 			l.mu.hwCh = nil
 		}
+		l.wakeDurableLocked()
 		l.logger.Error().Err(err).Str("dir", l.dir).Msg("storage: flush failed; log refuses appends until reopened")
 		return
 	}
@@ -149,6 +150,7 @@ func (l *Log) flushLocked() {
 		}
 	}
 	l.mu.flushed = target
+	l.wakeDurableLocked()
 	if l.onFlushRound != nil && len(items) > 0 {
 		l.onFlushRound(fsyncTime, msgs-l.mu.flushedMsgs)
 	}
@@ -270,6 +272,7 @@ func (l *Log) close(flush bool) error {
 		close(l.mu.hwCh)
 		l.mu.hwCh = nil
 	}
+	l.wakeDurableLocked()
 	l.mu.Unlock()
 	l.wg.Wait() // no new background flush can start: closed is set
 

@@ -105,6 +105,10 @@ type Log struct {
 		// a follower to its leader's high watermark. math.MaxInt64 (one
 		// node) leaves the high watermark at the durable end, as before.
 		hwCap int64
+		// durCh is closed when the durable end (DurableEnd) advances: a
+		// leader's parked follower fetches wait on it, not on the high
+		// watermark, which only their fetches move.
+		durCh chan struct{}
 	}
 }
 
@@ -274,6 +278,7 @@ func (l *Log) Append(records []byte, opts AppendOptions) (AppendResult, error) {
 		l.flushSoonLocked(res.LastOffset + 1)
 	default:
 		l.advanceHWLocked(l.endPosLocked(), l.mu.maxTs, l.mu.maxTsOffset)
+		l.wakeDurableLocked()
 		if n, ok := cfg.flushMessages(); ok && l.mu.appendedMsgs-l.mu.flushedMsgs >= n {
 			// Kafka flushes in the append path, so the producer's ack
 			// follows the fsync.

@@ -64,9 +64,32 @@ func (l *Log) AppendReplicated(records []byte) (AppendResult, error) {
 	}
 	if !l.mu.cfg.Durable {
 		l.advanceHWLocked(l.endPosLocked(), l.mu.maxTs, l.mu.maxTsOffset)
+		l.wakeDurableLocked()
 		l.armFlushTimerLocked()
 	}
 	return res, nil
+}
+
+// WaitDurable returns a channel closed the next time the durable end
+// advances (or the log closes or fails). Call it before checking, as with
+// Wait.
+func (l *Log) WaitDurable() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return closedCh
+	}
+	if l.mu.durCh == nil {
+		l.mu.durCh = make(chan struct{})
+	}
+	return l.mu.durCh
+}
+
+func (l *Log) wakeDurableLocked() {
+	if l.mu.durCh != nil {
+		close(l.mu.durCh)
+		l.mu.durCh = nil
+	}
 }
 
 // Flush returns once everything below target (at most the log end) is on
@@ -251,6 +274,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		l.mu.flushed = cut
 	}
 	l.mu.flushWanted = min(l.mu.flushWanted, cut.offset)
+	l.wakeDurableLocked()
 	l.mu.dirDirty = true
 	l.recomputeMaxLocked()
 	l.mu.epochs.truncateFrom(cut.offset)
