@@ -15,12 +15,11 @@ var ErrStalePartitionEpoch = errors.New("clusterstate: partition epoch is stale"
 
 // startWatch follows the images other brokers save. The goroutine is owned
 // by the State: Close stops it.
-func (s *State) startWatch() {
+// Callers hold changeMu (from is the revision the State is at).
+func (s *State) startWatchLocked() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopWatch, s.watchDone = cancel, make(chan struct{})
-	s.changeMu.Lock()
 	from := s.rev
-	s.changeMu.Unlock()
 	updates := s.opts.Backend.Watch(ctx, from)
 	go func() {
 		defer close(s.watchDone)
@@ -73,7 +72,7 @@ func (s *State) applyUpdate(u Update) bool {
 		var kept []*Partition
 		if ok {
 			t.Stats = old.Stats
-			kept = old.Partitions[:min(len(old.Partitions), int(it.Partitions))]
+			kept = slices.Clone(old.Partitions[:min(len(old.Partitions), int(it.Partitions))])
 			if !maps.Equal(old.Overrides, t.Overrides) {
 				for _, p := range kept {
 					p.Log.SetConfig(t.Config.Storage)

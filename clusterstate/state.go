@@ -182,7 +182,7 @@ func Open(opts Options) (*State, error) {
 		return nil, err
 	}
 	if opts.Replicated {
-		s.startWatch()
+		s.startWatchLocked()
 	}
 	return s, nil
 }

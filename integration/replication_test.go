@@ -3,7 +3,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -151,11 +150,11 @@ func TestReplicationCutLinksShrinkISR(t *testing.T) {
 	eventually(t, 20*time.Second, "the ISR to shrink to the leader", func() bool {
 		return slices.Equal(isrOf(t, c, "cut"), []int32{1})
 	})
-	strict := newClient(t, c.brokers[1].Addr(), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordRetries(1),
-		kgo.RecordDeliveryTimeout(2*time.Second))
-	err := strict.ProduceSync(testContext(t), &kgo.Record{Topic: "cut", Value: []byte("x")}).FirstErr()
-	if !errors.Is(err, kerr.NotEnoughReplicas) {
-		t.Fatalf("acks=all below min ISR: %v, want NOT_ENOUGH_REPLICAS", err)
+	// A raw request: franz-go retries NOT_ENOUGH_REPLICAS until its
+	// delivery timeout.
+	b1 := newClient(t, c.brokers[1].Addr()).SeedBrokers()[0]
+	if code := rawProduceCode(t, b1, "cut", topicIDs(t, newAdmin(t, c.brokers[1].Addr()), "cut")["cut"]); code != kerr.NotEnoughReplicas.Code {
+		t.Fatalf("acks=all below min ISR: %v, want NOT_ENOUGH_REPLICAS", kerr.ErrorForCode(code))
 	}
 	if hw := hwOf(t, c.brokers[1].Addr(), "cut"); hw != 10 {
 		t.Fatalf("high watermark moved to %d below min ISR", hw)
@@ -217,11 +216,7 @@ func TestReplicationLeaderMoveFencesOldLeader(t *testing.T) {
 	if code := fresp.Topics[0].Partitions[0].ErrorCode; code != kerr.NotLeaderForPartition.Code {
 		t.Fatalf("fetch at the new epoch from the old leader: %v, want NOT_LEADER_OR_FOLLOWER", kerr.ErrorForCode(code))
 	}
-	presp, err := produceV9("move", 0, recordBatch("x")).RequestWith(ctx, b1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code := presp.Topics[0].Partitions[0].ErrorCode; code != kerr.NotLeaderForPartition.Code {
+	if code := rawProduceCode(t, b1, "move", topicID); code != kerr.NotLeaderForPartition.Code {
 		t.Fatalf("produce to the old leader: %v, want NOT_LEADER_OR_FOLLOWER", kerr.ErrorForCode(code))
 	}
 
@@ -270,4 +265,17 @@ func TestReplicationDivergentTailTruncated(t *testing.T) {
 			t.Fatalf("record %d is %q", i, v)
 		}
 	}
+}
+
+// rawProduceCode sends one acks=all batch straight to broker b (no
+// client-side routing or retries) and returns the partition's error code.
+func rawProduceCode(t *testing.T, b *kgo.Broker, topic string, id [16]byte) int16 {
+	t.Helper()
+	req := produceV9(topic, 0, recordBatch("x"))
+	req.Topics[0].TopicID = id
+	resp, err := req.RequestWith(testContext(t), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Topics[0].Partitions[0].ErrorCode
 }
