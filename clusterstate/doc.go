@@ -33,8 +33,12 @@
 // its partition directories as strays. The interface carries what a shared
 // store needs: Save is guarded by the revision the change was based on
 // (ErrConflict otherwise) and Watch delivers others' changes, so an etcd
-// backend can map Save to a revision-guarded transaction. State does not
-// consume Watch yet: with one node nobody else writes.
+// backend can map Save to a revision-guarded transaction. With
+// Options.Replicated (a broker in a cluster) the image also holds every
+// partition's assignment, a goroutine owned by the State (Close stops it)
+// applies the images other brokers save (Watch), and AlterPartition saves
+// a leader's ISR change guarded by the partition epoch and the revision.
+// MemBackend shares one image between brokers in one process.
 //
 // # Concurrency
 //

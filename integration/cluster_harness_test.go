@@ -232,4 +232,3 @@ func (c *testCluster) segmentBytes(t testing.TB, id int32, topic string, partiti
 	}
 	return out
 }
-

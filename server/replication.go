@@ -35,7 +35,8 @@ import (
 // and stopped by its quit context.
 //
 // Locks: replicaManager.mu (the leader and fetcher maps) before
-// leaderState.mu (one partition's followers); replicaFetcher.mu is a leaf.
+// replicaFetcher.mu (a leaf); leaderState.mu (one partition's followers) is
+// a leaf never taken under replicaManager.mu. See LOCKS.md.
 // None is held across I/O: ISR saves and fsyncs run with no lock of the
 // manager held.
 
@@ -52,7 +53,7 @@ type replicaManager struct {
 	wake   chan struct{} // capacity 1: a reconcile is due
 
 	mu struct {
-		sync.Mutex // no I/O; before leaderState.mu
+		sync.Mutex // no I/O; before replicaFetcher.mu
 		leaders    map[tpKey]*leaderState
 		fetchers   map[int32]*replicaFetcher
 	}
