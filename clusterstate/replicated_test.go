@@ -110,3 +110,29 @@ func TestAlterPartitionConflictLeavesStateUnchanged(t *testing.T) {
 		t.Fatal("a failed save published a change")
 	}
 }
+
+// TestApplyUpdateLeavesPublishedPartitionsAlone is the regression test
+// for applying another broker's image by rewriting the published
+// partition slice in place, which readers holding the old Topic saw
+// change under them (a data race).
+func TestApplyUpdateLeavesPublishedPartitionsAlone(t *testing.T) {
+	mem := NewMemBackend()
+	a := openShared(t, mem, 1, nil)
+	mustCreate(t, a, "t", 2, nil)
+	old, _ := a.Topic("t")
+	before := slices.Clone(old.Partitions)
+	if _, err := mem.Update(context.Background(), func(img *Image) {
+		img.Topics[0].Assignments = []Assignment{
+			{Replicas: []int32{1}, ISR: []int32{1}, Leader: 1, LeaderEpoch: 9},
+			{Replicas: []int32{1}, ISR: []int32{1}, Leader: 1, LeaderEpoch: 9},
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new epoch", func() bool { return a.Partition("t", 0).LeaderEpoch == 9 })
+	for i, p := range old.Partitions {
+		if p != before[i] || p.LeaderEpoch != 0 {
+			t.Fatalf("published partition %d changed in place: %+v", i, p.Assignment)
+		}
+	}
+}
