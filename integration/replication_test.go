@@ -279,3 +279,49 @@ func rawProduceCode(t *testing.T, b *kgo.Broker, topic string, id [16]byte) int1
 	}
 	return resp.Topics[0].Partitions[0].ErrorCode
 }
+
+// TestReplicationWaitingProduceToldNotLeader: an acks=all produce waiting
+// for followers that no longer fetch is answered NOT_LEADER_OR_FOLLOWER as
+// soon as leadership moves, not REQUEST_TIMED_OUT at its timeout (Kafka
+// completes delayed produces when it stops leading).
+func TestReplicationWaitingProduceToldNotLeader(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	replicatedTopic(t, c, "wait", nil)
+	all := newClient(t, c.brokers[1].Addr(), kgo.RequiredAcks(kgo.AllISRAcks()))
+	produceNumbered(t, all, "wait", 0, 5)
+	c.links[2][1].Cut()
+	c.links[3][1].Cut()
+
+	b1 := newClient(t, c.brokers[1].Addr()).SeedBrokers()[0]
+	id := topicIDs(t, newAdmin(t, c.brokers[1].Addr()), "wait")["wait"]
+	codes := make(chan int16, 1)
+	go func() {
+		req := produceV9("wait", 0, recordBatch("late"))
+		req.Topics[0].TopicID = id
+		req.TimeoutMillis = 60000
+		resp, err := req.RequestWith(context.Background(), b1)
+		if err != nil {
+			codes <- -1
+			return
+		}
+		codes <- resp.Topics[0].Partitions[0].ErrorCode
+	}()
+	// The batch is in the leader's log (the latest epoch ends at the log
+	// end) but the high watermark cannot pass it.
+	adm := newAdmin(t, c.brokers[1].Addr())
+	eventually(t, 20*time.Second, "the batch to be appended", func() bool {
+		var req kadm.OffsetForLeaderEpochRequest
+		req.Add("wait", 0, 1)
+		res, err := adm.OffsetForLeaderEpoch(context.Background(), req)
+		return err == nil && res["wait"][0].EndOffset == 6
+	})
+	c.assign(t, "wait", rf3(2, 2, 2, 2, 3))
+	select {
+	case code := <-codes:
+		if code != kerr.NotLeaderForPartition.Code {
+			t.Fatalf("waiting produce answered %v, want NOT_LEADER_OR_FOLLOWER", kerr.ErrorForCode(code))
+		}
+	case <-testContext(t).Done():
+		t.Fatal("the waiting produce was never answered")
+	}
+}

@@ -62,9 +62,10 @@ type replicaManager struct {
 // leaderState is what a leader knows of its followers, for one leader
 // epoch of one partition.
 type leaderState struct {
-	key   tpKey
-	log   *storage.Log
-	epoch int32
+	key        tpKey
+	log        *storage.Log
+	epoch      int32
+	epochStart int64 // the log end when elected: a follower joins the ISR only past it
 
 	mu struct {
 		sync.Mutex // leaf; no I/O
@@ -135,9 +136,11 @@ func (m *replicaManager) reconcile() {
 	}
 	now := time.Now()
 	m.mu.Lock()
+	var lost []*storage.Log
 	for k, ls := range m.mu.leaders {
 		if p := leading[k]; p == nil || p.LeaderEpoch != ls.epoch || p.Log != ls.log {
 			delete(m.mu.leaders, k)
+			lost = append(lost, ls.log)
 		}
 	}
 	var newLeaders []*partition
@@ -145,7 +148,7 @@ func (m *replicaManager) reconcile() {
 		if m.mu.leaders[k] != nil {
 			continue
 		}
-		ls := &leaderState{key: k, log: p.Log, epoch: p.LeaderEpoch}
+		ls := &leaderState{key: k, log: p.Log, epoch: p.LeaderEpoch, epochStart: p.Log.LogEndOffset()}
 		ls.mu.followers = map[int32]*followerState{}
 		for _, r := range p.Replicas {
 			if r != me {
@@ -173,6 +176,12 @@ func (m *replicaManager) reconcile() {
 	}
 	m.mu.Unlock()
 
+	for _, l := range lost {
+		// Produce requests waiting for the high watermark answer
+		// NOT_LEADER_OR_FOLLOWER now instead of timing out (Kafka
+		// completes its delayed produces when it stops leading).
+		l.WakeWaiters()
+	}
 	for _, p := range newLeaders {
 		// A new leader places its epoch at its log end (KIP-101), and its
 		// high watermark waits for its followers from here.
@@ -251,7 +260,7 @@ func (m *replicaManager) updateHighWatermark(p *partition) {
 
 // followerFetched records a follower's fetch at offset (it holds
 // everything below) and reports whether it has caught up enough to join
-// the ISR (at or past the high watermark, as Kafka's isFollowerInSync).
+// the ISR.
 // Kafka's rule for the caught-up time: a fetch at the leader's end is
 // caught up now; one at the end the leader had at the previous fetch was
 // caught up then.
@@ -271,7 +280,9 @@ func (m *replicaManager) followerFetched(ls *leaderState, replica int32, offset 
 	}
 	f.fetchOffset = offset
 	f.lastFetch, f.lastFetchLeaderEnd = now, leaderEnd
-	return offset >= ls.log.HighWatermark()
+	// Kafka's isFollowerInSync: caught up to the high watermark and into
+	// this leader's epoch.
+	return offset >= ls.log.HighWatermark() && offset >= ls.epochStart
 }
 
 // maybeShrinkISR drops the followers that have not caught up for

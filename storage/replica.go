@@ -85,6 +85,19 @@ func (l *Log) WaitDurable() <-chan struct{} {
 	return l.mu.durCh
 }
 
+// WakeWaiters wakes everyone waiting on Wait or WaitDurable without
+// anything having moved, so that they look again: a leader that lost its
+// leadership answers the produce requests waiting for its high watermark.
+func (l *Log) WakeWaiters() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.hwCh != nil {
+		close(l.mu.hwCh)
+		l.mu.hwCh = nil
+	}
+	l.wakeDurableLocked()
+}
+
 func (l *Log) wakeDurableLocked() {
 	if l.mu.durCh != nil {
 		close(l.mu.durCh)
