@@ -325,3 +325,34 @@ func TestReplicationWaitingProduceToldNotLeader(t *testing.T) {
 		t.Fatal("the waiting produce was never answered")
 	}
 }
+
+// TestReplicationNewReplicaStartsAtLeaderLogStart: a replica added to a
+// partition whose leader deleted its first records (DeleteRecords) is
+// answered OFFSET_OUT_OF_RANGE from offset 0, starts its log over at the
+// leader's log start, copies the rest and joins the ISR.
+func TestReplicationNewReplicaStartsAtLeaderLogStart(t *testing.T) {
+	c := startCluster(t, 2, nil)
+	adm := newAdmin(t, c.brokers[1].Addr())
+	createTopic(t, adm, "late", 1, nil)
+	alone := clusterstate.Assignment{Replicas: []int32{1}, ISR: []int32{1}, Leader: 1, LeaderEpoch: 1, PartitionEpoch: 1}
+	c.assign(t, "late", alone)
+	waitLeader(t, c, "late", 1, 1)
+	all := newClient(t, c.brokers[1].Addr(), kgo.RequiredAcks(kgo.AllISRAcks()))
+	produceNumbered(t, all, "late", 0, 20)
+	var del kadm.Offsets
+	del.Add(kadm.Offset{Topic: "late", Partition: 0, At: 10})
+	if res, err := adm.DeleteRecords(testContext(t), del); err != nil || res.Error() != nil {
+		t.Fatalf("DeleteRecords: %v %v", err, res.Error())
+	}
+
+	c.assign(t, "late", clusterstate.Assignment{Replicas: []int32{1, 2}, ISR: []int32{1}, Leader: 1, LeaderEpoch: 2, PartitionEpoch: 2})
+	eventually(t, 20*time.Second, "the new replica to join the ISR", func() bool {
+		return slices.Equal(isrOf(t, c, "late"), []int32{1, 2})
+	})
+	produceNumbered(t, all, "late", 20, 25)
+	// The follower holds offsets 10-24, which end the leader's log too.
+	f, l := c.segmentBytes(t, 2, "late", 0), c.segmentBytes(t, 1, "late", 0)
+	if len(f) == 0 || !bytes.HasSuffix(l, f) {
+		t.Fatalf("the follower's %d bytes are not the end of the leader's %d", len(f), len(l))
+	}
+}

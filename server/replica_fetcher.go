@@ -197,6 +197,16 @@ func (f *replicaFetcher) handle(parts map[tpKey]*partition, resp *kmsg.FetchResp
 			if p == nil {
 				continue
 			}
+			if rp.ErrorCode == kerr.OffsetOutOfRange.Code && rp.LogStartOffset > p.Log.LogEndOffset() {
+				// The leader no longer has what this replica lacks
+				// (retention, DeleteRecords): start over at its log start,
+				// as Kafka's truncateFullyAndStartAt.
+				if err := p.Log.ResetTo(rp.LogStartOffset); err != nil {
+					log.Warn().Err(err).Str("topic", name).Int32("partition", rp.Partition).Msg("restarting a replica at its leader's log start")
+					backoff = true
+				}
+				continue
+			}
 			if rp.ErrorCode != 0 {
 				// NOT_LEADER_OR_FOLLOWER, FENCED/UNKNOWN_LEADER_EPOCH: the
 				// assignments here or there are behind; the watch brings

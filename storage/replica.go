@@ -359,3 +359,78 @@ func (s *segment) rescanTimestamps() {
 	}
 	s.modified = time.Now().UnixMilli()
 }
+
+// ResetTo empties the log and starts it again at offset, which becomes its
+// log start and end (Kafka's truncateFullyAndStartAt): a follower whose log
+// ends before its leader's log start (retention or DeleteRecords removed
+// what it lacks) copies the leader from there. Every segment, the leader
+// epochs and the producer state go.
+func (l *Log) ResetTo(offset int64) error {
+	l.mu.Lock()
+	if l.mu.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	if l.mu.failed != nil {
+		err := l.mu.failed
+		l.mu.Unlock()
+		return err
+	}
+	for l.mu.flushing {
+		done := l.mu.flushDone
+		l.mu.Unlock()
+		<-done
+		l.mu.Lock()
+	}
+	for _, s := range l.mu.segs {
+		if s.compacting || s.base >= offset {
+			l.mu.Unlock()
+			return fmt.Errorf("storage: reset to %d: segment %d is being compacted or not below it", offset, s.base)
+		}
+	}
+	s, err := createSegment(l.fs, l.dir, offset, time.Now().UnixMilli())
+	if err != nil {
+		err = l.writeFailedLocked(err)
+		l.mu.Unlock()
+		return err
+	}
+	victims := l.mu.segs
+	for _, v := range victims {
+		v.deleted.Store(true)
+	}
+	l.mu.segs = []*segment{s}
+	l.mu.leo, l.mu.logStart = offset, offset
+	end := l.endPosLocked()
+	l.mu.hw, l.mu.flushed, l.mu.flushWanted = end, end, offset
+	l.mu.dirDirty = true
+	l.recomputeMaxLocked()
+	l.mu.epochs.entries, l.mu.epochs.dirty = nil, true
+	l.mu.pendingSnapshot = nil
+	l.mu.producers.init()
+	l.mu.producers.aborted = nil
+	l.wakeDurableLocked()
+	epochs := l.pendingEpochsLocked()
+	l.mu.Unlock()
+
+	err = removeSegments(victims)
+	for _, v := range victims {
+		v.release()
+	}
+	if rerr := l.fs.Remove(filepath.Join(l.dir, producerSnapshotFile)); rerr != nil && !isNotExist(rerr) && err == nil {
+		err = fmt.Errorf("storage: %w", rerr)
+	}
+	if werr := l.writeEpochCheckpoint(epochs); werr != nil && err == nil {
+		err = werr
+	}
+	if cerr := l.checkpointLogStart(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if serr := syncDirectory(l.fs, l.dir); serr != nil && err == nil {
+		err = serr
+	}
+	if l.store != nil {
+		l.store.requestCheckpoint()
+	}
+	l.logger.Info().Str("dir", l.dir).Int64("offset", offset).Msg("storage: emptied and restarted at the leader's log start")
+	return err
+}

@@ -2,10 +2,13 @@ package storage
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math"
 	"path/filepath"
 	"testing"
+
+	"github.com/skiffmq/skiff/protocol"
 )
 
 func TestEpochCacheEndOffsetFor(t *testing.T) {
@@ -246,4 +249,45 @@ func readFileBytes(t testing.TB, fr FileRead) []byte {
 		out = append(out, b...)
 	}
 	return out
+}
+
+// TestResetToStartsOverAtOffset: a follower far behind its leader's log
+// start empties its log and continues from there, across a restart.
+func TestResetToStartsOverAtOffset(t *testing.T) {
+	dir := t.TempDir()
+	st := openTestStore(t, dir)
+	l, err := st.OpenLog("t-0", testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12 {
+		mustAppend(t, l, makeBatch(1, 500, int64(i), 'a'), AppendOptions{LeaderEpoch: 1, Sync: true})
+	}
+	if err := l.ResetTo(100); err != nil {
+		t.Fatal(err)
+	}
+	if l.LogStartOffset() != 100 || l.LogEndOffset() != 100 || l.LatestEpoch() != UndefinedEpoch {
+		t.Fatalf("after reset: start %d end %d epoch %d", l.LogStartOffset(), l.LogEndOffset(), l.LatestEpoch())
+	}
+	b := makeBatch(2, 10, 5, 'z')
+	binary.BigEndian.PutUint64(b, 100) // the leader's offsets
+	protocol.SetPartitionLeaderEpoch(b, 4)
+	if _, err := l.AppendReplicated(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st = openTestStore(t, dir)
+	t.Cleanup(func() { _ = st.Close() })
+	l, err = st.OpenLog("t-0", testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.LogStartOffset() != 100 || l.LogEndOffset() != 102 || l.SegmentCount() != 1 {
+		t.Fatalf("reopened: start %d end %d segments %d", l.LogStartOffset(), l.LogEndOffset(), l.SegmentCount())
+	}
+	if e, o := l.EndOffsetForEpoch(4); e != 4 || o != 102 {
+		t.Fatalf("EndOffsetForEpoch(4) = %d, %d", e, o)
+	}
 }
