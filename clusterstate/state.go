@@ -177,9 +177,13 @@ func Open(opts Options) (*State, error) {
 	}
 	s.changeMu.Lock()
 	defer s.changeMu.Unlock()
-	if err := s.saveLocked(s.topics.Load(), s.quotas.Load()); err != nil {
-		s.closeLogs(topics)
-		return nil, err
+	// A broker joining a cluster whose metadata exists has nothing to
+	// save, and saving would race the other brokers' changes for nothing.
+	if !opts.Replicated || rev == 0 {
+		if err := s.saveLocked(s.topics.Load(), s.quotas.Load()); err != nil {
+			s.closeLogs(topics)
+			return nil, err
+		}
 	}
 	if opts.Replicated {
 		s.startWatchLocked()

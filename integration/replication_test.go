@@ -183,7 +183,8 @@ func TestReplicationLeaderMoveFencesOldLeader(t *testing.T) {
 	c := startCluster(t, 3, nil)
 	replicatedTopic(t, c, "move", nil)
 	seeds := []string{c.brokers[1].Addr(), c.brokers[2].Addr(), c.brokers[3].Addr()}
-	cl := newClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.RequiredAcks(kgo.AllISRAcks()))
+	cl := newClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.MetadataMinAge(50*time.Millisecond)) // follow the move at once, not after 5 s
 	produceNumbered(t, cl, "move", 0, 100)
 
 	c.assign(t, "move", rf3(2, 2, 2))

@@ -129,8 +129,8 @@ func (f *replicaFetcher) run() {
 	}
 }
 
-// request builds one Fetch for every partition: from the log end (what
-// this replica holds, fsynced), with the epoch of the last batch it holds
+// request builds one Fetch for every partition: from the durable end
+// (what this replica holds, fsynced), with the epoch of the last batch it holds
 // (KIP-320) and the leader epoch it believes in.
 func (f *replicaFetcher) request(parts map[tpKey]*partition) *kmsg.FetchRequest {
 	req := kmsg.NewPtrFetchRequest()
@@ -157,7 +157,10 @@ func (f *replicaFetcher) request(parts map[tpKey]*partition) *kmsg.FetchRequest 
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.Partition = p.Index
 		rp.CurrentLeaderEpoch = p.LeaderEpoch
-		rp.FetchOffset = p.Log.LogEndOffset()
+		// What is on this replica's disk, not its log end: the leader
+		// counts the fetch offset as held, and a failed fsync must not
+		// make it count what the page cache may have lost.
+		rp.FetchOffset = p.Log.DurableEnd()
 		rp.LastFetchedEpoch = p.Log.LatestEpoch()
 		rp.LogStartOffset = p.Log.LogStartOffset()
 		rp.PartitionMaxBytes = replicaFetchPartitionSize
@@ -194,7 +197,10 @@ func (f *replicaFetcher) handle(parts map[tpKey]*partition, resp *kmsg.FetchResp
 		}
 		for _, rp := range rt.Partitions {
 			p := parts[tpKey{name, rp.Partition}]
-			if p == nil {
+			if p == nil || !f.stillFollowing(p) {
+				// The answer to a fetch sent before this broker stopped
+				// following (it may lead now): applying it could lower a
+				// leader's high watermark or append a stale leader's data.
 				continue
 			}
 			if rp.ErrorCode == kerr.OffsetOutOfRange.Code && rp.LogStartOffset > p.Log.LogEndOffset() {
@@ -233,6 +239,9 @@ func (f *replicaFetcher) handle(parts map[tpKey]*partition, resp *kmsg.FetchResp
 		}
 	}
 	for _, a := range done {
+		if !f.stillFollowing(a.p) {
+			continue
+		}
 		// On disk before the next Fetch tells the leader we hold it.
 		if err := a.p.Log.Flush(a.p.Log.LogEndOffset()); err != nil {
 			log.Warn().Err(err).Str("topic", a.p.Topic).Int32("partition", a.p.Index).Msg("flushing replicated batches")
@@ -242,6 +251,13 @@ func (f *replicaFetcher) handle(parts map[tpKey]*partition, resp *kmsg.FetchResp
 		a.p.Log.SetHighWatermarkCap(a.hw, true)
 	}
 	return backoff
+}
+
+// stillFollowing reports whether p's published assignment is still the
+// one the fetch was sent for: same leader, same leader epoch.
+func (f *replicaFetcher) stillFollowing(p *partition) bool {
+	cur := f.m.s.meta.Partition(p.Topic, p.Index)
+	return cur != nil && cur.Leader == f.leader && cur.LeaderEpoch == p.LeaderEpoch && cur.Log == p.Log
 }
 
 // truncate cuts the follower's log where it diverges from the leader's
