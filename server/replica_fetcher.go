@@ -228,10 +228,16 @@ func (f *replicaFetcher) handle(parts map[tpKey]*partition, resp *kmsg.FetchResp
 			}
 			if recs := wholeBatches(rp.RecordBatches); len(recs) > 0 {
 				if _, err := p.Log.AppendReplicated(recs); err != nil {
-					if !errors.Is(err, storage.ErrReplicaOffset) {
-						log.Warn().Err(err).Str("topic", name).Int32("partition", rp.Partition).Msg("appending replicated batches")
-						backoff = true
+					// ErrReplicaOffset: an answer overtaken by a truncation,
+					// or a batch that begins below this log's start (a
+					// leader's log start inside a batch); either way, not
+					// at once again.
+					lvl := log.Warn()
+					if errors.Is(err, storage.ErrReplicaOffset) {
+						lvl = log.Debug()
 					}
+					lvl.Err(err).Str("topic", name).Int32("partition", rp.Partition).Msg("appending replicated batches")
+					backoff = true
 					continue
 				}
 			}
