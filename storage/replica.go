@@ -300,10 +300,21 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	err := l.scanProducersLocked(l.mu.logStart)
 	epochs := l.pendingEpochsLocked()
 	leo := l.mu.leo
+	s.acquire()
 	l.mu.Unlock()
 
+	// The cut must be on disk before the epoch checkpoint that no longer
+	// names the cut epochs: a crash must not bring back batches whose
+	// epochs the cache has forgotten (found by TestEpochCacheCrashSimulation).
+	if serr := s.f.Datasync(); serr != nil {
+		err = fmt.Errorf("storage: fsync after truncating %s: %w", s.f.Name(), serr)
+	}
+	s.release()
 	if rerr := removeSegments(victims); err == nil {
 		err = rerr
+	}
+	if serr := syncDirectory(l.fs, l.dir); serr != nil && err == nil {
+		err = serr
 	}
 	for _, v := range victims {
 		v.release()
@@ -323,7 +334,12 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		err = serr
 	}
 	if l.store != nil {
-		l.store.requestCheckpoint()
+		// Now, not soon: until the recovery point on disk is below the
+		// cut, a crash would skip validating (and rescanning the epochs
+		// of) whatever is written at the cut next.
+		if cerr := l.store.CheckpointRecoveryPoints(); cerr != nil && err == nil {
+			err = cerr
+		}
 	}
 	l.logger.Info().Str("dir", l.dir).Int64("offset", offset).Int64("log_end_offset", leo).Msg("storage: truncated")
 	return leo, err
@@ -415,6 +431,11 @@ func (l *Log) ResetTo(offset int64) error {
 	err = removeSegments(victims)
 	for _, v := range victims {
 		v.release()
+	}
+	// The old segments' removal is durable before the checkpoints say the
+	// log starts over, as in TruncateTo.
+	if serr := syncDirectory(l.fs, l.dir); serr != nil && err == nil {
+		err = serr
 	}
 	if rerr := l.fs.Remove(filepath.Join(l.dir, producerSnapshotFile)); rerr != nil && !isNotExist(rerr) && err == nil {
 		err = fmt.Errorf("storage: %w", rerr)
