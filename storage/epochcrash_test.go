@@ -7,8 +7,8 @@ import (
 )
 
 // TestEpochCacheCrashSimulation crashes the machine at random points of
-// appends at rising leader epochs (acks=all and acks=0), truncations and
-// clean restarts, and checks every reopened log's leader-epoch cache
+// appends at rising leader epochs (acks=all and acks=0), truncations,
+// restarts at a later offset (ResetTo) and clean restarts, and checks every reopened log's leader-epoch cache
 // against its batches: the entry in force at each batch's base offset
 // names that batch's epoch, and no entry starts at or past the log end.
 // SKIFF_CRASH_SEED replays a failing run.
@@ -86,6 +86,12 @@ func epochWorkload(rng *rand.Rand, fsys *MemFS) error {
 			if _, err := l.Append(b, AppendOptions{Sync: op < 12, LeaderEpoch: epoch}); err != nil {
 				return err
 			}
+		case op == 18 && rng.IntN(3) == 0:
+			// A follower behind its leader's log start starts over.
+			if err := l.ResetTo(l.LogEndOffset() + 1 + rng.Int64N(5)); err != nil {
+				return err
+			}
+			epoch++
 		case op < 18:
 			leo := l.LogEndOffset()
 			start := l.LogStartOffset()
