@@ -187,11 +187,16 @@ func (l *Log) scanHeadersLocked(from int64, fn func(baseOffset int64, epoch int3
 		if (i+1 < len(l.mu.segs) && l.mu.segs[i+1].base <= from) || s.size == 0 {
 			continue
 		}
-		sc := newHeaderScanner(s.f, s.size)
+		f, done, err := l.headerFileLocked(s)
+		if err != nil {
+			return err
+		}
+		sc := newHeaderScanner(f, s.size)
 		for pos := int64(0); ; {
 			h, ok, err := sc.header(pos)
 			if err != nil {
 				sc.free()
+				done()
 				return err
 			}
 			if !ok {
@@ -203,6 +208,7 @@ func (l *Log) scanHeadersLocked(from int64, fn func(baseOffset int64, epoch int3
 			pos += int64(h.Size())
 		}
 		sc.free()
+		done()
 	}
 	return nil
 }

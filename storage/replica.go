@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -175,7 +176,12 @@ func (l *Log) posForOffsetLocked(offset int64) logPos {
 		idx, _ = s.lazy.entries(&l.logger)
 	}
 	start := lookupOffset(idx, uint32(min(offset-1-s.base, maxRelOffset)))
-	sc := newHeaderScanner(s.f, s.size)
+	f, done, err := l.headerFileLocked(s)
+	if err != nil {
+		return logPos{offset: s.base, seg: s, pos: 0}
+	}
+	defer done()
+	sc := newHeaderScanner(f, s.size)
 	defer sc.free()
 	pos, h, found, err := sc.find(start, func(h protocol.BatchHeader) bool { return h.LastOffset() >= offset })
 	if err != nil {
@@ -255,6 +261,27 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 			return 0, fmt.Errorf("storage: truncate to %d: a segment is being compacted", offset)
 		}
 	}
+	var replaced *segment
+	if !segs[i].logPin {
+		// A sealed segment's file is shared with the budget (read-only,
+		// closed while idle); the cut one becomes active and is written
+		// again, so it continues as a new segment value on a descriptor
+		// of its own, as the active segment holds.
+		ns, err := l.reopenActiveLocked(segs[i])
+		if err != nil {
+			err = l.writeFailedLocked(err)
+			l.mu.Unlock()
+			return 0, err
+		}
+		replaced = segs[i]
+		segs = append(segs[:i:i], append([]*segment{ns}, segs[i+1:]...)...)
+		l.mu.segs = segs
+		for _, p := range []*logPos{&l.mu.hw, &l.mu.flushed} {
+			if p.seg == replaced {
+				p.seg = ns
+			}
+		}
+	}
 	cut := l.posForOffsetLocked(offset) // in segs[i]: both use findSegment
 	s := segs[i]
 	victims := append([]*segment(nil), segs[i+1:]...)
@@ -311,6 +338,9 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		err = fmt.Errorf("storage: fsync after truncating %s: %w", s.f.Name(), serr)
 	}
 	s.release()
+	if replaced != nil {
+		replaced.release() // the log's reference; readers may hold others
+	}
 	if rerr := removeSegments(victims); err == nil {
 		err = rerr
 	}
@@ -355,8 +385,46 @@ func keepIndexBelow(idx []offsetEntry, pos int64) []offsetEntry {
 	return idx[:n:n]
 }
 
+// reopenActiveLocked returns a segment value for sealed segment s that
+// can become the active one again: the same file and indexes, opened for
+// writing and held by the log's pin. Opening a file under Log.mu is what a
+// roll does too; a follower truncates into a sealed segment rarely.
+func (l *Log) reopenActiveLocked(s *segment) (*segment, error) {
+	f, err := l.fs.OpenFile(s.path+logExt, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("storage: reopening %s to truncate it: %w", s.path+logExt, err)
+	}
+	ns := l.newSegment(s.base, f, s.created)
+	ns.offIdx, ns.timeIdx = s.offIdx, s.timeIdx
+	if s.lazy != nil {
+		ns.offIdx, ns.timeIdx = s.lazy.entries(&l.logger)
+	}
+	ns.size, ns.next, ns.synced = s.size, s.next, s.synced
+	ns.maxTs, ns.maxTsOffset, ns.firstTs = s.maxTs, s.maxTsOffset, s.firstTs
+	ns.modified, ns.indexSaved, ns.rolled = s.modified, s.indexSaved, s.rolled
+	return ns, nil
+}
+
+// headerFileLocked returns a file to read s's batch headers from under
+// Log.mu, and what to call when done. The log's pin keeps the active
+// segment's file open and constant; a sealed segment's may be closed by
+// the file budget at any time (under its fmu, which is never taken under
+// Log.mu), so a private read-only descriptor is opened for it. That is
+// rare: a truncation, a high watermark or an epoch rebuild reaching below
+// the active segment.
+func (l *Log) headerFileLocked(s *segment) (File, func(), error) {
+	if s.logPin {
+		return s.f, func() {}, nil
+	}
+	f, err := l.fs.OpenFile(s.path+logExt, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("storage: %w", err)
+	}
+	return f, func() { _ = f.Close() }, nil
+}
+
 // rescanTimestamps recomputes the timestamp fields of a segment that was
-// cut, from its remaining batch headers.
+// cut, from its remaining batch headers. The segment holds the log's pin.
 func (s *segment) rescanTimestamps() {
 	s.maxTs, s.maxTsOffset, s.firstTs = -1, -1, -1
 	sc := newHeaderScanner(s.f, s.size)

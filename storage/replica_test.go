@@ -291,3 +291,29 @@ func TestResetToStartsOverAtOffset(t *testing.T) {
 		t.Fatalf("EndOffsetForEpoch(4) = %d, %d", e, o)
 	}
 }
+
+// TestTruncateIntoSealedSegmentWhoseFileWasClosed is the regression test
+// for truncating into a sealed segment after main's file budget: its file
+// is read-only or closed then, and the segment, active again, took the
+// next append through it (EBADF, which failed the log). The cut segment
+// now continues on a descriptor of its own.
+func TestTruncateIntoSealedSegmentWhoseFileWasClosed(t *testing.T) {
+	_, l := sealedLog(t, 6)
+	if _, err := l.ReadFile(5, 1000, true, 1<<62); err != nil { // the budget closes the others
+		t.Fatal(err)
+	}
+	if fileOpen(l, 2) {
+		t.Fatal("segment 2's file is open; the test needs it closed")
+	}
+	if leo, err := l.TruncateTo(3); err != nil || leo != 3 {
+		t.Fatalf("TruncateTo(3) = %d, %v", leo, err)
+	}
+	mustAppend(t, l, batchOfSize(1000, 100), AppendOptions{Sync: true})
+	if leo := l.LogEndOffset(); leo != 4 {
+		t.Fatalf("log end %d after appending at the cut, want 4", leo)
+	}
+	hs := readAll(t, l)
+	if len(hs) != 4 || hs[3].BaseOffset != 3 || hs[3].MaxTimestamp != 100 {
+		t.Fatalf("read %d batches after truncate+append", len(hs))
+	}
+}
