@@ -21,13 +21,13 @@ import (
 // soon as they are accepted) and heal. Replication tests put one on every
 // broker-to-broker link.
 type linkProxy struct {
-	ln     net.Listener
-	target string
+	ln net.Listener
 
-	mu    sync.Mutex // guards cut and conns
-	cut   bool
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
+	mu     sync.Mutex // guards target, cut and conns
+	target string     // "": refuse connections until SetTarget
+	cut    bool
+	conns  map[net.Conn]bool
+	wg     sync.WaitGroup
 }
 
 // newLinkProxy starts a proxy to target on 127.0.0.1:0, stopped at test end.
@@ -58,7 +58,14 @@ func (p *linkProxy) accept() {
 			c.Close()
 			continue
 		}
-		up, err := net.Dial("tcp", p.target)
+		p.mu.Lock()
+		target := p.target
+		p.mu.Unlock()
+		if target == "" {
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", target)
 		if err != nil || !p.track(up) {
 			c.Close()
 			if up != nil {
@@ -92,6 +99,14 @@ func (p *linkProxy) pipe(dst, src net.Conn) {
 	delete(p.conns, dst)
 	delete(p.conns, src)
 	p.mu.Unlock()
+}
+
+// SetTarget points the proxy at target: for a proxy whose address must
+// be known before the target's (an advertised listener).
+func (p *linkProxy) SetTarget(target string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = target
 }
 
 // Cut closes the link until Heal.
@@ -260,7 +275,14 @@ func (c *testCluster) assignment(t testing.TB, topic string, partition int) clus
 // broker, oldest first.
 func (c *testCluster) segmentBytes(t testing.TB, id int32, topic string, partition int) []byte {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(c.dirs[id], topic+"-"+strconv.Itoa(partition), "*.log"))
+	return segmentBytesIn(t, c.dirs[id], topic, partition)
+}
+
+// segmentBytesIn is the concatenation of a partition's segment files in a
+// broker's data directory, oldest first.
+func segmentBytesIn(t testing.TB, dir, topic string, partition int) []byte {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, topic+"-"+strconv.Itoa(partition), "*.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
