@@ -229,6 +229,11 @@ func (s *State) openPartitions(t *Topic, from, to int32, assigns []Assignment) (
 		if j := int(i - from); j < len(assigns) {
 			a = assigns[j]
 		}
+		// A leader places its epoch at its log end when elected (KIP-101),
+		// so that OffsetForLeaderEpoch answers for it before any append.
+		if a.Leader == s.opts.NodeID {
+			l.AssignEpoch(a.LeaderEpoch)
+		}
 		ps = append(ps, &Partition{Topic: t.Name, Index: i, Assignment: a, Log: l, Stats: t.Stats})
 	}
 	return ps, nil

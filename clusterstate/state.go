@@ -42,9 +42,16 @@ type Options struct {
 	CountTraffic bool
 	// Placer places the replicas of new partitions on the cluster's
 	// brokers; nil is a single node, which places every partition on
-	// itself and does not store assignments.
+	// itself and does not store assignments. Set, the State is one
+	// broker's view of a cluster: assignments are stored and the changes
+	// other brokers save (Backend.Watch) are applied.
 	Placer Placer
 	Logger zerolog.Logger
+	// OnChange, if set, is called with no lock held after an image
+	// delivered by Backend.Watch (another broker's change, or the stored
+	// form of this broker's own) was published: replication re-reads the
+	// assignments then.
+	OnChange func()
 }
 
 // Placer chooses the replicas of new partitions in a cluster. State calls
@@ -214,9 +221,15 @@ func openOnce(opts Options) (*State, error) {
 	}
 	s.changeMu.Lock()
 	defer s.changeMu.Unlock()
-	if err := s.saveLocked(s.topics.Load(), s.quotas.Load()); err != nil {
-		s.closeLogs(topics)
-		return nil, err
+	// A broker joining a cluster whose metadata exists (it has a cluster
+	// id) has nothing to save, and saving would race the other brokers'
+	// changes for nothing. etcd's revision is not 0 even for an empty
+	// prefix, so the cluster id is what tells.
+	if opts.Placer == nil || img.ClusterID == "" {
+		if err := s.saveLocked(s.topics.Load(), s.quotas.Load()); err != nil {
+			s.closeLogs(topics)
+			return nil, err
+		}
 	}
 	return s, nil
 }

@@ -36,8 +36,11 @@ func (s *State) startWatch() {
 					return
 				}
 				s.changeMu.Lock()
-				s.applyLocked(u.Image, u.Revision)
+				applied := s.applyLocked(u.Image, u.Revision)
 				s.changeMu.Unlock()
+				if applied && s.opts.OnChange != nil {
+					s.opts.OnChange()
+				}
 			}
 		}
 	}()
@@ -67,10 +70,14 @@ func (s *State) Revision() Revision {
 // this broker's own save, based on everything it had applied, and the
 // backend delivers the stored state at that save's revision (which also
 // holds whatever the skipped image added) right after. Callers hold
-// changeMu.
-func (s *State) applyLocked(img Image, rev Revision) {
+// changeMu. It reports whether img was published.
+//
+// Partitions whose assignment changed are published as new values: a
+// published *Partition is never written, since request paths and
+// replication read it without a lock.
+func (s *State) applyLocked(img Image, rev Revision) bool {
 	if rev < s.rev {
-		return
+		return false
 	}
 	cur := s.topics.Load()
 	next := make(map[string]*Topic, len(img.Topics))
@@ -174,6 +181,7 @@ func (s *State) applyLocked(img Image, rev Revision) {
 			s.enforceRetentionOf(t.Partitions, time.Now())
 		}
 	}
+	return true
 }
 
 // UpdateAssignments replaces the assignments of some partitions of the

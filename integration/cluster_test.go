@@ -3,6 +3,7 @@ package integration
 import (
 	"errors"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,7 @@ type clusterBroker struct {
 	*server.Server
 	node *etcdstate.Node
 	id   int32
+	dir  string // its data directory
 }
 
 // startCluster starts n in-process brokers (node ids 1..n) on 127.0.0.1
@@ -34,6 +36,21 @@ type clusterBroker struct {
 // directory), and returns them once every broker sees all n. racks, if
 // given, are the brokers' broker.rack in order.
 func startCluster(t *testing.T, n int, settings map[string]string, racks ...string) []*clusterBroker {
+	t.Helper()
+	return startClusterEach(t, n, func(i int) map[string]string {
+		own := maps.Clone(settings)
+		if own == nil {
+			own = map[string]string{}
+		}
+		if len(racks) >= i {
+			own["broker.rack"] = racks[i-1]
+		}
+		return own
+	})
+}
+
+// startClusterEach is startCluster with broker i's settings from settings(i).
+func startClusterEach(t *testing.T, n int, settings func(i int) map[string]string) []*clusterBroker {
 	t.Helper()
 	m, err := etcdstate.StartEmbedded(etcdstate.EmbedConfig{Dir: t.TempDir(), PeerURL: "http://127.0.0.1:0", ClientURL: "http://127.0.0.1:0", Quiet: true})
 	if err != nil {
@@ -47,14 +64,12 @@ func startCluster(t *testing.T, n int, settings map[string]string, racks ...stri
 		if err != nil {
 			t.Fatal(err)
 		}
-		own := maps.Clone(settings)
-		if own == nil {
-			own = map[string]string{}
+		dir := t.TempDir()
+		cfg := server.Config{Listen: "127.0.0.1:0", DataDir: dir, NodeID: int32(i), Settings: settings(i), Cluster: node}
+		if os.Getenv("SKIFF_TEST_LOG") != "" {
+			cfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).With().Int("node", i).Logger()
 		}
-		if len(racks) >= i {
-			own["broker.rack"] = racks[i-1]
-		}
-		srv, err := server.New(server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), NodeID: int32(i), Settings: own, Cluster: node})
+		srv, err := server.New(cfg)
 		if err != nil {
 			node.Close()
 			t.Fatal(err)
@@ -64,7 +79,7 @@ func startCluster(t *testing.T, n int, settings map[string]string, racks ...stri
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { srv.Close() })
-		out = append(out, &clusterBroker{Server: srv, node: node, id: int32(i)})
+		out = append(out, &clusterBroker{Server: srv, node: node, id: int32(i), dir: dir})
 	}
 	for _, b := range out {
 		eventually(t, 30*time.Second, "every broker to see the whole cluster", func() bool {

@@ -68,6 +68,12 @@ func (s *Server) handleDescribeTopicPartitions(r *request) (kmsg.Response, error
 			tp := kmsg.NewDescribeTopicPartitionsResponseTopicPartition()
 			tp.Partition, tp.LeaderID, tp.LeaderEpoch = p, s.cfg.NodeID, partitionLeaderEpoch
 			tp.Replicas, tp.ISR = []int32{s.cfg.NodeID}, []int32{s.cfg.NodeID}
+			if a := s.meta.partition(name, p); a != nil {
+				// The published assignment (this node alone, epoch 0, on
+				// a single node).
+				tp.LeaderID, tp.LeaderEpoch = a.Leader, a.LeaderEpoch
+				tp.Replicas, tp.ISR = slices.Clone(a.Replicas), slices.Clone(a.ISR)
+			}
 			tp.EligibleLeaderReplicas, tp.LastKnownELR, tp.OfflineReplicas = []int32{}, []int32{}, []int32{}
 			mt.Partitions = append(mt.Partitions, tp)
 			used++

@@ -20,6 +20,9 @@ const partitionLeaderEpoch = 0
 func (s *Server) handleFetch(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.FetchRequest)
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	if s.repl != nil && fetchReplicaID(req) >= 0 {
+		return s.repl.handleReplicaFetch(r, req, fetchReplicaID(req))
+	}
 
 	useIDs := req.Version >= 13
 	sess, incremental, code := s.fetchSessions.begin(req.SessionID, req.SessionEpoch, time.Now())
@@ -35,11 +38,10 @@ func (s *Server) handleFetch(r *request) (kmsg.Response, error) {
 		name := s.fetchTopicName(useIDs, rt.Topic, rt.TopicID)
 		for _, rp := range rt.Partitions {
 			reqParts = append(reqParts, fetchPartitionReq{
-				key:         sessionKey{topic: name, topicID: rt.TopicID, partition: rp.Partition},
-				fetchOffset: rp.FetchOffset,
-				maxBytes:    rp.PartitionMaxBytes,
-				// The client knows a newer leader epoch than ours.
-				unknownEpoch: rp.CurrentLeaderEpoch > partitionLeaderEpoch,
+				key:          sessionKey{topic: name, topicID: rt.TopicID, partition: rp.Partition},
+				fetchOffset:  rp.FetchOffset,
+				maxBytes:     rp.PartitionMaxBytes,
+				currentEpoch: rp.CurrentLeaderEpoch,
 			})
 		}
 	}
@@ -63,7 +65,7 @@ func (s *Server) handleFetch(r *request) (kmsg.Response, error) {
 	} else {
 		for i := range reqParts {
 			parts = append(parts, &sessionPart{key: reqParts[i].key, fetchOffset: reqParts[i].fetchOffset,
-				maxBytes: reqParts[i].maxBytes, unknownEpoch: reqParts[i].unknownEpoch})
+				maxBytes: reqParts[i].maxBytes, currentEpoch: reqParts[i].currentEpoch})
 		}
 	}
 
@@ -213,14 +215,11 @@ func (s *Server) readPartitions(parts []*sessionPart, maxBytes int, readCommitte
 			res.err = kerr.UnknownTopicOrPartition.Code
 			anyErr = true
 			continue
-		case sp.unknownEpoch:
-			res.err = kerr.UnknownLeaderEpoch.Code
-			anyErr = true
-			continue
-		case s.notLeader(p):
-			// A consumer reads from the leader; clients refresh their
-			// metadata on this error and follow it.
-			res.err = kerr.NotLeaderForPartition.Code
+		}
+		if code := s.checkLeaderEpoch(p, sp.currentEpoch, true); code != nil {
+			// Older: FENCED_LEADER_EPOCH; newer: UNKNOWN_LEADER_EPOCH; a
+			// follower: NOT_LEADER_OR_FOLLOWER (no fetch from followers).
+			res.err = code.Code
 			anyErr = true
 			continue
 		}

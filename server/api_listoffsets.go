@@ -36,10 +36,16 @@ func (s *Server) handleListOffsets(r *request) (kmsg.Response, error) {
 			switch {
 			case p == nil:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case rp.CurrentLeaderEpoch > partitionLeaderEpoch:
-				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
 			default:
+				if code := s.checkLeaderEpoch(p, rp.CurrentLeaderEpoch, req.ReplicaID != debuggingReplicaID); code != nil {
+					sp.ErrorCode = code.Code
+					break
+				}
 				sp.ErrorCode = listOffset(p.Log, rp.Timestamp, readCommitted, &sp)
+				if sp.LeaderEpoch >= 0 {
+					// The partition's current epoch (0 on a single node).
+					sp.LeaderEpoch = p.LeaderEpoch
+				}
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}

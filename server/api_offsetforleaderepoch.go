@@ -14,11 +14,18 @@ const (
 	undefinedEpochOffset = -1
 )
 
-// handleOffsetForLeaderEpoch answers from the fact that every batch is
-// written at leader epoch 0 (partitionLeaderEpoch) and the epoch never
-// changes: epoch 0 ends at the log's visible end; a later epoch is unknown
-// to the log, which Kafka answers with an undefined epoch and offset. The
-// answer depends on nothing but the log, so it is the same after a restart.
+// debuggingReplicaID may ask a follower (Kafka's
+// ListOffsetsRequest.DEBUGGING_REPLICA_ID); everyone else must ask the
+// leader.
+const debuggingReplicaID = -2
+
+// handleOffsetForLeaderEpoch answers from the log's leader-epoch cache
+// (KIP-101) as Kafka's Partition.lastOffsetForLeaderEpoch does: first the
+// CurrentLeaderEpoch check (older: FENCED_LEADER_EPOCH, newer:
+// UNKNOWN_LEADER_EPOCH), then leadership (NOT_LEADER_OR_FOLLOWER), then
+// the end of the largest epoch not above the one asked for (the newest
+// ends at the log end); an epoch the log cannot place is answered with
+// undefined epoch and offset and no error.
 func (s *Server) handleOffsetForLeaderEpoch(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.OffsetForLeaderEpochRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
@@ -30,19 +37,32 @@ func (s *Server) handleOffsetForLeaderEpoch(r *request) (kmsg.Response, error) {
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = undefinedEpoch, undefinedEpochOffset
 			p := s.meta.partition(rt.Topic, rp.Partition)
-			switch {
-			case p == nil:
+			if p == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case rp.CurrentLeaderEpoch > partitionLeaderEpoch:
-				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
-			case rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch < partitionLeaderEpoch:
-				sp.ErrorCode = kerr.FencedLeaderEpoch.Code
-			case rp.LeaderEpoch == partitionLeaderEpoch:
-				sp.LeaderEpoch, sp.EndOffset = partitionLeaderEpoch, p.Log.HighWatermark()
+			} else if code := s.checkLeaderEpoch(p, rp.CurrentLeaderEpoch, req.ReplicaID != debuggingReplicaID); code != nil {
+				sp.ErrorCode = code.Code
+			} else {
+				sp.LeaderEpoch, sp.EndOffset = p.Log.EndOffsetForEpoch(rp.LeaderEpoch)
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
+}
+
+// checkLeaderEpoch is Kafka's checkCurrentLeaderEpoch followed by the
+// leadership check: a client's epoch older than the partition's is fenced,
+// a newer one unknown (this broker has not learned of it yet), -1 skips
+// the check; then, if requireLeader, only the leader answers.
+func (s *Server) checkLeaderEpoch(p *partition, current int32, requireLeader bool) *kerr.Error {
+	switch {
+	case current >= 0 && current < p.LeaderEpoch:
+		return kerr.FencedLeaderEpoch
+	case current > p.LeaderEpoch:
+		return kerr.UnknownLeaderEpoch
+	case requireLeader && p.Leader != s.cfg.NodeID:
+		return kerr.NotLeaderForPartition
+	}
+	return nil
 }

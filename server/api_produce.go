@@ -51,11 +51,12 @@ func (s *Server) handleProduce(r *request) (kmsg.Response, error) {
 					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 					break
 				}
-				if s.notLeader(p) {
-					sp.ErrorCode = kerr.NotLeaderForPartition.Code
+				if code := s.checkReplicatedProduce(p, req.Acks); code != nil {
+					sp.ErrorCode = code.Code
 					break
 				}
 				w, ok := s.producePartition(p, rp.Records, produceTxn{req.Version, req.TransactionID}, &sp)
+				w.part, w.acks = p, req.Acks
 				p.Stats.Produced(ok, len(rp.Records), w.lastOffset-sp.BaseOffset+1)
 				if ok && req.Acks != 0 {
 					w.topicIdx, w.partIdx = len(resp.Topics), len(st.Partitions)
@@ -82,6 +83,12 @@ func (s *Server) handleProduce(r *request) (kmsg.Response, error) {
 		ctx, cancel := context.WithTimeout(r.connCtx, max(timeout, time.Millisecond))
 		defer cancel()
 		for _, w := range waits {
+			if s.repl != nil {
+				if code := s.repl.waitProduce(ctx, w); code != nil {
+					resp.Topics[w.topicIdx].Partitions[w.partIdx].ErrorCode = code.Code
+				}
+				continue
+			}
 			if err := waitHighWatermark(ctx, w.log, w.lastOffset); err != nil {
 				code := kerr.RequestTimedOut
 				if ctx.Err() == nil {
@@ -96,6 +103,8 @@ func (s *Server) handleProduce(r *request) (kmsg.Response, error) {
 type durableWait struct {
 	log        *storage.Log
 	lastOffset int64
+	part       *partition // as published when appended (its leader epoch)
+	acks       int16
 	// where the partition's answer sits in the response
 	topicIdx, partIdx int
 }
@@ -141,7 +150,8 @@ func (s *Server) producePartition(p *partition, records []byte, tx produceTxn, s
 	}
 	// checkBatches ran protocol.ValidateBatch (CRC included): storage need
 	// not checksum the batch a second time.
-	opts := storage.AppendOptions{Validated: true, Guard: guard}
+	// The leader epoch goes into the batch (KIP-101): 0 on a single node.
+	opts := storage.AppendOptions{Validated: true, Guard: guard, LeaderEpoch: p.LeaderEpoch}
 	if cfg.logAppendTime {
 		opts.LogAppendTime = now
 	}

@@ -24,7 +24,12 @@ type cluster struct {
 // writeCounter reads the file backend's count of saves.
 type writeCounter struct{ b *clusterstate.FileBackend }
 
-func (w writeCounter) Load() int64 { return w.b.Writes() }
+func (w writeCounter) Load() int64 {
+	if w.b == nil {
+		return 0
+	}
+	return w.b.Writes()
+}
 
 type (
 	topic     = clusterstate.Topic
@@ -41,7 +46,7 @@ var (
 	errUnknownTopic   = clusterstate.ErrUnknownTopic
 )
 
-func openCluster(cfg *Config, store *storage.Store, logger zerolog.Logger) (*cluster, error) {
+func openCluster(cfg *Config, store *storage.Store, logger zerolog.Logger, onChange func()) (*cluster, error) {
 	// meta.json goes through the store's FS, so that MemFS crash and
 	// fault tests cover it as they cover the logs.
 	backend := clusterstate.NewFileBackend(store.FS(), filepath.Join(cfg.DataDir, metaFileName))
@@ -59,6 +64,7 @@ func openCluster(cfg *Config, store *storage.Store, logger zerolog.Logger) (*clu
 		NodeID:       cfg.NodeID,
 		CountTraffic: !cfg.DisableMetrics,
 		Logger:       logger,
+		OnChange:     onChange,
 	})
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -94,6 +95,8 @@ type Config struct {
 	offsetsTopicPartitions int32
 	defaultReplication     int16
 	rack                   string            // broker.rack
+	interBrokerListener    string            // inter.broker.listener.name, upper case; "" is the first listener
+	replicaLagMax          time.Duration     // replica.lag.time.max.ms
 	listeners              []listenerSpec    // in the order given; the first is Listen/Advertise
 	topicDefaults          map[string]string // topic config name -> broker-level default
 	staticTopicDefaults    map[string]bool   // topic configs whose default was set in Settings
@@ -128,6 +131,7 @@ var brokerConfigDefs = []brokerConfigDef{
 	// Above 1 only in a cluster (New checks).
 	{name: "default.replication.factor", typ: typeInt, def: "1", check: intRange(1, 32767)},
 	{name: "broker.rack", typ: typeString, def: ""},
+	{name: "inter.broker.listener.name", typ: typeString, def: ""},
 	{name: "auto.create.topics.enable", typ: typeBoolean, def: "true"},
 	{name: "delete.topic.enable", typ: typeBoolean, def: "true"},
 	{name: "socket.request.max.bytes", typ: typeInt, def: "104857600", check: intRange(1, 1<<31-1)},
@@ -192,6 +196,9 @@ var brokerConfigDefs = []brokerConfigDef{
 	{name: "log.cleaner.backoff.ms", typ: typeLong, def: "15000", check: longMin(1)},
 	{name: "offsets.topic.segment.bytes", typ: typeInt, def: offsetsTopicSegmentBytes, check: intRange(1, 1<<31-1)},
 	{name: "transaction.state.log.segment.bytes", typ: typeInt, def: txnStateSegmentBytes, check: intRange(1, 1<<31-1)},
+	// How long a follower may go without catching up to its leader's log
+	// end before the leader drops it from the ISR.
+	{name: "replica.lag.time.max.ms", typ: typeLong, def: "30000", check: intRange(1, math.MaxInt64)},
 }
 
 // ignoredBrokerConfigs are Kafka configs that appear in ordinary
@@ -200,9 +207,9 @@ var brokerConfigDefs = []brokerConfigDef{
 // existing file works, and have no effect.
 var ignoredBrokerConfigs = []string{
 	"process.roles", "controller.quorum.voters", "controller.quorum.bootstrap.servers",
-	"controller.listener.names", "inter.broker.listener.name",
+	"controller.listener.names",
 	"num.network.threads", "num.io.threads", "num.replica.fetchers", "num.recovery.threads.per.data.dir",
-	"socket.receive.buffer.bytes", "replica.lag.time.max.ms",
+	"socket.receive.buffer.bytes",
 	"replica.fetch.max.bytes", "replica.fetch.response.max.bytes", // follower-side fetch sizes
 	"share.coordinator.state.topic.replication.factor", "share.coordinator.state.topic.min.isr",
 	"group.coordinator.rebalance.protocols", "auto.leader.rebalance.enable",
@@ -311,6 +318,25 @@ func (c *Config) Validate() error {
 	c.offsetsTopicPartitions = int32(parseLong(get("offsets.topic.num.partitions")))
 	c.defaultReplication = int16(parseLong(get("default.replication.factor")))
 	c.rack = get("broker.rack")
+	c.interBrokerListener = strings.ToUpper(get("inter.broker.listener.name"))
+	if c.interBrokerListener != "" && !slices.ContainsFunc(c.listeners, func(l listenerSpec) bool { return l.name == c.interBrokerListener }) {
+		// Kafka refuses to start with an inter-broker listener it does not have.
+		return fmt.Errorf("server: inter.broker.listener.name %q is not one of the listeners", c.interBrokerListener)
+	}
+	if c.Cluster != nil {
+		// Followers fetch without TLS or SASL (as User:ANONYMOUS), so the
+		// listener they use must be PLAINTEXT; clients may use others.
+		ib := c.listeners[0]
+		for _, l := range c.listeners {
+			if l.name == c.interBrokerListener {
+				ib = l
+			}
+		}
+		if ib.protocol != "PLAINTEXT" {
+			return fmt.Errorf("server: the inter-broker listener %s is %s; replication needs a PLAINTEXT one (set inter.broker.listener.name)", ib.name, ib.protocol)
+		}
+	}
+	c.replicaLagMax = time.Duration(parseLong(get("replica.lag.time.max.ms"))) * time.Millisecond
 
 	// Topic defaults come from the broker-level synonyms, with Kafka's
 	// precedence for the hour/minute/ms forms of retention and roll.

@@ -50,6 +50,7 @@ var brokerConfigDocs = map[string]string{
 	"log.dir":                                  "The directory holding the partition logs, if log.dirs is not set.",
 	"num.partitions":                           "The number of partitions of topics created without one.",
 	"default.replication.factor":               "The replication factor of topics created without one.",
+	"inter.broker.listener.name":               "The listener followers fetch from in a cluster (its registered address); empty: the first listener.",
 	"broker.rack":                              "The rack of this broker, for rack-aware replica placement in a cluster.",
 	"auto.create.topics.enable":                "Whether a topic is created when a client asks for its metadata.",
 	"delete.topic.enable":                      "Whether topics may be deleted.",

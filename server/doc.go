@@ -44,4 +44,13 @@
 // fetch look topics up without a broker-wide lock; each partition log has
 // its own lock. The lock order of the whole broker is in LOCKS.md at the
 // repository root.
+//
+// # Replication
+//
+// With Config.Cluster (a broker of a cluster whose metadata is in etcd) the
+// partitions are replicated the way Kafka does it: replication.go (the
+// manager: leaders' follower state, high watermark, ISR changes, the
+// produce checks), replica_fetcher.go (one fetcher per leader broker) and
+// api_fetch_replica.go (a leader serving its followers). Without it
+// nothing of this runs and the broker is the single node it always was.
 package server

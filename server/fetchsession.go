@@ -50,7 +50,7 @@ type sessionPart struct {
 	key          sessionKey
 	fetchOffset  int64
 	maxBytes     int32
-	unknownEpoch bool // the client's leader epoch is newer than ours
+	currentEpoch int32 // the client's CurrentLeaderEpoch (-1: none)
 	lastHW       int64
 	lastLSO      int64
 	lastLogStart int64
@@ -62,7 +62,7 @@ type fetchPartitionReq struct {
 	key          sessionKey
 	fetchOffset  int64
 	maxBytes     int32
-	unknownEpoch bool
+	currentEpoch int32
 }
 
 // sessionEpochInitial and sessionEpochFinal are KIP-227's special epochs: a
@@ -146,7 +146,7 @@ func (s *fetchSession) updateLocked(reqParts []fetchPartitionReq, forgotten []se
 			s.byKey[rp.key] = p
 			s.parts = append(s.parts, p)
 		}
-		p.fetchOffset, p.maxBytes, p.unknownEpoch = rp.fetchOffset, rp.maxBytes, rp.unknownEpoch
+		p.fetchOffset, p.maxBytes, p.currentEpoch = rp.fetchOffset, rp.maxBytes, rp.currentEpoch
 	}
 	return s.parts
 }

@@ -252,6 +252,18 @@ func (s *Server) ListenerAddr(name string) string {
 	return net.JoinHostPort(l.advertHost, strconv.Itoa(int(l.advertPort)))
 }
 
+// BoundListenerAddr returns the address the named listener is bound to
+// (which may differ from the advertised one, e.g. behind a proxy), or ""
+// if there is no such listener or Start has not bound it.
+func (s *Server) BoundListenerAddr(name string) string {
+	i := indexListener(s.cfg.listeners, strings.ToUpper(name))
+	if i < 0 || s.cfg.listeners[i].boundPort == 0 {
+		return ""
+	}
+	l := s.cfg.listeners[i]
+	return net.JoinHostPort(l.host, strconv.Itoa(l.boundPort))
+}
+
 // listenersSetting renders the listeners as Kafka's listeners setting.
 func (c *Config) listenersSetting() string {
 	parts := make([]string, len(c.listeners))

@@ -33,6 +33,7 @@ type Server struct {
 	log    zerolog.Logger
 	store  *storage.Store
 	meta   *cluster
+	repl   *replicaManager // replication; nil on a single node (no Config.Cluster)
 	groups *coordinator.Groups
 	txn    *txn.Coordinator   // transactions and producer ids; see txn.go
 	shares *share.Coordinator // share groups (KIP-932); see share.go
@@ -130,7 +131,12 @@ func New(cfg Config) (*Server, error) {
 		store.Close()
 		return nil, err
 	}
-	meta, err := openCluster(&s.cfg, store, s.log)
+	var onChange func()
+	if cfg.Cluster != nil {
+		s.repl = newReplicaManager(s)
+		onChange = s.repl.changed
+	}
+	meta, err := openCluster(&s.cfg, store, s.log, onChange)
 	if err != nil {
 		store.Close()
 		s.stopHTTP()
@@ -201,6 +207,9 @@ func (s *Server) Start() error {
 		s.goTracked(func() { s.acceptLoop(ln, l) })
 	}
 	s.goTracked(s.retentionLoop)
+	if s.repl != nil {
+		s.goTracked(s.repl.run)
+	}
 	s.txn.Start()
 	s.http.setReady()
 	return nil

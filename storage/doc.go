@@ -62,6 +62,20 @@
 // written in the same round (if that fails, at a later round or at Close; a
 // missing index is rebuilt at open).
 //
+// # Replication
+//
+// A log keeps Kafka's leader-epoch cache (epochcache.go, KIP-101): the
+// first offset of every leader epoch, from the PartitionLeaderEpoch of the
+// batches, persisted as leader-epoch-checkpoint by the flush round before
+// the data it covers counts as flushed (an open after a crash rescans the
+// batches past the recovery point). replica.go holds what a replica needs:
+// AppendReplicated (a leader's batches kept as they are), Flush,
+// TruncateTo and ResetTo (a follower's divergent tail, or a restart at its
+// leader's log start), ReadFileReplica (a leader serving followers up to
+// its durable end), and SetHighWatermarkCap, which bounds the high
+// watermark by what the in-sync replicas hold (math.MaxInt64 on one node:
+// the high watermark is the durable end, as always).
+//
 // # Disk faults
 //
 // A failed write to a segment (a full disk, an I/O error) fails that append

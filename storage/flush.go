@@ -17,6 +17,10 @@ func (l *Log) syncLocked(target int64) error {
 		if l.mu.flushed.offset >= target {
 			return nil
 		}
+		if target > l.mu.leo {
+			// A follower's truncation took what the caller appended.
+			return fmt.Errorf("%w: %d past the log end %d", ErrTruncated, target, l.mu.leo)
+		}
 		if l.mu.failed != nil {
 			return l.mu.failed
 		}
@@ -68,6 +72,7 @@ func (l *Log) flushLocked() {
 	l.mu.dirDirty = false
 	snapshot := l.mu.pendingSnapshot
 	l.mu.pendingSnapshot = nil
+	epochs := l.pendingEpochsLocked()
 	maxTs, maxTsOffset, msgs := l.mu.maxTs, l.mu.maxTsOffset, l.mu.appendedMsgs
 	sync := l.mu.fsync
 	done := make(chan struct{})
@@ -111,6 +116,15 @@ func (l *Log) flushLocked() {
 		}
 		syncDir = true
 	}
+	if err == nil && epochs != nil {
+		// Before the round counts as flushed: the recovery point, from
+		// which an open after a crash rescans epochs, must not pass
+		// batches whose epoch the checkpoint lacks.
+		if err = l.writeEpochCheckpoint(epochs); err != nil {
+			err = fmt.Errorf("storage: leader epoch checkpoint: %w", err)
+		}
+		syncDir = true
+	}
 	if err == nil && syncDir {
 		// New segment files and renamed index files must survive a crash
 		// before the high watermark moves into them.
@@ -129,6 +143,9 @@ func (l *Log) flushLocked() {
 	l.mu.flushing = false
 	close(done)
 	if err != nil {
+		if epochs != nil {
+			l.mu.epochs.dirty = true
+		}
 		l.mu.failed = fmt.Errorf("%w: %w", ErrLogFailed, err)
 		l.mu.dirDirty = l.mu.dirDirty || syncDir
 		if l.mu.hwCh != nil {
@@ -137,6 +154,7 @@ func (l *Log) flushLocked() {
 			close(l.mu.hwCh)
 			l.mu.hwCh = nil
 		}
+		l.wakeDurableLocked()
 		l.logger.Error().Err(err).Str("dir", l.dir).Msg("storage: flush failed; log refuses appends until reopened")
 		return
 	}
@@ -149,6 +167,7 @@ func (l *Log) flushLocked() {
 		}
 	}
 	l.mu.flushed = target
+	l.wakeDurableLocked()
 	if l.onFlushRound != nil && len(items) > 0 {
 		l.onFlushRound(fsyncTime, msgs-l.mu.flushedMsgs)
 	}
@@ -270,6 +289,7 @@ func (l *Log) close(flush bool) error {
 		close(l.mu.hwCh)
 		l.mu.hwCh = nil
 	}
+	l.wakeDurableLocked()
 	l.mu.Unlock()
 	l.wg.Wait() // no new background flush can start: closed is set
 
@@ -297,6 +317,10 @@ func (l *Log) close(flush bool) error {
 		active.maybeAppendTimeEntry()
 		// The producer state snapshot spares the next open a scan.
 		err = l.saveProducerStateLocked()
+		if err == nil {
+			l.mu.epochs.dirty = false
+			err = l.writeEpochCheckpoint(l.mu.epochs.encode())
+		}
 	}
 	l.mu.Unlock()
 

@@ -99,6 +99,17 @@ type Log struct {
 		pendingSnapshot []byte        // producer state snapshot encoded at a roll, for the next flush round to write
 
 		compact compactState // see compactrun.go
+
+		epochs epochCache // leader epochs (KIP-101); see epochcache.go
+		// hwCap bounds the high watermark from outside: a replicated
+		// partition's leader sets it to what its in-sync followers hold,
+		// a follower to its leader's high watermark. math.MaxInt64 (one
+		// node) leaves the high watermark at the durable end, as before.
+		hwCap int64
+		// durCh is closed when the durable end (DurableEnd) advances: a
+		// leader's parked follower fetches wait on it, not on the high
+		// watermark, which only their fetches move.
+		durCh chan struct{}
 	}
 }
 
@@ -209,6 +220,10 @@ type AppendOptions struct {
 	// Guard is the verification guard of a client's transactional produce
 	// (StartVerification); the zero value skips the check.
 	Guard VerificationGuard
+	// replicated: a leader's batches copied by a follower (AppendReplicated),
+	// whose leader epoch stays and whose record count may be below the
+	// offset delta (a compacted leader's batches).
+	replicated bool
 }
 
 // AppendResult describes where an Append put the records.
@@ -264,6 +279,7 @@ func (l *Log) Append(records []byte, opts AppendOptions) (AppendResult, error) {
 		l.flushSoonLocked(res.LastOffset + 1)
 	default:
 		l.advanceHWLocked(l.endPosLocked(), l.mu.maxTs, l.mu.maxTsOffset)
+		l.wakeDurableLocked()
 		if n, ok := cfg.flushMessages(); ok && l.mu.appendedMsgs-l.mu.flushedMsgs >= n {
 			// Kafka flushes in the append path, so the producer's ack
 			// follows the fsync.
@@ -294,7 +310,7 @@ func prepareBatches(records []byte, opts AppendOptions) (appendInfo, error) {
 		if err != nil {
 			return info, fmt.Errorf("storage: batch at byte %d: %w", p, err)
 		}
-		if h.NumRecords <= 0 || int64(h.NumRecords) != int64(h.LastOffsetDelta)+1 {
+		if !opts.replicated && (h.NumRecords <= 0 || int64(h.NumRecords) != int64(h.LastOffsetDelta)+1) {
 			return info, fmt.Errorf("storage: batch at byte %d has %d records for last offset delta %d: %w",
 				p, h.NumRecords, h.LastOffsetDelta, protocol.ErrBatchOffsetDelta)
 		}
@@ -302,13 +318,15 @@ func prepareBatches(records []byte, opts AppendOptions) (appendInfo, error) {
 		info.msgs += int64(h.NumRecords)
 		p += h.Size()
 	}
-	if info.offsets > maxRelOffset {
+	if !opts.replicated && info.offsets > maxRelOffset {
 		return info, fmt.Errorf("storage: append of %d offsets: %w", info.offsets, protocol.ErrBatchOffsetDelta)
 	}
 	for p := 0; p < len(records); {
 		size := batchSize(records[p:])
 		b := records[p : p+size]
-		protocol.SetPartitionLeaderEpoch(b, opts.LeaderEpoch)
+		if !opts.replicated {
+			protocol.SetPartitionLeaderEpoch(b, opts.LeaderEpoch)
+		}
 		if opts.LogAppendTime > 0 {
 			protocol.SetLogAppendTime(b, opts.LogAppendTime)
 		}
@@ -348,6 +366,14 @@ func (l *Log) appendLocked(records []byte, info appendInfo, guard VerificationGu
 	if isDup {
 		return AppendResult{BaseOffset: dup.firstOffset, LastOffset: dup.lastOffset(), LogStartOffset: l.mu.logStart, Duplicate: true}, nil
 	}
+	return l.writeLocked(records, info, true)
+}
+
+// writeLocked writes checked batches at the log end: with assign, at
+// offsets from the log end on (rewriting their base offsets); without, at
+// the offsets they carry (a follower's copy of its leader's batches, which
+// the caller checked to start at or after the log end and ascend).
+func (l *Log) writeLocked(records []byte, info appendInfo, assign bool) (AppendResult, error) {
 	now := time.Now().UnixMilli()
 	seg := l.activeLocked()
 	if l.shouldRollLocked(seg, int64(len(records)), info, now) {
@@ -359,9 +385,18 @@ func (l *Log) appendLocked(records []byte, info appendInfo, guard VerificationGu
 	base := l.mu.leo
 	off := base
 	for p := 0; p < len(records); {
-		protocol.SetBaseOffset(records[p:], off)
-		off += int64(batchLastOffsetDelta(records[p:])) + 1
-		p += batchSize(records[p:])
+		b := records[p:]
+		if assign {
+			protocol.SetBaseOffset(b, off)
+		} else {
+			off = int64(binary.BigEndian.Uint64(b))
+			if p == 0 {
+				base = off
+			}
+		}
+		l.mu.epochs.assign(int32(binary.BigEndian.Uint32(b[12:])), off)
+		off += int64(batchLastOffsetDelta(b)) + 1
+		p += batchSize(b)
 	}
 	pos := seg.size
 	// The active segment holds the log's pin: seg.f stays open.
@@ -467,6 +502,13 @@ func (l *Log) rollLocked(now int64) error {
 
 // advanceHWLocked moves the high watermark forward to p and wakes Wait()ers.
 func (l *Log) advanceHWLocked(p logPos, maxTs, maxTsOffset int64) {
+	if p.offset > l.mu.hwCap {
+		// Replicated: not past what the in-sync replicas hold.
+		p = l.posForOffsetLocked(l.mu.hwCap)
+		if maxTsOffset >= p.offset {
+			maxTs, maxTsOffset = -1, -1
+		}
+	}
 	if p.offset <= l.mu.hw.offset {
 		return
 	}

@@ -194,6 +194,12 @@ func lookupPosition(idx []offsetEntry, pos int64) int64 {
 // offset may use, under l.mu, as Read and ReadFile begin. No parts and no
 // error: nothing to read. The caller releases every part.
 func (l *Log) capture(offset int64, maxBytes int, minOne bool) (ReadResult, []readPart, error) {
+	return l.captureTo(offset, maxBytes, minOne, false)
+}
+
+// captureTo is capture; with replica, up to the durable end instead of
+// the high watermark (a follower's fetch).
+func (l *Log) captureTo(offset int64, maxBytes int, minOne, replica bool) (ReadResult, []readPart, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.closed {
@@ -201,6 +207,9 @@ func (l *Log) capture(offset int64, maxBytes int, minOne bool) (ReadResult, []re
 	}
 	hw := l.mu.hw
 	res := ReadResult{HighWatermark: hw.offset, LogStartOffset: l.mu.logStart}
+	if end := l.durableEndLocked(); replica && end.offset > hw.offset {
+		hw = end // the limit of this read, not the reported high watermark
+	}
 	if offset < l.mu.logStart || offset > l.mu.leo {
 		return res, nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, l.mu.logStart, l.mu.leo)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -81,6 +82,7 @@ func openLog(dir, name string, cfg Config, env logEnv, logger zerolog.Logger) (*
 	}
 	l.mu.cfg = cfg
 	l.mu.fsync = File.Datasync
+	l.mu.hwCap = math.MaxInt64
 	l.mu.producers.expiration = env.producerExpiration
 	if err := completeSwaps(env.fs, dir, logger); err != nil {
 		return nil, err
@@ -245,7 +247,18 @@ func (l *Log) loadSegments(bases []int64, clean bool, recoveryPoint int64) error
 	l.mu.lastFlush = time.Now()
 	l.mu.hwMaxTs, l.mu.hwMaxTsOffset = -1, -1
 	l.recomputeMaxLocked()
-	return l.loadProducerStateLocked()
+	if err := l.loadProducerStateLocked(); err != nil {
+		return err
+	}
+	// After a clean stop the epoch checkpoint was written by Close; after
+	// a crash the epochs of batches past the recovery point may be missing
+	// from it (a flush round writes it before the data it covers counts
+	// as flushed).
+	epochsFrom := l.mu.leo
+	if !clean {
+		epochsFrom = max(recoveryPoint, l.mu.logStart)
+	}
+	return l.loadEpochsLocked(epochsFrom)
 }
 
 // dropSegments deletes the segments with the given bases, logging what is
