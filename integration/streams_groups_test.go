@@ -84,6 +84,13 @@ func (m *streamsMember) heartbeat(topology *kmsg.StreamsGroupHeartbeatRequestTop
 		switch resp.ErrorCode {
 		case kerr.NotCoordinator.Code, kerr.CoordinatorLoadInProgress.Code, kerr.CoordinatorNotAvailable.Code:
 			return false
+		case kerr.UnknownServerError.Code:
+			// Kafka 4.2.1 fails a joining member that has an IQ endpoint
+			// with UNKNOWN_SERVER_ERROR while a source topic is missing
+			// from its coordinator's metadata image, which lags a topic
+			// just created; the member's next heartbeat succeeds. A broker
+			// that keeps answering it still fails the test at the deadline.
+			return m.epoch != 0
 		}
 		return true
 	})
