@@ -18,24 +18,33 @@ func (g *Groups) ConsumerGroupDescribe(ctx context.Context, req *kmsg.ConsumerGr
 	for _, id := range req.Groups {
 		dg := kmsg.NewConsumerGroupDescribeResponseGroup()
 		dg.Group = id
-		grp := g.mu.groups[id]
-		switch {
-		case g.mu.closed:
-			dg.ErrorCode = errCoordinatorNotAvailable
-		case id == "":
-			dg.ErrorCode = errInvalidGroupID
-		case grp == nil || grp.state == stateDead:
-			dg.ErrorCode = errGroupIDNotFound
-			dg.ErrorMessage = strPtr(fmt.Sprintf("Group %s not found.", id))
-		case grp.kind != kindConsumer:
-			dg.ErrorCode = errGroupIDNotFound
-			dg.ErrorMessage = strPtr(fmt.Sprintf("Group %s is not a consumer group.", id))
-		default:
+		grp, code, msg := g.describedGroupLocked(id, kindConsumer)
+		if code != 0 {
+			dg.ErrorCode, dg.ErrorMessage = code, msg
+		} else {
 			g.describeConsumerGroupLocked(grp, &dg)
 		}
 		resp.Groups = append(resp.Groups, dg)
 	}
 	return resp
+}
+
+// describedGroupLocked looks a group up for ConsumerGroupDescribe or
+// StreamsGroupDescribe: the group of that kind, or the error code (and
+// message) Kafka answers for it.
+func (g *Groups) describedGroupLocked(id string, kind groupKind) (*group, int16, *string) {
+	grp := g.mu.groups[id]
+	switch {
+	case g.mu.closed:
+		return nil, errCoordinatorNotAvailable, nil
+	case id == "":
+		return nil, errInvalidGroupID, nil
+	case grp == nil || grp.state == stateDead:
+		return nil, errGroupIDNotFound, strPtr(fmt.Sprintf("Group %s not found.", id))
+	case grp.kind != kind:
+		return nil, errGroupIDNotFound, strPtr(fmt.Sprintf("Group %s is not a %s group.", id, kind))
+	}
+	return grp, 0, nil
 }
 
 func (g *Groups) describeConsumerGroupLocked(grp *group, dg *kmsg.ConsumerGroupDescribeResponseGroup) {

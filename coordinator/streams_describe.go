@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"fmt"
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -18,19 +17,10 @@ func (g *Groups) StreamsGroupDescribe(ctx context.Context, req *kmsg.StreamsGrou
 	for _, id := range req.Groups {
 		dg := kmsg.NewStreamsGroupDescribeResponseGroup()
 		dg.Group = id
-		grp := g.mu.groups[id]
-		switch {
-		case g.mu.closed:
-			dg.ErrorCode = errCoordinatorNotAvailable
-		case id == "":
-			dg.ErrorCode = errInvalidGroupID
-		case grp == nil || grp.state == stateDead:
-			dg.ErrorCode = errGroupIDNotFound
-			dg.ErrorMessage = strPtr(fmt.Sprintf("Group %s not found.", id))
-		case grp.kind != kindStreams:
-			dg.ErrorCode = errGroupIDNotFound
-			dg.ErrorMessage = strPtr(fmt.Sprintf("Group %s is not a streams group.", id))
-		default:
+		grp, code, msg := g.describedGroupLocked(id, kindStreams)
+		if code != 0 {
+			dg.ErrorCode, dg.ErrorMessage = code, msg
+		} else {
 			g.describeStreamsGroupLocked(grp, &dg)
 		}
 		resp.Groups = append(resp.Groups, dg)
