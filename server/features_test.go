@@ -32,22 +32,7 @@ func finalizedLevel(t *testing.T, cl *kgo.Client, name string) int16 {
 // through and survives a restart.
 func TestUpdateFeaturesOnFullDisk(t *testing.T) {
 	fsys := storage.NewMemFS()
-	start := func() (*Server, *kgo.Client) {
-		srv, err := New(Config{Listen: "127.0.0.1:0", DataDir: "/data", FS: fsys})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := srv.Start(); err != nil {
-			srv.Close()
-			t.Fatal(err)
-		}
-		cl, err := kgo.NewClient(kgo.SeedBrokers(srv.Addr()))
-		if err != nil {
-			srv.Close()
-			t.Fatal(err)
-		}
-		return srv, cl
-	}
+	start := func() (*Server, *kgo.Client) { return startOnFS(t, fsys) }
 	downgrade := func(cl *kgo.Client) int16 {
 		t.Helper()
 		req := kmsg.NewPtrUpdateFeaturesRequest()
@@ -86,4 +71,25 @@ func TestUpdateFeaturesOnFullDisk(t *testing.T) {
 	if l := finalizedLevel(t, cl, "transaction.version"); l != 1 {
 		t.Errorf("after a restart transaction.version = %d, want 1", l)
 	}
+}
+
+// startOnFS starts a server with its data in /data on fsys (a MemFS that
+// outlives the server, for restarts) and a client of it; the caller closes
+// both.
+func startOnFS(t *testing.T, fsys storage.FS) (*Server, *kgo.Client) {
+	t.Helper()
+	srv, err := New(Config{Listen: "127.0.0.1:0", DataDir: "/data", FS: fsys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.Addr()))
+	if err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	return srv, cl
 }

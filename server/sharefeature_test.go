@@ -18,23 +18,7 @@ import (
 // upgrade to 1 enables share groups again.
 func TestShareVersionGatesShareGroupAPIs(t *testing.T) {
 	fsys := storage.NewMemFS()
-	start := func() (*Server, *kgo.Client) {
-		t.Helper()
-		srv, err := New(Config{Listen: "127.0.0.1:0", DataDir: "/data", FS: fsys})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := srv.Start(); err != nil {
-			srv.Close()
-			t.Fatal(err)
-		}
-		cl, err := kgo.NewClient(kgo.SeedBrokers(srv.Addr()))
-		if err != nil {
-			srv.Close()
-			t.Fatal(err)
-		}
-		return srv, cl
-	}
+	start := func() (*Server, *kgo.Client) { return startOnFS(t, fsys) }
 	ctx := context.Background()
 	setLevel := func(cl *kgo.Client, level int16, upgradeType int8) {
 		t.Helper()
