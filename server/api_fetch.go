@@ -20,8 +20,8 @@ const partitionLeaderEpoch = 0
 func (s *Server) handleFetch(r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.FetchRequest)
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
-	if s.repl != nil && fetchReplicaID(req) >= 0 {
-		return s.repl.handleReplicaFetch(r, req, fetchReplicaID(req))
+	if id := fetchReplicaID(req); s.repl != nil && id >= 0 {
+		return s.repl.handleReplicaFetch(r, req, id)
 	}
 
 	useIDs := req.Version >= 13

@@ -104,7 +104,9 @@ func appendTxnMarker(p *partition, now, pid int64, epoch int16, commit bool, coo
 	if err != nil {
 		return err
 	}
-	_, err = p.Log.Append(batch, storage.AppendOptions{LeaderEpoch: partitionLeaderEpoch, Sync: true})
+	// Stamped with the partition's leader epoch, as a produced batch is
+	// (KIP-101): followers copy it, and their epoch caches must agree.
+	_, err = p.Log.Append(batch, storage.AppendOptions{LeaderEpoch: p.LeaderEpoch, Sync: true})
 	return err
 }
 
